@@ -1,0 +1,1 @@
+// The Swift client SDK: DPoP keys, proofs, token requests and calls.

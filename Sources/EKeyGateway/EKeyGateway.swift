@@ -1,0 +1,1 @@
+// The verifier gateway (DESIGN.md §5) is assembled here.

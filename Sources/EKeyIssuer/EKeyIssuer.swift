@@ -1,0 +1,1 @@
+// The issuer service (`POST /token`, DESIGN.md §3) is assembled here.

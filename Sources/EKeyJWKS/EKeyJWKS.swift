@@ -1,0 +1,1 @@
+// The JWKS publisher (DESIGN.md §4) is assembled here.

@@ -1,0 +1,1 @@
+// The usage and replay store interface (DESIGN.md §5 step 5).
