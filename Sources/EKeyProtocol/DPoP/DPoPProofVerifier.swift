@@ -1,0 +1,151 @@
+/// Verifies DPoP proofs (RFC 9449 §4.3; DESIGN.md §5 step 3 and §3 for token requests).
+///
+/// Checks, in order: `typ`, `alg`, a public-only `jwk` of that algorithm, the signature,
+/// `htm`, `htu`, `iat`, `jti`, then the server nonce, `ath` (or the prototype's
+/// `nonce` = trace), and the key's thumbprint. Replay of `jti` is the store's job.
+public struct DPoPProofVerifier: Sendable {
+    /// How proofs are judged.
+    public struct Policy: Sendable {
+        /// How far `iat` may be from now, in seconds (`gateway.dpop.max_age`, default 5).
+        public var maximumAge: Int64
+        /// Refuse the prototype form (`nonce` = trace instead of `ath`).
+        public var requireAccessTokenHash: Bool
+        /// When set, proofs must carry a current server nonce (`gateway.dpop.nonce`).
+        public var serverNonces: DPoPNonceSource?
+
+        /// Creates a policy.
+        public init(maximumAge: Int64 = 5, requireAccessTokenHash: Bool = false, serverNonces: DPoPNonceSource? = nil) {
+            self.maximumAge = maximumAge
+            self.requireAccessTokenHash = requireAccessTokenHash
+            self.serverNonces = serverNonces
+        }
+    }
+
+    /// What the request the proof came with looks like.
+    public struct Request: Sendable {
+        /// The HTTP method.
+        public var method: String
+        /// The URI the proof must name: the route's public origin + path (or issuer URL + `/token`).
+        public var url: String
+        /// The access token sent with the proof (resource requests); `nil` for token requests.
+        public var accessToken: String?
+        /// The token's trace, for the prototype's `nonce` = trace form.
+        public var trace: String?
+        /// The thumbprint the token is bound to (`cnf.jkt`); `nil` for token requests.
+        public var boundThumbprint: String?
+
+        /// Creates a request description.
+        public init(method: String, url: String, accessToken: String? = nil, trace: String? = nil, boundThumbprint: String? = nil) {
+            self.method = method
+            self.url = url
+            self.accessToken = accessToken
+            self.trace = trace
+            self.boundThumbprint = boundThumbprint
+        }
+    }
+
+    /// A proof that passed every check.
+    public struct VerifiedProof: Sendable, Hashable {
+        /// The proof's `jti`, for the replay check.
+        public let jti: String
+        /// The RFC 7638 thumbprint of the proof key.
+        public let thumbprint: String
+        /// The proof key.
+        public let jwk: JWK
+        /// The proof's `iat`.
+        public let issuedAt: Int64
+    }
+
+    /// The policy in force.
+    public let policy: Policy
+
+    /// Creates a verifier.
+    public init(policy: Policy = Policy()) {
+        self.policy = policy
+    }
+
+    /// Verifies `proof` for `request` at `now` (epoch seconds).
+    ///
+    /// - Throws: `invalid_proof` for any failed check; `use_dpop_nonce` when server nonces
+    ///   are on and the proof lacks a current one.
+    public func verify(_ proof: String, for request: Request, now: Int64) throws(EKeyError) -> VerifiedProof {
+        let jws: JWSCompact
+        do {
+            jws = try JWSCompact(parsing: proof, maximumLength: 4096)
+        } catch {
+            throw .invalidDPoPProof("the DPoP proof is not a valid JWS: \(error.reason)")
+        }
+        guard jws.headerString("typ") == DPoPProof.type else {
+            throw .invalidDPoPProof("the DPoP proof's typ must be \"\(DPoPProof.type)\"")
+        }
+        guard let jwkValue = jws.header["jwk"] else {
+            throw .invalidDPoPProof("the DPoP proof header has no \"jwk\"")
+        }
+        let jwk: JWK
+        let key: PublicSigningKey
+        do {
+            jwk = try JWK(parsing: jwkValue, context: .publicOnly)
+            key = try jwk.publicKey()
+            try jws.verify(using: key)
+        } catch {
+            throw .invalidDPoPProof("the DPoP proof is refused: \(error.reason)")
+        }
+        let claims: [String: JSONValue]
+        do {
+            claims = try StrictJSONParser().parseObject(jws.payload)
+        } catch {
+            throw .invalidDPoPProof("the DPoP proof payload is not a valid JSON object: \(error)")
+        }
+        guard claims["htm"]?.stringValue == request.method else {
+            throw .invalidDPoPProof("the DPoP proof's htm does not match the request method \(request.method)")
+        }
+        guard let htu = claims["htu"]?.stringValue, let proofURI = HTTPTargetURI(htu),
+            let expectedURI = HTTPTargetURI(request.url), proofURI == expectedURI
+        else {
+            throw .invalidDPoPProof("the DPoP proof's htu does not match \(HTTPTargetURI(request.url)?.description ?? request.url)")
+        }
+        guard let issuedAt = claims["iat"]?.integerValue else {
+            throw .invalidDPoPProof("the DPoP proof has no integer iat")
+        }
+        guard issuedAt >= now - policy.maximumAge, issuedAt <= now + policy.maximumAge else {
+            throw .invalidDPoPProof("the DPoP proof's iat is more than \(policy.maximumAge) s from now; make a fresh proof for each request")
+        }
+        guard let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= DPoPProof.maximumJTILength else {
+            throw .invalidDPoPProof("the DPoP proof needs a jti of 1-\(DPoPProof.maximumJTILength) characters")
+        }
+        let nonce = claims["nonce"]
+        if nonce != nil, nonce?.stringValue == nil {
+            throw .invalidDPoPProof("the DPoP proof's nonce must be a string")
+        }
+        if let serverNonces = policy.serverNonces {
+            guard let value = nonce?.stringValue, serverNonces.isCurrent(value, now: now) else {
+                throw EKeyError(.useDPoPNonce, "a current server nonce is required; retry with the DPoP-Nonce header's value as the proof's nonce")
+            }
+        }
+        if let accessToken = request.accessToken {
+            try checkTokenLink(claims: claims, accessToken: accessToken, trace: request.trace)
+        }
+        let thumbprint = jwk.thumbprint
+        if let bound = request.boundThumbprint {
+            guard constantTimeEqual(Array(thumbprint.utf8), Array(bound.utf8)) else {
+                throw .invalidDPoPProof("the DPoP proof key is not the key the token is bound to (cnf.jkt)")
+            }
+        }
+        return VerifiedProof(jti: jti, thumbprint: thumbprint, jwk: jwk, issuedAt: issuedAt)
+    }
+
+    private func checkTokenLink(claims: [String: JSONValue], accessToken: String, trace: String?) throws(EKeyError) {
+        if let ath = claims["ath"] {
+            guard let value = ath.stringValue,
+                constantTimeEqual(Array(value.utf8), Array(EKeyToken.accessTokenHash(accessToken).utf8))
+            else { throw .invalidDPoPProof("the DPoP proof's ath is not the SHA-256 of the token sent") }
+            return
+        }
+        if policy.requireAccessTokenHash || policy.serverNonces != nil {
+            throw .invalidDPoPProof("the DPoP proof needs ath = base64url(SHA-256(token))")
+        }
+        guard let trace, let nonce = claims["nonce"]?.stringValue, nonce == trace else {
+            throw .invalidDPoPProof("the DPoP proof needs ath = base64url(SHA-256(token)) (or, from E-Key prototype clients, nonce = the token's trace)")
+        }
+    }
+}
