@@ -1,0 +1,55 @@
+public import Foundation
+
+/// Runs an external program (python3, openssl, redis-cli ...) for tests, with stdin and
+/// captured output. A non-zero exit throws with the program's stderr, so a missing tool
+/// or library fails the test with a readable message instead of being skipped.
+public struct ExternalCommand: Sendable {
+    /// The program's result.
+    public struct Output: Sendable {
+        public let status: Int32
+        public let stdout: Data
+        public let stderr: String
+    }
+
+    /// Why the command failed.
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let executable: String
+    public let arguments: [String]
+
+    /// Creates a command; `executable` is looked up on `PATH` through `/usr/bin/env`.
+    public init(_ executable: String, _ arguments: [String]) {
+        self.executable = executable
+        self.arguments = arguments
+    }
+
+    /// Runs to completion, feeding `input` on stdin.
+    @discardableResult
+    public func run(input: Data = Data()) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let stdin = Pipe()
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+        let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
+        let errorData = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let output = Output(
+            status: process.terminationStatus, stdout: outputData,
+            stderr: String(decoding: errorData, as: UTF8.self))
+        guard output.status == 0 else {
+            throw Failure(
+                description: "\(executable) \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)")
+        }
+        return output
+    }
+}
