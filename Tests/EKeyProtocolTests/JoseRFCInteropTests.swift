@@ -11,7 +11,7 @@ struct JoseRFCInteropTests {
     let url = "https://api.example.com/payments"
 
     func python(_ command: String, _ request: JSONValue) throws -> JSONValue {
-        let output = try ExternalCommand("python3", [Self.script, command]).run(input: Data(request.serializedBytes()))
+        let output = try ExternalCommand.python([Self.script, command]).run(input: Data(request.serializedBytes()))
         return try StrictJSONParser().parse(Array(output.stdout))
     }
 

@@ -25,6 +25,12 @@ public struct ExternalCommand: Sendable {
         self.arguments = arguments
     }
 
+    /// A Python command: the interpreter `make test` prepares (`EKEY_PYTHON`, a virtual
+    /// environment with joserfc and the other interop libraries), else `python3`.
+    public static func python(_ arguments: [String]) -> ExternalCommand {
+        ExternalCommand(ProcessInfo.processInfo.environment["EKEY_PYTHON"] ?? "python3", arguments)
+    }
+
     /// Runs to completion, feeding `input` on stdin.
     @discardableResult
     public func run(input: Data = Data()) throws -> Output {

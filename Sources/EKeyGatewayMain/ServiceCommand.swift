@@ -1,11 +1,12 @@
 import ArgumentParser
 import EKeyServer
 
-/// Entry point of `ekey-jwks`: the E-Key JWKS publisher.
+/// Entry point of `ekey-gateway`: the E-Key verifier gateway.
+@main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ekey-jwks",
-        abstract: "Run the E-Key JWKS publisher.",
+        commandName: "ekey-gateway",
+        abstract: "Run the E-Key verifier gateway.",
         version: BuildInfo.version
     )
 
@@ -13,8 +14,7 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        throw ValidationError("ekey-jwks is not assembled yet in this release; see README.md for the status of each service.")
+        throw ValidationError("ekey-gateway is not assembled yet in this release; see README.md for the status of each service.")
     }
 }
 
-await ServiceCommand.main()

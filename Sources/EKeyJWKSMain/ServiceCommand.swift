@@ -1,11 +1,12 @@
 import ArgumentParser
 import EKeyServer
 
-/// Entry point of `ekey-issuer`: the E-Key issuer (POST /token).
+/// Entry point of `ekey-jwks`: the E-Key JWKS publisher.
+@main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ekey-issuer",
-        abstract: "Run the E-Key issuer (POST /token).",
+        commandName: "ekey-jwks",
+        abstract: "Run the E-Key JWKS publisher.",
         version: BuildInfo.version
     )
 
@@ -13,8 +14,7 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        throw ValidationError("ekey-issuer is not assembled yet in this release; see README.md for the status of each service.")
+        throw ValidationError("ekey-jwks is not assembled yet in this release; see README.md for the status of each service.")
     }
 }
 
-await ServiceCommand.main()

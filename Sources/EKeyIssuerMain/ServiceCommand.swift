@@ -1,11 +1,12 @@
 import ArgumentParser
 import EKeyServer
 
-/// Entry point of `ekey-gateway`: the E-Key verifier gateway.
+/// Entry point of `ekey-issuer`: the E-Key issuer (POST /token).
+@main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ekey-gateway",
-        abstract: "Run the E-Key verifier gateway.",
+        commandName: "ekey-issuer",
+        abstract: "Run the E-Key issuer (POST /token).",
         version: BuildInfo.version
     )
 
@@ -13,8 +14,7 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        throw ValidationError("ekey-gateway is not assembled yet in this release; see README.md for the status of each service.")
+        throw ValidationError("ekey-issuer is not assembled yet in this release; see README.md for the status of each service.")
     }
 }
 
-await ServiceCommand.main()

@@ -1,0 +1,42 @@
+# E-Key: the two commands of the README, and the pieces they are built from.
+#   make up     run the local stack (installs what it needs first)
+#   make test   run the whole test suite (installs what it needs first)
+
+APT_PACKAGES := libhiredis-dev pkg-config redis-server redis-tools openssl python3 python3-venv
+PYTHON_PACKAGES := joserfc==1.6.5
+VENV := .build-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export EKEY_PYTHON := $(CURDIR)/$(VENV)/bin/python
+
+.PHONY: up test deps apt-deps python-deps build bench-verify clean
+
+up: deps
+	swift build -c release --product ekey --product ekey-issuer --product ekey-gateway --product ekey-jwks
+	.build/release/ekey up
+
+test: deps
+	swift build --build-tests
+	swift test
+
+deps: apt-deps python-deps
+
+apt-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+python-deps:
+	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -c "import joserfc" 2>/dev/null || $(VENV)/bin/python -m pip install -q $(PYTHON_PACKAGES)
+
+build:
+	swift build
+
+bench-verify: deps
+	loadtest/verify-bench
+
+clean:
+	rm -rf .build $(VENV)
