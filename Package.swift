@@ -27,6 +27,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     ],
     targets: [
         // MARK: Protocol: JOSE, E-Key tokens, DPoP, capabilities. No networking.
@@ -64,6 +73,25 @@ let package = Package(
                 "EKeyProtocol",
                 "EKeyStore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -71,7 +99,21 @@ let package = Package(
         // MARK: Service logic, one library per service.
         .target(name: "EKeyIssuer", dependencies: ["EKeyProtocol", "EKeyStore", "EKeyServer"], swiftSettings: swiftSettings),
         .target(name: "EKeyGateway", dependencies: ["EKeyProtocol", "EKeyStore", "EKeyServer"], swiftSettings: swiftSettings),
-        .target(name: "EKeyJWKS", dependencies: ["EKeyProtocol", "EKeyStore", "EKeyServer"], swiftSettings: swiftSettings),
+        .target(
+            name: "EKeyJWKS",
+            dependencies: [
+                "EKeyProtocol", "EKeyStore", "EKeyServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Client SDK used by the CLI, the load generator and the tests.
         .target(name: "EKeyClient", dependencies: ["EKeyProtocol"], swiftSettings: swiftSettings),
@@ -117,7 +159,12 @@ let package = Package(
         // MARK: Tests.
         .target(
             name: "EKeyTestSupport",
-            dependencies: ["EKeyProtocol"],
+            dependencies: [
+                "EKeyProtocol", "EKeyServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/EKeyTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -125,6 +172,34 @@ let package = Package(
             name: "EKeyProtocolTests",
             dependencies: ["EKeyProtocol", "EKeyClient", "EKeyTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Vectors"), .copy("Interop")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EKeyPlumbingTests",
+            dependencies: [
+                "EKeyServer", "EKeyProtocol", "EKeyTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EKeyJWKSTests",
+            dependencies: [
+                "EKeyJWKS", "EKeyServer", "EKeyProtocol", "EKeyTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

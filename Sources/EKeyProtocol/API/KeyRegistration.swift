@@ -29,9 +29,10 @@ public struct KeyRegistration: Sendable, Hashable {
             throw EKeyError(.invalidRequest, "\"jwk\" is required")
         }
         let jwk: JWK
+        let publicKey: PublicSigningKey
         do {
             jwk = try JWK(parsing: jwkValue, context: .publicOnly)
-            _ = try jwk.publicKey()
+            publicKey = try jwk.publicKey()
         } catch {
             throw EKeyError(.invalidRequest, "\"jwk\" is refused: \(error.reason)")
         }
@@ -41,8 +42,11 @@ public struct KeyRegistration: Sendable, Hashable {
         guard jwk.keyID == keyID else {
             throw EKeyError(.invalidRequest, "jwk.kid must equal the body's kid")
         }
-        guard (try? JWSAlgorithm(headerValue: algorithmName)) != nil else {
+        guard let algorithm = try? JWSAlgorithm(headerValue: algorithmName) else {
             throw EKeyError(.invalidRequest, "jwk.alg must be ES256 or EdDSA")
+        }
+        guard algorithm == publicKey.algorithm else {
+            throw EKeyError(.invalidRequest, "jwk.alg \(algorithmName) does not fit a \(jwk.keyType) key; use \(publicKey.algorithm.rawValue)")
         }
         var notAfter: Int64?
         if let value = members["not_after"], value != .null {

@@ -1,0 +1,94 @@
+public import EKeyServer
+import Foundation
+public import Hummingbird
+import HummingbirdCore
+public import Logging
+public import NIOSSL
+public import ServiceLifecycle
+
+/// `ekey-jwks` assembled: the public/internal listener, the admin listener and the
+/// retention sweeper, ready to run in one service group.
+public struct Publisher: Sendable {
+    /// Where and how to listen.
+    public struct Listeners: Sendable {
+        public var host: String
+        public var port: Int
+        /// `nil` serves plaintext HTTP/1.1 (`tls: none`, local debugging only).
+        public var tls: TLSConfiguration?
+        public var adminHost: String
+        public var adminPort: Int
+
+        /// Creates listener settings.
+        public init(host: String, port: Int, tls: TLSConfiguration?, adminHost: String, adminPort: Int) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+            self.adminHost = adminHost
+            self.adminPort = adminPort
+        }
+    }
+
+    let routes: PublisherRoutes
+    let keys: any PublishedKeyStore
+    let listeners: Listeners
+    let metrics: MetricsRegistry
+    let logger: Logger
+
+    /// Creates the publisher.
+    public init(
+        settings: PublisherRoutes.Settings, keys: any PublishedKeyStore, listeners: Listeners, metrics: MetricsRegistry = .init(), logger: Logger,
+        now: @escaping @Sendable () -> Int64 = PublisherRoutes.systemNow
+    ) {
+        self.routes = PublisherRoutes(settings: settings, keys: keys, metrics: metrics, logger: logger, now: now)
+        self.keys = keys
+        self.listeners = listeners
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The services to run. `onRunning` reports the bound ports (main, admin) once each listens.
+    public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) throws -> [any Service] {
+        let router = Router(context: EKeyRequestContext.self)
+        routes.register(on: router)
+        let server: HTTPServerBuilder
+        if let tls = listeners.tls {
+            server = .ekeySecure(tlsConfiguration: tls)
+        } else {
+            logger.warning("TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only")
+            server = .http1()
+        }
+        let app = Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-jwks"),
+            onServerRunning: { channel in await onRunning("jwks", channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let keys = self.keys
+        let admin = AdminServer.application(
+            host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,
+            readiness: {
+                await keys.isReachable() ? Readiness() : Readiness(problems: ["the key store is unreachable"])
+            },
+            onServerRunning: { port in await onRunning("admin", port) })
+        return [app, admin, RetentionSweeper(routes: routes, logger: logger)]
+    }
+}
+
+/// Deletes keys whose retention has ended, once a minute.
+struct RetentionSweeper: Service {
+    let routes: PublisherRoutes
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let removed = try await routes.keys.purge(publishedBefore: routes.now(), retainSeconds: routes.retainSeconds)
+                if removed > 0 {
+                    logger.info("expired keys removed from the key set", metadata: ["count": .stringConvertible(removed)])
+                }
+            } catch {
+                logger.warning("could not sweep expired keys; will retry", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
+        }
+    }
+}

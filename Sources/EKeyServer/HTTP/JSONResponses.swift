@@ -1,0 +1,28 @@
+public import EKeyProtocol
+public import Hummingbird
+public import HTTPTypes
+import NIOCore
+
+extension Response {
+    /// A JSON response with `Cache-Control: no-store` unless `headers` says otherwise.
+    public static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        if fields[.cacheControl] == nil {
+            fields[.cacheControl] = "no-store"
+        }
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: value.serializedBytes())))
+    }
+
+    /// The error body of DESIGN.md §5 (`{"error", "error_description"}`), with its status
+    /// and, where the error carries one, the `WWW-Authenticate` challenge for `scheme`.
+    public static func error(_ error: EKeyError, scheme: AuthorizationScheme? = nil, challenge: Bool = false) -> Response {
+        var headers: HTTPFields = [:]
+        if challenge {
+            for value in error.wwwAuthenticate(scheme: scheme) {
+                headers.append(HTTPField(name: .wwwAuthenticate, value: value))
+            }
+        }
+        return .json(error.body, status: HTTPResponse.Status(code: error.status), headers: headers)
+    }
+}

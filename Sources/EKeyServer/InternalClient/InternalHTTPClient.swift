@@ -1,0 +1,21 @@
+public import AsyncHTTPClient
+import NIOCore
+public import NIOSSL
+
+/// The HTTP client services use to talk to each other: HTTP/2 (negotiated by ALPN) over
+/// mutual TLS, trusting only the internal CA.
+public enum InternalHTTPClient {
+    /// A client presenting `certificateFile`/`keyFile` and trusting only `caFile`.
+    public static func make(caFile: String, certificateFile: String?, keyFile: String?) throws -> HTTPClient {
+        make(tlsConfiguration: try TLSSetup.client(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile))
+    }
+
+    /// A client with a ready TLS configuration (`nil` for plaintext URLs only).
+    public static func make(tlsConfiguration: TLSConfiguration?) -> HTTPClient {
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: tlsConfiguration,
+            timeout: .init(connect: .seconds(3), read: .seconds(10)))
+        configuration.httpVersion = .automatic
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+}

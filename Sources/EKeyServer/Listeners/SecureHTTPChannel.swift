@@ -1,0 +1,85 @@
+public import HummingbirdCore
+public import HummingbirdHTTP2
+public import Logging
+public import NIOCore
+import NIOHTTP2
+public import NIOSSL
+import NIOTLS
+
+/// The child channel of every E-Key TLS listener: TLS (with client certificates per
+/// `client_auth`), the connection's ``PeerIdentityHandler``, then ALPN: `h2` goes to
+/// Hummingbird's HTTP/2 channel, `http/1.1` or no ALPN to its HTTP/1.1 channel.
+///
+/// Hummingbird's own `http2Upgrade` builder cannot host the identity handler on the
+/// connection pipeline, so this type does the ALPN switch itself (STYLE.md §2.4).
+public struct SecureHTTPChannel: ServerChildChannel {
+    public struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
+        public let channel: any Channel
+    }
+
+    private let sslContext: NIOSSLContext
+    private let http1: HTTP1Channel
+    private let http2: HTTP2Channel
+
+    /// Creates the channel; ALPN is set to `h2`, `http/1.1`.
+    public init(
+        tlsConfiguration: TLSConfiguration,
+        http2Configuration: HTTP2ChannelConfiguration = .init(),
+        responder: @escaping HTTPChannelHandler.Responder
+    ) throws {
+        var tlsConfiguration = tlsConfiguration
+        tlsConfiguration.applicationProtocols = ["h2", "http/1.1"]
+        self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+        self.http1 = HTTP1Channel(responder: responder, configuration: http2Configuration.streamConfiguration)
+        self.http2 = HTTP2Channel(responder: responder, configuration: http2Configuration)
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+            try sync.addHandler(PeerIdentityHandler())
+            let negotiation = NIOTypedApplicationProtocolNegotiationHandler<
+                NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>
+            > { result in
+                switch result {
+                case .negotiated("h2"):
+                    return http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                case .negotiated("http/1.1"), .fallback:
+                    return http1.setup(channel: channel, logger: logger).map { .http1_1($0) }
+                case .negotiated:
+                    return channel.close().flatMap { channel.eventLoop.makeFailedFuture(NIOHTTP2Errors.invalidALPNToken()) }
+                }
+            }
+            try sync.addHandler(negotiation)
+            return Value(negotiated: negotiation.protocolNegotiationResult, channel: channel)
+        }
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http1_1(let connection):
+                await http1.handle(value: connection, logger: logger)
+            case .http2(let connection):
+                await http2.handle(value: connection, logger: logger)
+            }
+        } catch {
+            logger.debug("TLS or ALPN negotiation failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+extension HTTPServerBuilder {
+    /// TLS with ALPN `h2` and `http/1.1`, client certificates per `tlsConfiguration`, and
+    /// the peer identity available to every request (`Channel.ekey_peerIdentity()`).
+    public static func ekeySecure(
+        tlsConfiguration: TLSConfiguration,
+        http2Configuration: HTTP2ChannelConfiguration = .init()
+    ) -> HTTPServerBuilder {
+        .init { responder in
+            try SecureHTTPChannel(tlsConfiguration: tlsConfiguration, http2Configuration: http2Configuration, responder: responder)
+        }
+    }
+}

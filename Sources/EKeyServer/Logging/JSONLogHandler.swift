@@ -1,0 +1,130 @@
+import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+
+/// Writes one JSON object per line to stdout (DESIGN.md §7): `ts` (RFC 3339, UTC,
+/// milliseconds), `level`, `label`, `message`, then the metadata as members.
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private let sink: LogSink
+
+    /// Creates a handler writing to `sink` (stdout by default).
+    public init(label: String, level: Logger.Level = .info, sink: LogSink = .standardOutput) {
+        self.label = label
+        self.logLevel = level
+        self.sink = sink
+    }
+
+    /// Bootstraps swift-log with this handler for every logger of the process.
+    public static func bootstrap(level: Logger.Level = .info) {
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() {
+            merged.merge(provided) { _, new in new }
+        }
+        if let eventMetadata = event.metadata {
+            merged.merge(eventMetadata) { _, new in new }
+        }
+        var line = "{\"ts\":" + Self.quoted(Self.timestamp()) + ",\"level\":" + Self.quoted(event.level.rawValue)
+            + ",\"label\":" + Self.quoted(label) + ",\"message\":" + Self.quoted(event.message.description)
+        for key in merged.keys.sorted() where !["ts", "level", "label", "message"].contains(key) {
+            line += "," + Self.quoted(key) + ":" + Self.render(merged[key]!)
+        }
+        line += "}\n"
+        sink.write(line)
+    }
+
+    private static func render(_ value: Logger.MetadataValue) -> String {
+        switch value {
+        case .string(let text): return quoted(text)
+        case .stringConvertible(let convertible):
+            if let number = convertible as? any BinaryInteger { return "\(number)" }
+            if let number = convertible as? Double, number.isFinite { return "\(number)" }
+            if let flag = convertible as? Bool { return flag ? "true" : "false" }
+            return quoted(convertible.description)
+        case .array(let values): return "[" + values.map(render).joined(separator: ",") + "]"
+        case .dictionary(let members):
+            return "{" + members.keys.sorted().map { quoted($0) + ":" + render(members[$0]!) }.joined(separator: ",") + "}"
+        }
+    }
+
+    private static func quoted(_ text: String) -> String {
+        var output = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value) {
+                    output += String(format: "\\u%04x", scalar.value)
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return output + "\""
+    }
+
+    private static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = time_t(now.tv_sec)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec, Int(now.tv_nsec / 1_000_000))
+    }
+}
+
+/// Where log lines go: stdout in services, a buffer in tests.
+public final class LogSink: Sendable {
+    private let lock = NIOLock()
+    private let collected = NIOLockedValueBox<[String]>([])
+    private let collects: Bool
+
+    private init(collects: Bool) {
+        self.collects = collects
+    }
+
+    /// Process stdout; whole lines are written under a lock so lines never interleave.
+    public static let standardOutput = LogSink(collects: false)
+
+    /// A sink that keeps lines in memory, for tests.
+    public static func memory() -> LogSink { LogSink(collects: true) }
+
+    /// The lines written so far (memory sinks).
+    public var lines: [String] { collected.withLockedValue { $0 } }
+
+    func write(_ line: String) {
+        if collects {
+            collected.withLockedValue { $0.append(line) }
+            return
+        }
+        lock.withLock {
+            var bytes = Array(line.utf8)
+            bytes.withUnsafeMutableBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written <= 0 { break }
+                    offset += written
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+public import NIOSSL
+
+/// Whether a listener asks for client certificates (`tls.client_auth`).
+public enum ClientCertificateMode: String, Sendable, Hashable, CaseIterable {
+    /// No client certificates are requested.
+    case none
+    /// A certificate is requested; one that is presented must validate, or the handshake
+    /// fails. A connection without one is anonymous.
+    case optional
+    /// Every connection must present a certificate that validates.
+    case required
+}
+
+/// The oldest TLS version a listener accepts (`tls.min_version`).
+public enum MinimumTLSVersion: String, Sendable, Hashable {
+    case tls12 = "1.2"
+    case tls13 = "1.3"
+}
+
+/// Why TLS material could not be loaded; the message names the file and the fix.
+public struct TLSSetupError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+/// Builds swift-nio-ssl configurations from E-Key's TLS settings (DESIGN.md §6).
+public enum TLSSetup {
+    /// ECDHE with AEAD only, for `min_version: "1.2"` (TLS 1.3 suites are always AEAD).
+    public static let tls12CipherSuites: [NIOTLSCipher] = [
+        .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
+
+    /// A server configuration: certificate chain and key from PEM files, TLS 1.3 minimum
+    /// unless `minimumVersion` says 1.2, client certificates per `clientCertificates`
+    /// validated against the CA file `clientCA` (and only that CA).
+    public static func server(
+        certificateFile: String, keyFile: String, clientCAFile: String?, clientCertificates: ClientCertificateMode,
+        minimumVersion: MinimumTLSVersion = .tls13
+    ) throws -> TLSConfiguration {
+        let chain = try loadCertificates(certificateFile, role: "tls.cert")
+        let key = try loadPrivateKey(keyFile, role: "tls.key")
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        apply(minimumVersion, to: &configuration)
+        switch clientCertificates {
+        case .none:
+            configuration.certificateVerification = .none
+        case .optional, .required:
+            guard let clientCAFile else {
+                throw TLSSetupError(description: "tls.client_auth is \(clientCertificates.rawValue) but tls.client_ca is not set; name the CA file that issues client certificates")
+            }
+            configuration.trustRoots = .certificates(try loadCertificates(clientCAFile, role: "tls.client_ca"))
+            configuration.sendCANameList = true
+            configuration.certificateVerification = clientCertificates == .required ? .noHostnameVerification : .optionalVerification
+        }
+        return configuration
+    }
+
+    /// A client configuration for internal HTTP/2 over mutual TLS: trust only `caFile`,
+    /// present `certificateFile`/`keyFile` when given.
+    public static func client(caFile: String, certificateFile: String?, keyFile: String?, minimumVersion: MinimumTLSVersion = .tls13)
+        throws -> TLSConfiguration
+    {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates(try loadCertificates(caFile, role: "ca"))
+        if let certificateFile, let keyFile {
+            configuration.certificateChain = try loadCertificates(certificateFile, role: "cert").map { .certificate($0) }
+            configuration.privateKey = .privateKey(try loadPrivateKey(keyFile, role: "key"))
+        }
+        apply(minimumVersion, to: &configuration)
+        return configuration
+    }
+
+    private static func apply(_ minimumVersion: MinimumTLSVersion, to configuration: inout TLSConfiguration) {
+        switch minimumVersion {
+        case .tls13:
+            configuration.minimumTLSVersion = .tlsv13
+        case .tls12:
+            configuration.minimumTLSVersion = .tlsv12
+            configuration.cipherSuiteValues = tls12CipherSuites
+        }
+    }
+
+    /// Reads every certificate of a PEM file.
+    public static func loadCertificates(_ path: String, role: String) throws -> [NIOSSLCertificate] {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw TLSSetupError(description: "\(role): cannot read PEM certificates from \(path) (\(error)); check the path and that the file holds '-----BEGIN CERTIFICATE-----' blocks")
+        }
+        guard !certificates.isEmpty else {
+            throw TLSSetupError(description: "\(role): \(path) holds no PEM certificate")
+        }
+        return certificates
+    }
+
+    /// Reads a PEM private key: SEC1 (`EC PRIVATE KEY`) or PKCS#8 (`PRIVATE KEY`).
+    public static func loadPrivateKey(_ path: String, role: String) throws -> NIOSSLPrivateKey {
+        do {
+            return try NIOSSLPrivateKey(file: path, format: .pem)
+        } catch {
+            throw TLSSetupError(description: "\(role): cannot read a PEM private key (SEC1 or PKCS#8) from \(path) (\(error)); check the path, permissions and that the key is not encrypted")
+        }
+    }
+}
