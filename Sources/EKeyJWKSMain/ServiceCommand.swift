@@ -1,12 +1,15 @@
 import ArgumentParser
+import EKeyConfig
+import EKeyJWKS
 import EKeyServer
 
-/// Entry point of `ekey-jwks`: the E-Key JWKS publisher.
+/// Entry point of `ekey-jwks`: the E-Key JWKS publisher (DESIGN.md §4).
 @main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ekey-jwks",
-        abstract: "Run the E-Key JWKS publisher.",
+        abstract: "Run the E-Key JWKS publisher: the key set for gateways, key registration for issuers.",
+        discussion: "Reads the `store` and `jwks` sections of the stack's YAML file; any key can be overridden with EKEY_<PATH>.",
         version: BuildInfo.version
     )
 
@@ -14,7 +17,23 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        throw ValidationError("ekey-jwks is not assembled yet in this release; see README.md for the status of each service.")
+        await ServiceStartup.run(service: "ekey-jwks", configFlag: config) { loaded, logger in
+            let settings = try loaded.config.requireJWKS()
+            let keys = try await PublishedKeyStores.make(loaded.config.store, logger: logger)
+            let publisher = Publisher(
+                settings: .init(
+                    authorizedIssuers: Set(settings.authorizedIssuers), admins: Set(settings.admins),
+                    cacheMaxAge: settings.cacheMaxAge, retain: settings.retain),
+                keys: keys,
+                listeners: .init(
+                    host: settings.listen.host, port: settings.listen.port,
+                    tls: try ServiceStartup.serverTLS(settings.tls, section: "jwks", logger: logger),
+                    adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
+                logger: logger)
+            let services = try publisher.services { role, port in
+                logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
+            }
+            try await ServiceRunner.run(services, logger: logger)
+        }
     }
 }
-

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import EKeyConfig
 import EKeyServer
 import EKeyTestSupport
 import Foundation
@@ -31,7 +32,7 @@ struct SecureListenerTests {
         try files.write("stranger", stranger.issueClient(commonName: "intruder", spiffeID: "spiffe://example.org/checkout"))
     }
 
-    func makeApp(_ mode: ClientCertificateMode, minimum: MinimumTLSVersion = .tls13, onRunning: @escaping @Sendable (Int) async -> Void) throws
+    func makeApp(_ mode: ClientAuthMode, minimum: TLSMinimumVersion = .tls13, onRunning: @escaping @Sendable (Int) async -> Void) throws
         -> some ApplicationProtocol
     {
         let router = Router(context: EKeyRequestContext.self)

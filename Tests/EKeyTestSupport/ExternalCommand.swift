@@ -31,9 +31,19 @@ public struct ExternalCommand: Sendable {
         ExternalCommand(ProcessInfo.processInfo.environment["EKEY_PYTHON"] ?? "python3", arguments)
     }
 
-    /// Runs to completion, feeding `input` on stdin.
+    /// Runs to completion, feeding `input` on stdin; a non-zero exit throws.
     @discardableResult
     public func run(input: Data = Data()) throws -> Output {
+        let output = try runAllowingFailure(input: input)
+        guard output.status == 0 else {
+            throw Failure(
+                description: "\(executable) \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)")
+        }
+        return output
+    }
+
+    /// Runs to completion, feeding `input` on stdin, and returns whatever the exit status.
+    public func runAllowingFailure(input: Data = Data()) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments
@@ -52,10 +62,6 @@ public struct ExternalCommand: Sendable {
         let output = Output(
             status: process.terminationStatus, stdout: outputData,
             stderr: String(decoding: errorData, as: UTF8.self))
-        guard output.status == 0 else {
-            throw Failure(
-                description: "\(executable) \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)")
-        }
         return output
     }
 }

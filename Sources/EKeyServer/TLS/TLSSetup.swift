@@ -1,21 +1,5 @@
+public import EKeyConfig
 public import NIOSSL
-
-/// Whether a listener asks for client certificates (`tls.client_auth`).
-public enum ClientCertificateMode: String, Sendable, Hashable, CaseIterable {
-    /// No client certificates are requested.
-    case none
-    /// A certificate is requested; one that is presented must validate, or the handshake
-    /// fails. A connection without one is anonymous.
-    case optional
-    /// Every connection must present a certificate that validates.
-    case required
-}
-
-/// The oldest TLS version a listener accepts (`tls.min_version`).
-public enum MinimumTLSVersion: String, Sendable, Hashable {
-    case tls12 = "1.2"
-    case tls13 = "1.3"
-}
 
 /// Why TLS material could not be loaded; the message names the file and the fix.
 public struct TLSSetupError: Error, Sendable, CustomStringConvertible {
@@ -35,8 +19,8 @@ public enum TLSSetup {
     /// unless `minimumVersion` says 1.2, client certificates per `clientCertificates`
     /// validated against the CA file `clientCA` (and only that CA).
     public static func server(
-        certificateFile: String, keyFile: String, clientCAFile: String?, clientCertificates: ClientCertificateMode,
-        minimumVersion: MinimumTLSVersion = .tls13
+        certificateFile: String, keyFile: String, clientCAFile: String?, clientCertificates: ClientAuthMode,
+        minimumVersion: TLSMinimumVersion = .tls13
     ) throws -> TLSConfiguration {
         let chain = try loadCertificates(certificateFile, role: "tls.cert")
         let key = try loadPrivateKey(keyFile, role: "tls.key")
@@ -59,7 +43,7 @@ public enum TLSSetup {
 
     /// A client configuration for internal HTTP/2 over mutual TLS: trust only `caFile`,
     /// present `certificateFile`/`keyFile` when given.
-    public static func client(caFile: String, certificateFile: String?, keyFile: String?, minimumVersion: MinimumTLSVersion = .tls13)
+    public static func client(caFile: String, certificateFile: String?, keyFile: String?, minimumVersion: TLSMinimumVersion = .tls13)
         throws -> TLSConfiguration
     {
         var configuration = TLSConfiguration.makeClientConfiguration()
@@ -72,7 +56,7 @@ public enum TLSSetup {
         return configuration
     }
 
-    private static func apply(_ minimumVersion: MinimumTLSVersion, to configuration: inout TLSConfiguration) {
+    private static func apply(_ minimumVersion: TLSMinimumVersion, to configuration: inout TLSConfiguration) {
         switch minimumVersion {
         case .tls13:
             configuration.minimumTLSVersion = .tlsv13

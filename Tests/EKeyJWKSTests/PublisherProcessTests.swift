@@ -1,0 +1,190 @@
+import AsyncHTTPClient
+import EKeyProtocol
+import EKeyServer
+import EKeyTestSupport
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// `ekey-jwks` as a real process with real TLS on free ports: ALPN, TLS versions, config
+/// errors at start, graceful shutdown, and replicas sharing one Redis.
+@Suite(.serialized)
+struct PublisherProcessTests {
+    let files: TemporaryFiles
+    let issuerID = "spiffe://example.org/ekey/issuer"
+    let adminID = "spiffe://example.org/ekey/admin"
+
+    init() throws {
+        files = try TemporaryFiles()
+        let pki = try DevelopmentPKI()
+        try files.write("ca.crt", pki.authority.certificatePEM)
+        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: issuerID))
+        try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: adminID))
+    }
+
+    /// A stack file with the `store` and `jwks` sections; paths are relative to the file.
+    func writeConfig(name: String = "stack.yaml", port: Int, adminPort: Int, store: String = "memory://", extra: String = "") throws -> String {
+        try files.write(
+            name,
+            """
+            store:
+              url: \(store)
+              prefix: "ekey-test:"
+            jwks:
+              listen: 127.0.0.1:\(port)
+              admin_listen: 127.0.0.1:\(adminPort)
+              tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
+              authorized_issuers: ["\(issuerID)"]
+              admins: ["\(adminID)"]
+              cache_max_age: 10s
+              retain: 1h
+            \(extra)
+            """)
+    }
+
+    func startPublisher(store: String = "memory://") async throws -> (ServiceProcess, Int, Int) {
+        let port = try FreePort.pick()
+        let adminPort = try FreePort.pick()
+        let config = try writeConfig(name: "stack-\(port).yaml", port: port, adminPort: adminPort, store: store)
+        let process = try ServiceProcess("ekey-jwks", ["--config", config])
+        try await process.waitUntilListening(port: port)
+        try await process.waitUntilListening(port: adminPort)
+        return (process, port, adminPort)
+    }
+
+    func client(_ identity: String?, http1: Bool = false) throws -> HTTPClient {
+        var tls = try TLSSetup.client(
+            caFile: files.path("ca.crt"), certificateFile: identity.map { files.path("\($0).crt") }, keyFile: identity.map { files.path("\($0).key") })
+        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(10)))
+        configuration.httpVersion = http1 ? .http1Only : .automatic
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func send(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, body: String? = nil) async throws -> (Int, HTTPVersion, HTTPHeaders, String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), response.version, response.headers, String(buffer: bytes))
+    }
+
+    func registration(_ kid: String) -> String {
+        let jwk = PrivateSigningKey.p256(.init()).publicKey.jwk.with(keyID: kid, algorithm: .es256)
+        return JSONValue.object(["kid": .string(kid), "jwk": jwk.jsonValue]).serialized()
+    }
+
+    @Test func servesHTTP2AndHTTP1OverTLS13AndRefusesTLS12() async throws {
+        defer { files.remove() }
+        let (publisher, port, adminPort) = try await startPublisher()
+        let issuer = try client("issuer")
+        let legacy = try client(nil, http1: true)
+        let (status, version, _, _) = try await send(issuer, .POST, "https://localhost:\(port)/internal/v1/keys", body: registration("k1"))
+        #expect(status == 201)
+        #expect(version == .http2)
+        let (jwksStatus, jwksVersion, headers, body) = try await send(legacy, .GET, "https://localhost:\(port)/.well-known/jwks.json")
+        #expect(jwksStatus == 200)
+        #expect(jwksVersion == .http1_1)
+        #expect(headers.first(name: "cache-control") == "public, max-age=10")
+        #expect(try JWKSet(parsing: Array(body.utf8)).keys.map(\.keyID) == ["k1"])
+
+        let tls13 = try ExternalCommand("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-alpn", "h2", "-CAfile", files.path("ca.crt")])
+            .runAllowingFailure(input: Data())
+        #expect(tls13.status == 0, "\(tls13.stderr)")
+        #expect(String(decoding: tls13.stdout, as: UTF8.self).contains("ALPN protocol: h2"))
+        let tls12 = try ExternalCommand("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-CAfile", files.path("ca.crt")])
+            .runAllowingFailure(input: Data())
+        #expect(tls12.status != 0, "a TLS 1.2-only client must be refused by default")
+
+        let metrics = try await send(legacy, .GET, "http://127.0.0.1:\(adminPort)/metrics").3
+        #expect(metrics.contains("ekey_jwks_registrations_total{outcome=\"created\"} 1"))
+        #expect(metrics.contains("ekey_jwks_requests_total{route=\"jwks\"} 1"))
+        #expect(publisher.output.contains("\"label\":\"audit\""), "registrations are audited as JSON lines")
+        #expect(!publisher.output.contains("\"d\":"), "no private key material in logs")
+        publisher.signal(SIGTERM)
+        #expect(try await publisher.waitForExit() == 0)
+        try await issuer.shutdown()
+        try await legacy.shutdown()
+    }
+
+    @Test func configErrorsStopTheProcessNamingTheKeyOrFile() async throws {
+        defer { files.remove() }
+        let cases: [(String, String)] = [
+            ("jwks:\n  listen: 127.0.0.1:1\n  cache_max_agee: 10s\n", "jwks.cache_max_agee"),
+            ("jwks:\n  listen: 127.0.0.1:1\n  retain: 5x\n", "jwks.retain"),
+            ("jwks:\n  listen: 127.0.0.1:1\n  tls: {cert: missing.crt, key: server.key}\n", "missing.crt"),
+            ("store:\n  url: memory://\n", "jwks"),
+        ]
+        for (index, (yaml, expected)) in cases.enumerated() {
+            let path = try files.write("bad-\(index).yaml", yaml)
+            let process = try ServiceProcess("ekey-jwks", ["--config", path])
+            let status = try await process.waitForExit()
+            #expect(status != 0, "\(yaml)")
+            #expect(process.output.contains(expected), "the message names \(expected): \(process.output)")
+        }
+        let process = try ServiceProcess("ekey-jwks", [])
+        #expect(try await process.waitForExit() != 0)
+        #expect(process.output.contains("EKEY_CONFIG"), "with no config the message says how to give one")
+    }
+
+    @Test func sigtermLetsASlowRequestFinishThenExitsZero() async throws {
+        defer { files.remove() }
+        let (publisher, port, _) = try await startPublisher()
+        let admin = try client("admin")
+        var request = HTTPClientRequest(url: "https://localhost:\(port)/internal/v1/keys")
+        request.method = .PUT
+        let (chunks, feed) = AsyncStream.makeStream(of: ByteBuffer.self)
+        request.body = .stream(chunks, length: .unknown)
+        let pending = Task { try await admin.execute(request, timeout: .seconds(20)) }
+        feed.yield(ByteBuffer(string: "{\"keys\":"))
+        try await Task.sleep(for: .milliseconds(300))
+        publisher.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(publisher.isRunning, "the in-flight request holds the shutdown")
+        feed.yield(ByteBuffer(string: "[]}"))
+        feed.finish()
+        let response = try await pending.value
+        #expect(response.status == .ok)
+        #expect(try await publisher.waitForExit() == 0)
+        #expect(!ServiceProcess.canConnect(port: port))
+        try await admin.shutdown()
+    }
+
+    @Test func replicasSharingRedisServeTheSameKeySetAndSurviveRestart() async throws {
+        defer { files.remove() }
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.shutdown() }
+        var replicas: [(ServiceProcess, Int, Int)] = []
+        for _ in 0..<3 {
+            replicas.append(try await startPublisher(store: redis.url))
+        }
+        let issuer = try client("issuer")
+        let reader = try client(nil)
+        #expect(try await send(issuer, .POST, "https://localhost:\(replicas[0].1)/internal/v1/keys", body: registration("shared")).0 == 201)
+        #expect(try await send(issuer, .POST, "https://localhost:\(replicas[1].1)/internal/v1/keys", body: registration("shared")).0 == 409,
+            "another replica sees the kid taken")
+        var tags = Set<String>()
+        for replica in replicas {
+            let (status, _, headers, body) = try await send(reader, .GET, "https://localhost:\(replica.1)/.well-known/jwks.json")
+            #expect(status == 200)
+            #expect(try JWKSet(parsing: Array(body.utf8)).keys.map(\.keyID) == ["shared"])
+            tags.insert(headers.first(name: "etag") ?? "")
+        }
+        #expect(tags.count == 1, "every replica computes the same ETag")
+        for replica in replicas {
+            replica.0.signal(SIGTERM)
+            #expect(try await replica.0.waitForExit() == 0)
+        }
+        let (restarted, port, _) = try await startPublisher(store: redis.url)
+        let (_, _, _, body) = try await send(reader, .GET, "https://localhost:\(port)/.well-known/jwks.json")
+        #expect(try JWKSet(parsing: Array(body.utf8)).keys.map(\.keyID) == ["shared"], "the key set survives a restart")
+        restarted.signal(SIGTERM)
+        #expect(try await restarted.waitForExit() == 0)
+        try await issuer.shutdown()
+        try await reader.shutdown()
+    }
+}
