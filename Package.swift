@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
     ],
     targets: [
         // MARK: Protocol: JOSE, E-Key tokens, DPoP, capabilities. No networking.
@@ -57,10 +58,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Configuration: the stack's YAML file with EKEY_* overrides (DESIGN.md §6).
+        .target(
+            name: "EKeyConfig",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Server plumbing shared by the three services.
         .target(
             name: "EKeyServer",
             dependencies: [
+                "EKeyConfig",
                 "EKeyProtocol",
                 "EKeyStore",
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "EKeyCLI",
             dependencies: [
-                "EKeyClient", "EKeyProtocol", "EKeyServer",
+                "EKeyClient", "EKeyConfig", "EKeyProtocol", "EKeyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -125,6 +137,12 @@ let package = Package(
             name: "EKeyProtocolTests",
             dependencies: ["EKeyProtocol", "EKeyClient", "EKeyTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Vectors"), .copy("Interop")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EKeyConfigTests",
+            dependencies: ["EKeyConfig"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
