@@ -70,10 +70,10 @@ struct EnvironmentOverrides {
     }
 
     /// Applies every `EKEY_*` variable of `environment` to `root`.
-    mutating func apply(_ environment: [String: String], to root: inout ConfigNode) {
+    mutating func apply(_ environment: [String: String], to root: inout ConfigNode, schema: SchemaNode = ConfigSchema.root) {
         var planned: [(name: String, path: [Segment])] = []
         for name in environment.keys.sorted() where name.hasPrefix(Self.prefix) && name != Self.configVariable {
-            let paths = Self.matches(String(name.dropFirst(Self.prefix.count)))
+            let paths = Self.matches(String(name.dropFirst(Self.prefix.count)), schema: schema)
             switch paths.count {
             case 0:
                 warnings.append(
@@ -89,9 +89,9 @@ struct EnvironmentOverrides {
         // Whole blocks first, so that EKEY_GATEWAY_DPOP and EKEY_GATEWAY_DPOP_MAX_AGE compose.
         planned.sort { ($0.path.count, $0.name) < ($1.path.count, $1.name) }
         for (name, path) in planned {
-            guard let value = environment[name], let schema = Self.schema(at: path) else { continue }
+            guard let value = environment[name], let target = Self.schema(at: path, in: schema) else { continue }
             var node = ConfigNode.parse(environmentValue: value, name: name)
-            if case .scalar = schema, !isScalar(node) {
+            if case .scalar = target, !isScalar(node) {
                 node = .scalar(value, quoted: true, origin: .environment(name))
             }
             if let error = Self.set(node, at: path[...], in: &root, walked: [], name: name) {

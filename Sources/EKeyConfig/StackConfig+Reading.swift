@@ -238,7 +238,7 @@ enum SectionReader {
                     "\"\(action)\" is not a capability action (use METHOD:/path, e.g. POST:/payments or GET:/payments/:id)",
                     item.raw("actions"))
             }
-            let maxLimit = item.int("max_limit", range: 1...Int(Int32.max), rangeHint: "max_limit must be at least 1") ?? 1
+            let maxLimit = item.int("max_limit", range: 1...1_000_000_000, rangeHint: "max_limit must be from 1 to 1000000000") ?? 1
             let maxTTL = maxTTLSeconds(item)
             var binds = Set<Binding>()
             for (index, text) in (item.stringList("binds") ?? []).enumerated() {
