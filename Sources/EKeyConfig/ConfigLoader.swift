@@ -74,7 +74,7 @@ public enum ConfigLoader {
         errors += mergedShape.errors.filter { !errors.contains($0) }
         let badPaths = Set(mergedShape.errors.map(\.path))
 
-        let context = ReadContext(baseDirectory: absolutePath(baseDirectory))
+        let context = ReadContext(baseDirectory: absolutePath(baseDirectory), badPaths: badPaths)
         let usable = tree.pruned(at: badPaths, path: "")
         let config = SectionReader.stack(
             MapReader(path: "", node: usable, schema: ConfigSchema.root, context: context))
@@ -116,6 +116,7 @@ extension LoadedConfig {
 
 extension ConfigNode {
     /// The tree without nodes whose shape was refused, so that reading reports each problem once.
+    /// A refused list item becomes an empty list, which no reader takes, so indexes stay put.
     func pruned(at badPaths: Set<String>, path: String) -> ConfigNode? {
         if badPaths.contains(path) && !path.isEmpty { return nil }
         switch self {
@@ -125,7 +126,7 @@ extension ConfigNode {
             var kept: [ConfigNode] = []
             for (index, item) in items.enumerated() {
                 let childPath = path.isEmpty ? String(index) : "\(path).\(index)"
-                if let item = item.pruned(at: badPaths, path: childPath) { kept.append(item) }
+                kept.append(item.pruned(at: badPaths, path: childPath) ?? .list([], origin: item.origin))
             }
             return .list(kept, origin: origin)
         case .map(let entries, let origin):

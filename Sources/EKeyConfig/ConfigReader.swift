@@ -6,9 +6,12 @@ final class ReadContext {
     var warnings: [String] = []
     /// Folder that relative file paths are resolved from (absolute, no trailing slash needed).
     let baseDirectory: String
+    /// Paths whose value had the wrong shape: already reported, and removed from the tree.
+    let badPaths: Set<String>
 
-    init(baseDirectory: String) {
+    init(baseDirectory: String, badPaths: Set<String> = []) {
         self.baseDirectory = baseDirectory
+        self.badPaths = badPaths
     }
 
     func error(_ path: String, _ message: String, _ node: ConfigNode? = nil) {
@@ -50,8 +53,9 @@ struct MapReader {
         return (text, value)
     }
 
-    /// Records "is required" when `key` is absent.
+    /// Records "is required" when `key` is absent (and was not refused for its shape).
     func missing(_ key: String, _ hint: String) {
+        guard !context.badPaths.contains(childPath(key)) else { return }
         if node?[key] == nil || node?[key]?.isNull == true {
             context.error(childPath(key), "is required: \(hint)")
         }

@@ -187,3 +187,14 @@ final class ValidationTests: XCTestCase {
         XCTAssertFalse(errors.description.contains("secret"))
     }
 }
+
+extension ValidationTests {
+    func testListIndexesSurviveAWrongShapedItem() {
+        let yaml = minimalGateway.replacingOccurrences(
+            of: "routes: [{prefix: /,", with: "routes: [oops, {prefix: api,")
+        let errors = loadErrors(yaml)
+        assertError(errors, at: "gateway.routes.0", contains: "expected a map")
+        assertError(errors, at: "gateway.routes.1.prefix", contains: "must start with /")
+        XCTAssertEqual(errors.count, 2, "\(ConfigErrors(errors))")
+    }
+}
