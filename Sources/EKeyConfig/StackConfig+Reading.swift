@@ -297,7 +297,7 @@ enum SectionReader {
         let adminListen = m.listen("admin_listen", default: ListenAddress(host: "127.0.0.1", port: 9102))
         let tls = tls(m)
         m.missing("issuer", "the iss tokens must carry, e.g. https://issuer.example.com")
-        let issuer = m.url("issuer", schemes: ["https", "http"]).map { _ in m.scalar("issuer")!.text.trimmingWhitespace() }
+        let issuer = m.url("issuer", schemes: ["https", "http"]) == nil ? nil : m.string("issuer")?.trimmingWhitespace()
         let jwks = jwksClient(m)
         let clockSkew = m.duration("clock_skew", default: .seconds(5), positive: false)
         let dpop = dpop(m.map("dpop"))
