@@ -36,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
     ],
     targets: [
         // MARK: Protocol: JOSE, E-Key tokens, DPoP, capabilities. No networking.
@@ -66,10 +67,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Configuration: the stack's YAML file with EKEY_* overrides (DESIGN.md §6).
+        .target(
+            name: "EKeyConfig",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Server plumbing shared by the three services.
         .target(
             name: "EKeyServer",
             dependencies: [
+                "EKeyConfig",
                 "EKeyProtocol",
                 "EKeyStore",
                 .product(name: "Logging", package: "swift-log"),
@@ -102,7 +114,8 @@ let package = Package(
         .target(
             name: "EKeyJWKS",
             dependencies: [
-                "EKeyProtocol", "EKeyStore", "EKeyServer",
+                "EKeyProtocol", "EKeyStore", "EKeyServer", "EKeyConfig",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -131,13 +144,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: ["EKeyJWKS", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyJWKS", "EKeyServer", "EKeyConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyCLI",
             dependencies: [
-                "EKeyClient", "EKeyProtocol", "EKeyServer",
+                "EKeyClient", "EKeyConfig", "EKeyProtocol", "EKeyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -192,7 +205,8 @@ let package = Package(
         .testTarget(
             name: "EKeyJWKSTests",
             dependencies: [
-                "EKeyJWKS", "EKeyServer", "EKeyProtocol", "EKeyTestSupport",
+                "EKeyJWKS", "EKeyServer", "EKeyProtocol", "EKeyStore", "EKeyTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -200,6 +214,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EKeyConfigTests",
+            dependencies: ["EKeyConfig"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

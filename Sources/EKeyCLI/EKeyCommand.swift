@@ -8,7 +8,7 @@ struct EKeyCommand: AsyncParsableCommand {
         commandName: "ekey",
         abstract: "E-Key: short-lived, proof-bound capability keys for legacy APIs.",
         version: BuildInfo.version,
-        subcommands: [Up.self]
+        subcommands: [Up.self, ConfigCommand.self]
     )
 }
 

@@ -19,7 +19,7 @@ struct ServiceCommand: AsyncParsableCommand {
     func run() async throws {
         await ServiceStartup.run(service: "ekey-jwks", configFlag: config) { loaded, logger in
             let settings = try loaded.config.requireJWKS()
-            let keys = try await PublishedKeyStores.make(loaded.config.store, logger: logger)
+            let keys = try StoreBackedKeys.make(loaded.config.store, logger: logger)
             let publisher = Publisher(
                 settings: .init(
                     authorizedIssuers: Set(settings.authorizedIssuers), admins: Set(settings.admins),

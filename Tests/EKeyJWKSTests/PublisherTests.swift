@@ -3,11 +3,13 @@ import Crypto
 import EKeyJWKS
 import EKeyProtocol
 import EKeyServer
+import EKeyStore
 import EKeyTestSupport
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import Testing
 
@@ -30,7 +32,7 @@ struct PublisherTests {
     }
 
     func withPublisher<R: Sendable>(
-        keys: any PublishedKeyStore = MemoryPublishedKeyStore(), now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+        keys: any PublishedKeyStore = PublisherTests.memoryKeys(), now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
         metrics: MetricsRegistry = MetricsRegistry(), _ body: (Int, Int) async throws -> R
     ) async throws -> R {
         let tls = try TLSSetup.server(
@@ -43,6 +45,11 @@ struct PublisherTests {
         return try await LiveServices.with(roles: ["jwks", "admin"], { try publisher.services(onRunning: $0) }) { ports in
             try await body(ports["jwks"]!, ports["admin"]!)
         }
+    }
+
+    /// The embedded store, as `store.url: memory://` gives it.
+    static func memoryKeys() -> StoreBackedKeys {
+        StoreBackedKeys(stores: try! Stores.make(url: "memory://", eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "test")))
     }
 
     func client(_ identity: String?) throws -> HTTPClient {
@@ -250,7 +257,7 @@ struct PublisherTests {
         policy.retryAfterFailure = .milliseconds(100)
         policy.minimumMaxAge = .milliseconds(1)
         policy.maximumMaxAge = .milliseconds(500)
-        let keys = MemoryPublishedKeyStore()
+        let keys = Self.memoryKeys()
         let cache: JWKSCache = try await withPublisher(keys: keys) { port, _ in
             let base = "https://localhost:\(port)"
             let cache = JWKSCache(url: base + "/.well-known/jwks.json", client: fetcher, policy: policy, metrics: metrics, logger: Logger(label: "test"))
@@ -299,7 +306,7 @@ struct PublisherTests {
             certificateFile: files.path("server.crt"), keyFile: files.path("server.key"), clientCAFile: files.path("ca.crt"),
             clientCertificates: .optional)
         let publisher = Publisher(
-            settings: .init(authorizedIssuers: [issuerID], admins: []), keys: MemoryPublishedKeyStore(),
+            settings: .init(authorizedIssuers: [issuerID], admins: []), keys: Self.memoryKeys(),
             listeners: .init(host: "127.0.0.1", port: port, tls: tls, adminHost: "127.0.0.1", adminPort: 0), logger: Logger(label: "test"))
         try await LiveServices.with(roles: ["jwks", "admin"], { try publisher.services(onRunning: $0) }) { (_: [String: Int]) async throws in
             #expect(try await pending.value == .created)

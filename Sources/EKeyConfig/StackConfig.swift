@@ -1,0 +1,103 @@
+/// The whole stack's configuration: one file, a section per service (DESIGN.md §6).
+///
+/// Each service section is optional in the file; a service asks for its own with
+/// ``requireIssuer()``, ``requireGateway()`` or ``requireJWKS()``, which fail with a message
+/// naming the missing section.
+public struct StackConfig: Sendable, Hashable {
+    /// `store`: the usage and replay store shared by all services (defaults when absent).
+    public var store: StoreConfig
+    /// `issuer`: the token issuer, if configured.
+    public var issuer: IssuerConfig?
+    /// `gateway`: the verifier gateway, if configured.
+    public var gateway: GatewayConfig?
+    /// `jwks`: the JWKS publisher, if configured.
+    public var jwks: JWKSConfig?
+
+    /// Creates a stack configuration.
+    public init(
+        store: StoreConfig = StoreConfig(), issuer: IssuerConfig? = nil, gateway: GatewayConfig? = nil,
+        jwks: JWKSConfig? = nil
+    ) {
+        self.store = store
+        self.issuer = issuer
+        self.gateway = gateway
+        self.jwks = jwks
+    }
+
+    /// The names of the sections present, in file order: `store` always, then the services.
+    public var sections: [String] {
+        ["store"] + [issuer.map { _ in "issuer" }, gateway.map { _ in "gateway" }, jwks.map { _ in "jwks" }]
+            .compactMap { $0 }
+    }
+
+    /// The issuer section, or an error saying it is missing.
+    public func requireIssuer() throws(ConfigError) -> IssuerConfig {
+        guard let issuer else { throw Self.missing("issuer", service: "ekey-issuer") }
+        return issuer
+    }
+
+    /// The gateway section, or an error saying it is missing.
+    public func requireGateway() throws(ConfigError) -> GatewayConfig {
+        guard let gateway else { throw Self.missing("gateway", service: "ekey-gateway") }
+        return gateway
+    }
+
+    /// The JWKS publisher section, or an error saying it is missing.
+    public func requireJWKS() throws(ConfigError) -> JWKSConfig {
+        guard let jwks else { throw Self.missing("jwks", service: "ekey-jwks") }
+        return jwks
+    }
+
+    private static func missing(_ section: String, service: String) -> ConfigError {
+        ConfigError(
+            path: section,
+            message: "\(service) needs a '\(section):' section and the config file has none; add it (see docs/configuration.md)")
+    }
+}
+
+/// A loaded configuration with the warnings found on the way (unknown `EKEY_*` variables,
+/// plaintext listeners, missing files...).
+public struct LoadedConfig: Sendable {
+    /// The typed configuration.
+    public var config: StackConfig
+    /// Problems that do not stop a service; log each at start.
+    public var warnings: [String]
+    /// The file it was read from (absolute), or `nil` when loaded from a string.
+    public var path: String?
+
+    /// Creates a loaded configuration.
+    public init(config: StackConfig, warnings: [String] = [], path: String? = nil) {
+        self.config = config
+        self.warnings = warnings
+        self.path = path
+    }
+}
+
+/// `store`: where usage counters and replay caches live.
+public struct StoreConfig: Sendable, Hashable {
+    /// The kind of store named by the URL's scheme.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// `memory://`: in process, for one replica or the local stack.
+        case memory
+        /// `redis://[user:pass@]host:port[/db]`.
+        case redis
+        /// `rediss://...`: Redis over TLS.
+        case rediss
+        /// `redis-cluster://h1:p1,h2:p2`.
+        case redisCluster = "redis-cluster"
+    }
+
+    /// `url` as written (it may hold a password: never log it); the store module parses the rest.
+    public var url: String
+    /// The scheme of ``url``.
+    public var kind: Kind
+    /// `prefix` of every store key (default `ekey:`).
+    public var prefix: String
+
+    /// Creates a store configuration; the default is the in-memory store.
+    public init(url: String = "memory://", kind: Kind = .memory, prefix: String = "ekey:") {
+        self.url = url
+        self.kind = kind
+        self.prefix = prefix
+    }
+}
