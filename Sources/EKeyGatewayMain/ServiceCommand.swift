@@ -1,12 +1,19 @@
 import ArgumentParser
+import EKeyConfig
+import EKeyGateway
 import EKeyServer
+import Logging
+import EKeyStore
+import AsyncHTTPClient
+import NIOPosix
 
-/// Entry point of `ekey-gateway`: the E-Key verifier gateway.
+/// Entry point of `ekey-gateway`: the E-Key verifier gateway (DESIGN.md §5).
 @main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ekey-gateway",
-        abstract: "Run the E-Key verifier gateway.",
+        abstract: "Run the E-Key verifier gateway: checks token, DPoP/mTLS binding, capability and usage, then proxies.",
+        discussion: "Reads the `store` and `gateway` sections of the stack's YAML file; any key can be overridden with EKEY_<PATH>.",
         version: BuildInfo.version
     )
 
@@ -14,7 +21,22 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        throw ValidationError("ekey-gateway is not assembled yet in this release; see README.md for the status of each service.")
+        await ServiceStartup.run(service: "ekey-gateway", configFlag: config) { loaded, logger in
+            let settings = try loaded.config.requireGateway()
+            let stores = try Stores.make(
+                url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            let jwksClient = try settings.jwks.ca.map {
+                try InternalHTTPClient.make(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key)
+            } ?? InternalHTTPClient.make(tlsConfiguration: nil)
+            let gateway = try Gateway(
+                config: settings, tls: try ServiceStartup.serverTLS(settings.tls, section: "gateway", logger: logger),
+                store: stores.usage, jwksClient: jwksClient, logger: logger)
+            let services = gateway.services { role, port in
+                logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
+            }
+            try await ServiceRunner.run(services, logger: logger)
+            try? await jwksClient.shutdown()
+            await stores.shutdown()
+        }
     }
 }
-

@@ -48,7 +48,9 @@ public struct Publisher: Sendable {
 
     /// The services to run. `onRunning` reports the bound ports (main, admin) once each listens.
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) throws -> [any Service] {
+        let requests = InFlightRequests()
         let router = Router(context: EKeyRequestContext.self)
+        router.add(middleware: InFlightMiddleware(requests))
         routes.register(on: router)
         let server: HTTPServerBuilder
         if let tls = listeners.tls {
@@ -69,7 +71,7 @@ public struct Publisher: Sendable {
                 await keys.isReachable() ? Readiness() : Readiness(problems: ["the key store is unreachable"])
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [app, admin, RetentionSweeper(routes: routes, logger: logger)]
+        return [app, admin, RetentionSweeper(routes: routes, logger: logger), DrainService(requests)]
     }
 }
 

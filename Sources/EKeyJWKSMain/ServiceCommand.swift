@@ -2,6 +2,7 @@ import ArgumentParser
 import EKeyConfig
 import EKeyJWKS
 import EKeyServer
+import Logging
 
 /// Entry point of `ekey-jwks`: the E-Key JWKS publisher (DESIGN.md §4).
 @main

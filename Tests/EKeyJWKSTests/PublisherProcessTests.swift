@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import Crypto
+import NIOSSL
 import EKeyProtocol
 import EKeyServer
 import EKeyTestSupport
@@ -144,13 +146,20 @@ struct PublisherProcessTests {
         publisher.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(500))
         #expect(publisher.isRunning, "the in-flight request holds the shutdown")
+        let latecomer = try client(nil, http1: true)
+        let refused = try await send(latecomer, .GET, "https://localhost:\(port)/.well-known/jwks.json")
+        try await latecomer.shutdown()
+        #expect(refused.0 == 503, "a request arriving during the drain is refused cleanly")
+        #expect(refused.2.first(name: "connection") == "close")
         feed.yield(ByteBuffer(string: "[]}"))
         feed.finish()
-        let response = try await pending.value
-        #expect(response.status == .ok)
-        #expect(try await publisher.waitForExit() == 0)
-        #expect(!ServiceProcess.canConnect(port: port))
+        let outcome = await pending.result
+        let status = try await publisher.waitForExit()
         try await admin.shutdown()
+        let response = try outcome.get()
+        #expect(response.status == .ok)
+        #expect(status == 0)
+        #expect(!ServiceProcess.canConnect(port: port))
     }
 
     @Test func replicasSharingRedisServeTheSameKeySetAndSurviveRestart() async throws {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import EKeyConfig
 import EKeyJWKS
 import EKeyProtocol
 import EKeyServer

@@ -48,7 +48,7 @@ public struct DPoPNonceSource: Sendable {
 }
 
 /// Compares two byte strings in time independent of where they differ.
-func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+public func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     guard lhs.count == rhs.count else { return false }
     var difference: UInt8 = 0
     for index in lhs.indices {

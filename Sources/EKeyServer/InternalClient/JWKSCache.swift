@@ -13,8 +13,8 @@ public import ServiceLifecycle
 /// - A token signed with an unknown `kid` triggers one refresh, at most once per
 ///   ``Policy/unknownKeyRefreshInterval``, so a flood of forged kids cannot hammer the
 ///   publisher.
-/// - When the publisher cannot be reached the last good set keeps being served and the
-///   failure is logged and counted; a key the publisher no longer lists (revoked) is dropped
+/// - When the publisher cannot be reached, or sends an empty or unparsable set, the last
+///   good set keeps being served and the failure is logged and counted; a key the publisher no longer lists (revoked) is dropped
 ///   at the next successful refresh.
 ///
 /// Run it as a `Service` so the set is refreshed in the background before it goes stale.
@@ -27,8 +27,8 @@ public actor JWKSCache: Service {
         public var minimumMaxAge: Duration = .seconds(1)
         /// Largest honoured `max-age`, so revocations reach the gateway in bounded time.
         public var maximumMaxAge: Duration = .seconds(300)
-        /// At most one refresh for unknown kids per interval.
-        public var unknownKeyRefreshInterval: Duration = .seconds(5)
+        /// At most one refresh for unknown kids per interval (DESIGN.md §5 step 2: one per second).
+        public var unknownKeyRefreshInterval: Duration = .seconds(1)
         /// Pause before retrying after a failed background refresh.
         public var retryAfterFailure: Duration = .seconds(2)
         /// Time allowed for one fetch.
@@ -146,6 +146,9 @@ public actor JWKSCache: Service {
             case 200:
                 let body = try await response.body.collect(upTo: 1 << 20)
                 let set = try JWKSet(parsing: Array(body.readableBytesView))
+                guard !set.keys.isEmpty else {
+                    throw FetchFailure(description: "the publisher sent an empty key set")
+                }
                 keys = set
                 entityTag = response.headers.first(name: "etag")
                 outcome = .updated

@@ -1,1 +1,0 @@
-// The verifier gateway (DESIGN.md §5) is assembled here.

@@ -1,0 +1,110 @@
+public import AsyncHTTPClient
+public import EKeyConfig
+public import EKeyProtocol
+public import EKeyServer
+public import EKeyStore
+import Foundation
+public import Hummingbird
+import HummingbirdCore
+public import Logging
+public import NIOSSL
+public import ServiceLifecycle
+
+/// `ekey-gateway` assembled from its config: the verifying reverse proxy on the main
+/// listener, the admin listener, and the JWKS cache kept fresh in the background.
+public struct Gateway: Sendable {
+    let config: GatewayConfig
+    let tls: TLSConfiguration?
+    let store: any UsageStore
+    let keys: JWKSCache
+    let forwarder: Forwarder
+    let responder: GatewayResponder
+    let metrics: MetricsRegistry
+    let logger: Logger
+
+    /// Builds the gateway. Throws, naming the key or file, when the DPoP nonce secret or
+    /// TLS material cannot be used.
+    public init(
+        config: GatewayConfig, tls: TLSConfiguration?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
+        logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = GatewayResponder.systemNow
+    ) throws {
+        self.config = config
+        self.tls = tls
+        self.store = store
+        self.metrics = metrics
+        self.logger = logger
+        keys = JWKSCache(url: config.jwks.url.absoluteString, client: jwksClient, policy: jwksPolicy, metrics: metrics, logger: logger)
+        let routes = config.routes.map(Route.init)
+        forwarder = try Forwarder(routes: routes, logger: logger)
+        let skew = config.clockSkew.components.seconds
+        let maximumAge = config.dpop.maxAge.components.seconds
+        let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
+        let proofs = DPoPProofVerifier(policy: .init(maximumAge: maximumAge, requireAccessTokenHash: config.dpop.requireATH, serverNonces: nonces))
+        let verifier = RequestVerifier(
+            routes: RouteTable(routes),
+            tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: skew),
+            binding: BindingVerification(proofs: proofs),
+            usage: UsageAccounting(store: store, proofWindow: .seconds(2 * maximumAge + skew), metrics: metrics))
+        responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
+    }
+
+    /// Reads `gateway.dpop.nonce_secret_file`: at least 32 bytes, used as read, one
+    /// trailing newline dropped.
+    static func nonceSource(_ dpop: DPoPConfig) throws -> DPoPNonceSource {
+        guard let path = dpop.nonceSecretFile else {
+            throw GatewaySetupError(description: "gateway.dpop.nonce is true but gateway.dpop.nonce_secret_file is not set; point it at a file of at least 32 random bytes")
+        }
+        guard var secret = FileManager.default.contents(atPath: path).map(Array.init) else {
+            throw GatewaySetupError(description: "gateway.dpop.nonce_secret_file: cannot read \(path); check the path and permissions")
+        }
+        if secret.last == UInt8(ascii: "\n") { secret.removeLast() }
+        do {
+            return try DPoPNonceSource(secret: secret, window: dpop.nonceWindow.components.seconds)
+        } catch {
+            throw GatewaySetupError(description: "gateway.dpop.nonce_secret_file: \(path) is refused: \(error.reason) (write at least 32 random bytes, e.g. `openssl rand -out \(path) 48`)")
+        }
+    }
+
+    /// The services to run; `onRunning` reports the bound ports (`gateway`, `admin`).
+    public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
+        let server: HTTPServerBuilder
+        if let tls {
+            server = .ekeySecure(tlsConfiguration: tls)
+        } else {
+            logger.warning("TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only")
+            server = .http1()
+        }
+        let app = Application(
+            responder: responder, server: server,
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "ekey-gateway"),
+            onServerRunning: { channel in await onRunning("gateway", channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let keys = self.keys
+        let store = self.store
+        let admin = AdminServer.application(
+            host: config.adminListen.host, port: config.adminListen.port, metrics: metrics, logger: logger,
+            readiness: {
+                var problems: [String] = []
+                if !(await keys.hasKeys) { problems.append("no signing keys from the publisher yet (\(await keys.lastRefreshError ?? "not fetched"))") }
+                if (try? await store.ping()) == nil { problems.append("the usage store is unreachable") }
+                return Readiness(problems: problems)
+            },
+            onServerRunning: { port in await onRunning("admin", port) })
+        return [keys, ForwarderShutdown(forwarder: forwarder), app, admin, DrainService(responder.inFlight)]
+    }
+}
+
+/// Why the gateway cannot start; the message names the key or file and the fix.
+public struct GatewaySetupError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Closes upstream connections when the service group shuts down.
+struct ForwarderShutdown: Service {
+    let forwarder: Forwarder
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await forwarder.shutdown()
+    }
+}

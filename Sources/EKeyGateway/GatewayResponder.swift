@@ -1,0 +1,142 @@
+public import EKeyProtocol
+public import EKeyServer
+public import EKeyStore
+import Foundation
+public import Hummingbird
+import HTTPTypes
+public import Logging
+
+/// Answers every request on the gateway's listener: the verification steps, then the
+/// upstream (DESIGN.md §5). Counts each decision in the metrics of §7 and writes one
+/// audit event per request.
+public struct GatewayResponder: HTTPResponder {
+    public typealias Context = EKeyRequestContext
+
+    let verifier: RequestVerifier
+    let forwarder: Forwarder
+    let store: any UsageStore
+    let metrics: MetricsRegistry
+    let audit: AuditLog
+    let logger: Logger
+    let now: @Sendable () -> Int64
+    /// Requests in flight, drained at shutdown.
+    public let inFlight = InFlightRequests()
+
+    /// Creates the responder.
+    public init(
+        verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
+        logger: Logger, now: @escaping @Sendable () -> Int64 = GatewayResponder.systemNow
+    ) {
+        self.verifier = verifier
+        self.forwarder = forwarder
+        self.store = store
+        self.metrics = metrics
+        self.audit = audit
+        self.logger = logger
+        self.now = now
+        for name in ["ekey_verify_success_total", "ekey_verify_replay_blocked_total", "ekey_verify_invalid_proof_total"] {
+            metrics.increment(name, by: 0)
+        }
+    }
+
+    /// Epoch seconds from the system clock.
+    public static func systemNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    public func respond(to request: Request, context: EKeyRequestContext) async throws -> Response {
+        guard inFlight.enter() else { return InFlightRequests.refusal() }
+        defer { inFlight.leave() }
+        let started = ContinuousClock.now
+        var event = AuditEvent(event: "verify", outcome: "allowed")
+        event.method = request.method.rawValue
+        event.path = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
+        event.client = context.clientAddress
+        let incoming = RequestVerifier.Incoming(
+            method: request.method.rawValue, target: request.head.path ?? "", authorization: request.headers[values: .authorization],
+            dpop: request.headers[values: HTTPField.Name("DPoP")!], peer: await context.peerIdentity())
+        let verified: RequestVerifier.Verified
+        do {
+            verified = try await verifier.verify(incoming, now: now())
+        } catch {
+            record(error, event: &event, started: started)
+            return Self.response(for: error)
+        }
+        let claims = verified.token.claims
+        event.subject = claims.subject
+        event.trace = claims.trace
+        event.capabilityAction = verified.action.description
+        let upstreamStarted = ContinuousClock.now
+        do {
+            let audit = self.audit
+            let failureEvent = event
+            let response = try await forwarder.forward(request, verified: verified, clientAddress: context.clientAddress) { error in
+                var broken = failureEvent
+                broken.outcome = "upstream_error"
+                broken.reason = "the upstream broke the response body: \(error)"
+                audit.record(broken)
+            }
+            metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
+            metrics.increment("ekey_verify_success_total")
+            event.extra["status"] = String(response.status.code)
+            event.extra["use"] = "\(verified.used)/\(verified.limit)"
+            event.latencyMilliseconds = Self.milliseconds(since: started)
+            audit.record(event)
+            return response
+        } catch {
+            metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
+            if error.nothingSent {
+                await refund(trace: claims.trace)
+            }
+            metrics.increment("ekey_verify_failure_total", [("reason", "upstream_error")])
+            event.outcome = "upstream_error"
+            event.reason = error.error.reason
+            event.extra["refunded"] = error.nothingSent ? "true" : "false"
+            event.latencyMilliseconds = Self.milliseconds(since: started)
+            audit.record(event)
+            return .error(error.error)
+        }
+    }
+
+    /// Gives the use back when the upstream never saw the request; a failure here is
+    /// logged (the use stays counted: the safe direction).
+    func refund(trace: String) async {
+        do {
+            _ = try await store.refund(trace: trace)
+        } catch {
+            logger.warning("could not give a use back after an unreachable upstream", metadata: ["trace": .string(trace), "error": "\(error)"])
+        }
+    }
+
+    func record(_ rejection: Rejection, event: inout AuditEvent, started: ContinuousClock.Instant) {
+        switch rejection.outcome {
+        case "replay_blocked": metrics.increment("ekey_verify_replay_blocked_total")
+        case "invalid_proof": metrics.increment("ekey_verify_invalid_proof_total")
+        default: break
+        }
+        metrics.increment("ekey_verify_failure_total", [("reason", rejection.outcome)])
+        event.outcome = rejection.outcome
+        event.reason = rejection.error.reason
+        if let claims = rejection.token {
+            event.subject = claims.subject
+            event.trace = claims.trace
+            event.capabilityAction = claims.capability.action.description
+        }
+        event.latencyMilliseconds = Self.milliseconds(since: started)
+        audit.record(event)
+    }
+
+    /// The error response of a rejection: JSON body, status, challenge and extra headers.
+    static func response(for rejection: Rejection) -> Response {
+        var response = Response.error(rejection.error, scheme: rejection.scheme, challenge: true)
+        for (name, value) in rejection.headers {
+            if let fieldName = HTTPField.Name(name) {
+                response.headers.append(HTTPField(name: fieldName, value: value))
+            }
+        }
+        return response
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    }
+}

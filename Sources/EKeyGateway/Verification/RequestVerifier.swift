@@ -1,0 +1,69 @@
+public import EKeyProtocol
+public import EKeyServer
+
+/// The verification steps of DESIGN.md §5, run in order. Nothing is counted in the store
+/// before the token, the binding and the capability all hold.
+public struct RequestVerifier: Sendable {
+    /// What the verifier needs from a request.
+    public struct Incoming: Sendable {
+        public var method: String
+        /// The request target exactly as sent (`/path?query`).
+        public var target: String
+        public var authorization: [String]
+        public var dpop: [String]
+        public var peer: PeerIdentity?
+
+        /// Creates a request description.
+        public init(method: String, target: String, authorization: [String], dpop: [String], peer: PeerIdentity?) {
+            self.method = method
+            self.target = target
+            self.authorization = authorization
+            self.dpop = dpop
+            self.peer = peer
+        }
+    }
+
+    /// A request that may be forwarded.
+    public struct Verified: Sendable {
+        public let route: Route
+        public let target: RequestTarget
+        public let token: VerifiedEKey
+        public let scheme: AuthorizationScheme
+        /// The capability entry that matched, as written in the token.
+        public let action: CapabilityAction
+        public let used: Int
+        public let limit: Int
+    }
+
+    let routes: RouteTable
+    let tokens: TokenVerification
+    let binding: BindingVerification
+    let usage: UsageAccounting
+
+    /// Creates the verifier from its steps.
+    public init(routes: RouteTable, tokens: TokenVerification, binding: BindingVerification, usage: UsageAccounting) {
+        self.routes = routes
+        self.tokens = tokens
+        self.binding = binding
+        self.usage = usage
+    }
+
+    /// Runs steps 0-5; throws the first step's ``Rejection``.
+    public func verify(_ request: Incoming, now: Int64) async throws(Rejection) -> Verified {
+        let (target, route) = try PathCheck.check(target: request.target, routes: routes)
+        let extracted = try TokenExtraction.extract(authorization: request.authorization)
+        let token = try await tokens.verify(extracted, route: route, now: now)
+        let evidence = try binding.verify(
+            token, compact: extracted.token, scheme: extracted.scheme, method: request.method, path: target.path, route: route,
+            dpopHeaders: request.dpop, peer: request.peer, now: now)
+        let action = try CapabilityCheck.check(token, method: request.method, target: target, scheme: extracted.scheme)
+        let jti: String?
+        if case .proof(let proof) = evidence {
+            jti = proof.jti
+        } else {
+            jti = nil
+        }
+        let (used, limit) = try await usage.consume(token, jti: jti, scheme: extracted.scheme)
+        return Verified(route: route, target: target, token: token, scheme: extracted.scheme, action: action, used: used, limit: limit)
+    }
+}

@@ -1,0 +1,50 @@
+public import EKeyProtocol
+public import EKeyStore
+public import EKeyServer
+
+/// Step 5: one atomic store call refuses a replayed proof `jti`, creates the trace's
+/// counter on first use, refuses at the limit, and counts the use. A store failure
+/// refuses the request (503): nothing is forwarded on doubt.
+public struct UsageAccounting: Sendable {
+    let store: any UsageStore
+    let proofWindow: Duration
+    let metrics: MetricsRegistry
+
+    /// Creates the step; `proofWindow` is how long a proof's `jti` is remembered.
+    public init(store: any UsageStore, proofWindow: Duration, metrics: MetricsRegistry) {
+        self.store = store
+        self.proofWindow = proofWindow
+        self.metrics = metrics
+    }
+
+    /// Counts one use; returns `(used, limit)`.
+    public func consume(_ token: VerifiedEKey, jti: String?, scheme: AuthorizationScheme) async throws(Rejection) -> (used: Int, limit: Int) {
+        let claims = token.claims
+        let request = ConsumeRequest(
+            trace: claims.trace, jti: jti, limit: claims.capability.limit, subject: claims.subject,
+            tokenLifetime: .seconds(claims.lifetime), proofWindow: proofWindow, expiresAt: claims.expiresAt)
+        let started = ContinuousClock.now
+        let outcome: ConsumeOutcome
+        do {
+            outcome = try await store.consume(request)
+        } catch {
+            metrics.record("ekey_store_seconds", ContinuousClock.now - started)
+            throw Rejection(
+                EKeyError(.temporarilyUnavailable, "the usage store is unreachable, so the use cannot be counted; retry shortly"),
+                scheme: scheme, outcome: "store_unavailable", token: claims)
+        }
+        metrics.record("ekey_store_seconds", ContinuousClock.now - started)
+        switch outcome {
+        case .allowed(let used, let limit):
+            return (used, limit)
+        case .replayedProof:
+            throw Rejection(
+                EKeyError(.replayDetected, "this DPoP proof was already used; make a fresh proof for each request"),
+                scheme: scheme, outcome: "replay_blocked", token: claims)
+        case .limitReached(let limit):
+            throw Rejection(
+                EKeyError(.replayDetected, "this token's \(limit) use\(limit == 1 ? "" : "s") are spent; request a new token"),
+                scheme: scheme, outcome: "replay_blocked", token: claims)
+        }
+    }
+}

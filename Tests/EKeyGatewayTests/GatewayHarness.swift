@@ -1,0 +1,279 @@
+import AsyncHTTPClient
+import Crypto
+import EKeyConfig
+import EKeyGateway
+import EKeyJWKS
+import EKeyProtocol
+import EKeyServer
+import EKeyStore
+import EKeyTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+
+/// What the legacy upstream saw of one request.
+struct SeenRequest: Sendable {
+    var method: String
+    var path: String
+    var headers: [String: [String]]
+    var bodyLength: Int
+    var bodySHA256: String
+}
+
+/// A legacy API behind the gateway: records every request; `/slow` answers after 3 s,
+/// `/stall` sends its head and then stops, `/big/<n>` streams n MiB.
+actor UpstreamRecorder {
+    private(set) var seen: [SeenRequest] = []
+
+    func record(_ request: SeenRequest) {
+        seen.append(request)
+    }
+
+    var count: Int { seen.count }
+
+    static func application(recorder: UpstreamRecorder, port: Int) -> some ApplicationProtocol {
+        let router = Router()
+        router.on("**", method: .get) { request, context in try await handle(request, context, recorder) }
+        router.on("**", method: .post) { request, context in try await handle(request, context, recorder) }
+        router.on("**", method: .put) { request, context in try await handle(request, context, recorder) }
+        router.on("**", method: .delete) { request, context in try await handle(request, context, recorder) }
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "legacy-api"))
+    }
+
+    static func handle(_ request: Request, _ context: BasicRequestContext, _ recorder: UpstreamRecorder) async throws -> Response {
+        var hasher = SHA256()
+        var length = 0
+        for try await chunk in request.body {
+            length += chunk.readableBytes
+            hasher.update(data: Array(chunk.readableBytesView))
+        }
+        var headers: [String: [String]] = [:]
+        for field in request.headers {
+            headers[field.name.canonicalName, default: []].append(field.value)
+        }
+        let path = request.uri.path
+        await recorder.record(
+            SeenRequest(
+                method: request.method.rawValue, path: request.uri.description, headers: headers, bodyLength: length,
+                bodySHA256: hasher.finalize().map { String(format: "%02x", $0) }.joined()))
+        if path == "/slow" {
+            try await Task.sleep(for: .seconds(6))
+        }
+        if path == "/stall" {
+            let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
+            continuation.yield(ByteBuffer(string: "partial"))
+            Task {
+                try? await Task.sleep(for: .seconds(30))
+                continuation.finish()
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(asyncSequence: stream))
+        }
+        if path.hasPrefix("/big/"), let mebibytes = Int(path.dropFirst(5)) {
+            let chunk = ByteBuffer(repeating: 0x61, count: 1 << 20)
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody { writer in
+                    for _ in 0..<mebibytes { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                })
+        }
+        var responseHeaders: HTTPFields = [.contentType: "application/json"]
+        responseHeaders[.connection] = "keep-alive"
+        responseHeaders[HTTPField.Name("Keep-Alive")!] = "timeout=5"
+        return Response(
+            status: request.method == .post ? .created : .ok, headers: responseHeaders,
+            body: .init(byteBuffer: ByteBuffer(string: "{\"ok\":true,\"length\":\(length)}")))
+    }
+}
+
+/// A running stack for gateway tests: publisher (in-process, memory keys), the legacy
+/// upstream, and one or more gateways, all on loopback with real TLS and HTTP/2.
+struct GatewayHarness {
+    static let issuer = "https://issuer.test"
+    static let audience = "https://api.test"
+    static let issuerID = "spiffe://example.org/ekey/issuer"
+
+    let files: TemporaryFiles
+    let pki: DevelopmentPKI
+    let signingKey = PrivateSigningKey(generating: .es256)
+    let keyID = "issuer-1"
+    let workloadID = "spiffe://example.org/checkout"
+    let workloadCertificateSHA256: [UInt8]
+
+    init() throws {
+        files = try TemporaryFiles()
+        pki = try DevelopmentPKI()
+        try files.write("ca.crt", pki.authority.certificatePEM)
+        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: Self.issuerID))
+        let workload = try pki.issueClient(commonName: "checkout", spiffeID: workloadID)
+        try files.write("workload", workload)
+        workloadCertificateSHA256 = Array(SHA256.hash(data: workload.certificateDER))
+        try files.write("other", pki.issueClient(commonName: "other", spiffeID: "spiffe://example.org/other"))
+        try files.write("nonce.key", String(repeating: "k", count: 40) + "\n")
+    }
+
+    /// Ports of a running stack.
+    struct Ports {
+        var publisher: Int
+        var upstream: Int
+        var gateways: [Int]
+        var admins: [Int]
+    }
+
+    /// The gateway config for this harness.
+    func gatewayConfig(
+        port: Int, adminPort: Int, publisherPort: Int, upstream: String, nonce: Bool = false, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2))
+    ) -> GatewayConfig {
+        GatewayConfig(
+            listen: ListenAddress(host: "127.0.0.1", port: port), adminListen: ListenAddress(host: "127.0.0.1", port: adminPort),
+            tls: .enabled(TLSFiles(cert: files.path("server.crt"), key: files.path("server.key"), clientCA: files.path("ca.crt"), clientAuth: .optional)),
+            issuer: Self.issuer,
+            jwks: JWKSClientConfig(url: URL(string: "https://localhost:\(publisherPort)/.well-known/jwks.json")!, ca: files.path("ca.crt")),
+            dpop: DPoPConfig(nonce: nonce, nonceSecretFile: files.path("nonce.key")),
+            timeouts: timeouts,
+            routes: [
+                RouteConfig(prefix: "/", upstream: URL(string: upstream)!, audience: Self.audience, publicOrigin: URL(string: Self.audience)!, timeouts: timeouts)
+            ])
+    }
+
+    /// Runs publisher, upstream and `gateways` gateways sharing `storeURL`; registers the
+    /// signing key before `body` runs.
+    func run<R: Sendable>(
+        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true,
+        _ body: (Ports) async throws -> R
+    ) async throws -> R {
+        let logger = Logger(label: "test")
+        let publisherPort = try FreePort.pick()
+        let upstreamPort = try FreePort.pick()
+        let publisherTLS = try TLSSetup.server(
+            certificateFile: files.path("server.crt"), keyFile: files.path("server.key"), clientCAFile: files.path("ca.crt"), clientCertificates: .optional)
+        let publisherKeys = StoreBackedKeys(stores: try Stores.make(url: "memory://", eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
+        let publisher = Publisher(
+            settings: .init(authorizedIssuers: [Self.issuerID], admins: []), keys: publisherKeys,
+            listeners: .init(host: "127.0.0.1", port: publisherPort, tls: publisherTLS, adminHost: "127.0.0.1", adminPort: 0), logger: logger)
+        let stores = try Stores.make(url: storeURL, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        var services: [any Service] = []
+        var ports = Ports(publisher: publisherPort, upstream: upstreamPort, gateways: [], admins: [])
+        let jwksClient = try InternalHTTPClient.make(caFile: files.path("ca.crt"), certificateFile: nil, keyFile: nil)
+        var policy = JWKSCache.Policy()
+        policy.retryAfterFailure = .milliseconds(100)
+        for _ in 0..<gateways {
+            let port = try FreePort.pick()
+            let admin = try FreePort.pick()
+            ports.gateways.append(port)
+            ports.admins.append(admin)
+            let config = gatewayConfig(port: port, adminPort: admin, publisherPort: publisherPort, upstream: "http://127.0.0.1:\(upstreamPort)", nonce: nonce)
+            let gateway = try Gateway(
+                config: config, tls: try ServiceStartup.serverTLS(config.tls, section: "gateway", logger: logger), store: stores.usage,
+                jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
+            services += gateway.services()
+        }
+        return try await LiveServices.with(roles: ["jwks", "admin"], { report in
+            var all = try publisher.services(onRunning: report)
+            if upstreamUp {
+                all.append(UpstreamRecorder.application(recorder: recorder, port: upstreamPort))
+            }
+            return all + services
+        }) { _ in
+            for port in ports.gateways { try await waitForPort(port) }
+            if upstreamUp { try await waitForPort(upstreamPort) }
+            try await registerSigningKey(publisherPort: publisherPort)
+            let result = try await body(ports)
+            try? await jwksClient.shutdown()
+            await stores.shutdown()
+            return result
+        }
+    }
+
+    let recorder = UpstreamRecorder()
+
+    func waitForPort(_ port: Int) async throws {
+        for _ in 0..<200 where !ServiceProcess.canConnect(port: port) {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+    }
+
+    func registerSigningKey(publisherPort: Int) async throws {
+        let client = try InternalHTTPClient.make(caFile: files.path("ca.crt"), certificateFile: files.path("issuer.crt"), keyFile: files.path("issuer.key"))
+        defer { Task { try? await client.shutdown() } }
+        let registrar = KeyRegistrationClient(baseURL: "https://localhost:\(publisherPort)", client: client, logger: Logger(label: "test"))
+        let registration = KeyRegistration(keyID: keyID, jwk: signingKey.publicKey.jwk.with(keyID: keyID, algorithm: .es256))
+        _ = try await registrar.registerWithRetry(registration)
+    }
+
+    // MARK: Tokens and proofs
+
+    static var now: Int64 { Int64(Date().timeIntervalSince1970) }
+
+    func claims(
+        action: String = "POST:/payments", subcap: [String] = [], limit: Int = 1, lifetime: Int64 = 30, audience: String = GatewayHarness.audience,
+        issuedAt: Int64 = GatewayHarness.now, confirmation: Confirmation
+    ) throws -> EKeyClaims {
+        EKeyClaims(
+            issuer: Self.issuer, subject: workloadID, audience: audience, issuedAt: issuedAt, expiresAt: issuedAt + lifetime,
+            capability: try Capability(action: CapabilityAction(parsing: action), limit: limit, subcapabilities: subcap.map { try CapabilityAction(parsing: $0) }),
+            confirmation: confirmation, trace: EKeyClaims.randomTrace())
+    }
+
+    func dpopToken(_ proofKey: PrivateSigningKey, action: String = "POST:/payments", subcap: [String] = [], limit: Int = 1, lifetime: Int64 = 30, audience: String = GatewayHarness.audience, issuedAt: Int64 = GatewayHarness.now) throws -> String {
+        try EKeyToken.sign(
+            claims(action: action, subcap: subcap, limit: limit, lifetime: lifetime, audience: audience, issuedAt: issuedAt, confirmation: .jwkThumbprint(proofKey.publicKey.jwk.thumbprint)),
+            keyID: keyID, bind: .dpop, using: signingKey)
+    }
+
+    func mtlsToken(limit: Int = 5) throws -> String {
+        try EKeyToken.sign(
+            claims(limit: limit, confirmation: .certificateThumbprint(Base64URL.encode(workloadCertificateSHA256))), keyID: keyID, bind: .mtls, using: signingKey)
+    }
+
+    func proof(_ key: PrivateSigningKey, token: String, method: String = "POST", path: String = "/payments", nonce: String? = nil, issuedAt: Int64 = GatewayHarness.now) throws -> String {
+        try DPoPProof(method: method, url: Self.audience + path, issuedAt: issuedAt, accessTokenHash: EKeyToken.accessTokenHash(token), nonce: nonce).signed(with: key)
+    }
+
+    // MARK: Client
+
+    func client(certificate: String? = nil, http1: Bool = false) throws -> HTTPClient {
+        var tls = try TLSSetup.client(
+            caFile: files.path("ca.crt"), certificateFile: certificate.map { files.path("\($0).crt") }, keyFile: certificate.map { files.path("\($0).key") })
+        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(15)))
+        configuration.httpVersion = http1 ? .http1Only : .automatic
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// GET on a plain-HTTP admin listener.
+    func adminGet(port: Int, _ path: String) async throws -> String {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await client.shutdown() } }
+        let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(5))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+
+    struct Answer {
+        var status: Int
+        var version: HTTPVersion
+        var headers: HTTPHeaders
+        var body: String
+        var error: String? { (try? StrictJSONParser().parseObject(Array(body.utf8)))?["error"]?.stringValue }
+        var challenges: [String] { headers["www-authenticate"] }
+    }
+
+    func send(
+        _ client: HTTPClient, port: Int, _ method: HTTPMethod = .POST, _ path: String = "/payments", headers: [(String, String)] = [], body: ByteBuffer? = nil
+    ) async throws -> Answer {
+        var request = HTTPClientRequest(url: "https://localhost:\(port)\(path)")
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(body) }
+        let response = try await client.execute(request, timeout: .seconds(20))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return Answer(status: Int(response.status.code), version: response.version, headers: response.headers, body: String(buffer: bytes))
+    }
+}

@@ -1,0 +1,309 @@
+import AsyncHTTPClient
+import EKeyProtocol
+import EKeyTestSupport
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The gateway end to end over real TLS 1.3 and HTTP/2: the verification steps with
+/// hostile input, the upstream contract, the usage promise and fail-closed behaviour.
+@Suite(.serialized)
+struct GatewayTests {
+    @Test func dpopBoundCallIsForwardedWithTrustedHeadersOnly() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 2)
+            let answer = try await harness.send(
+                client, port: ports.gateways[0],
+                headers: [
+                    ("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token)),
+                    ("X-EKey-Sub", "spiffe://evil/admin"), ("x-ekey-use", "0/999"), ("Connection", "x-secret"), ("X-Secret", "hop"),
+                    ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), ("Forwarded", "for=6.6.6.6"),
+                    ("X-Forwarded-For", "6.6.6.6"), ("Content-Type", "application/json"),
+                ],
+                body: ByteBuffer(string: "{\"amount\":10}"))
+            #expect(answer.status == 201)
+            #expect(answer.version == .http2)
+            #expect(answer.body.contains("\"length\":13"))
+            #expect(answer.headers["keep-alive"].isEmpty, "hop-by-hop response headers are removed")
+            let seen = try #require(await harness.recorder.seen.first)
+            #expect(seen.method == "POST")
+            #expect(seen.path == "/payments")
+            #expect(seen.headers["x-ekey-sub"] == [harness.workloadID], "client-sent X-EKey-* never reaches the upstream")
+            #expect(seen.headers["x-ekey-use"] == ["1/2"])
+            #expect(seen.headers["x-ekey-action"] == ["POST:/payments"])
+            #expect(seen.headers["x-ekey-trace"]?.first?.count == 32)
+            #expect(seen.headers["authorization"] == nil)
+            #expect(seen.headers["dpop"] == nil)
+            #expect(seen.headers["x-secret"] == nil, "headers named by Connection are hop-by-hop")
+            #expect(seen.headers["x-forwarded-for"] == nil)
+            #expect(seen.headers["forwarded"]?.count == 1)
+            #expect(seen.headers["forwarded"]?.first?.hasPrefix("for=127.0.0.1") == true)
+            #expect(seen.headers["traceparent"] == ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
+        }
+        try await client.shutdown()
+    }
+
+    @Test func replayedProofAndSpentLimitAreRefusedAndNeverForwarded() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .edDSA)
+            let token = try harness.dpopToken(key, limit: 2)
+            let proof = try harness.proof(key, token: token)
+            let headers = [("Authorization", "DPoP \(token)"), ("DPoP", proof)]
+            #expect(try await harness.send(client, port: ports.gateways[0], headers: headers).status == 201)
+            let replay = try await harness.send(client, port: ports.gateways[0], headers: headers)
+            #expect(replay.status == 401)
+            #expect(replay.error == "replay_detected")
+            #expect(replay.challenges == ["DPoP error=\"invalid_token\", algs=\"ES256 EdDSA\""])
+            let second = [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))]
+            #expect(try await harness.send(client, port: ports.gateways[0], headers: second).status == 201)
+            let third = [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))]
+            let spent = try await harness.send(client, port: ports.gateways[0], headers: third)
+            #expect(spent.status == 401)
+            #expect(spent.error == "replay_detected")
+            #expect(await harness.recorder.count == 2)
+            let metrics = try await harness.adminGet(port: ports.admins[0], "/metrics")
+            #expect(metrics.contains("ekey_verify_replay_blocked_total 2"))
+            #expect(metrics.contains("ekey_verify_success_total 2"))
+            #expect(metrics.contains("ekey_verify_failure_total{reason=\"replay_blocked\"} 2"))
+            #expect(metrics.contains("ekey_store_seconds_count"))
+            #expect(try await harness.adminGet(port: ports.admins[0], "/readyz").hasPrefix("ready"))
+        }
+        try await client.shutdown()
+    }
+
+    @Test func missingOrForeignAuthorizationGetsBothChallenges() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client(http1: true)
+        try await harness.run { ports in
+            for headers in [[], [("Authorization", "Basic dXNlcjpwYXNz")], [("Authorization", "DPoP")]] {
+                let answer = try await harness.send(client, port: ports.gateways[0], headers: headers)
+                #expect(answer.status == 401)
+                #expect(answer.version == .http1_1)
+                #expect(answer.error == "invalid_request")
+                #expect(answer.challenges == ["DPoP algs=\"ES256 EdDSA\"", "EKey"])
+            }
+            let huge = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "EKey " + String(repeating: "a", count: 9000))])
+            #expect(huge.status == 400)
+            #expect(huge.error == "invalid_request")
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key)
+            let bearer = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "Bearer \(token)"), ("DPoP", try harness.proof(key, token: token))])
+            #expect(bearer.status == 401)
+            #expect(bearer.error == "invalid_token")
+            #expect(bearer.challenges == ["Bearer error=\"invalid_token\""])
+            let two = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("Authorization", "DPoP \(token)")])
+            #expect(two.status == 400)
+            #expect(await harness.recorder.count == 0)
+        }
+        try await client.shutdown()
+    }
+
+    @Test func pathTricksAreRejectedBeforeAnythingElse() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client(http1: true)
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "POST:/payments/*")
+            for path in ["/payments/../admin", "/payments/%2e%2e/admin", "/payments%2Fadmin", "/payments//x", "/payments/./x", "/payments/%2E", "/payments/%5c"] {
+                let answer = try await harness.send(
+                    client, port: ports.gateways[0], .POST, path,
+                    headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, path: path))])
+                #expect(answer.status == 400, "\(path)")
+                #expect(answer.error == "invalid_request", "\(path)")
+            }
+            for path in ["/payments/%zz", "/payments/%", "/payments/%2", "/%2e%2e/payments", "/payments/a%00b"] {
+                let curl = try ExternalCommand(
+                    "curl", ["-s", "--http2", "--path-as-is", "--cacert", harness.files.path("ca.crt"), "-X", "POST", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                        "-H", "Authorization: DPoP \(token)", "-H", "DPoP: \(try harness.proof(key, token: token, path: path))",
+                        "https://localhost:\(ports.gateways[0])\(path)"]
+                ).run()
+                #expect(String(decoding: curl.stdout, as: UTF8.self) == "400 2", "\(path) sent raw over HTTP/2")
+            }
+            #expect(await harness.recorder.count == 0)
+        }
+        try await client.shutdown()
+    }
+
+    @Test func hostileTokensAreRefusedWithTheRightCodes() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            func call(_ token: String, proofKey: PrivateSigningKey? = nil) async throws -> GatewayHarness.Answer {
+                try await harness.send(
+                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(proofKey ?? key, token: token))])
+            }
+            let expired = try harness.dpopToken(key, lifetime: 10, issuedAt: GatewayHarness.now - 60)
+            #expect(try await call(expired).error == "expired_token")
+            #expect(try await call(try harness.dpopToken(key, audience: "https://other.test")).error == "invalid_token")
+            let good = try harness.dpopToken(key)
+            let parts = good.split(separator: ".")
+            let none = Base64URL.encode(Array(#"{"alg":"none","typ":"EKEY","kid":"issuer-1"}"#.utf8)) + "." + parts[1] + "."
+            #expect(try await call(none).error == "invalid_token")
+            let hs256 = Base64URL.encode(Array(#"{"alg":"HS256","typ":"EKEY","kid":"issuer-1"}"#.utf8)) + "." + parts[1] + "." + parts[2]
+            #expect(try await call(hs256).error == "invalid_token")
+            let wrongTyp = Base64URL.encode(Array(#"{"alg":"ES256","typ":"JWT","kid":"issuer-1"}"#.utf8)) + "." + parts[1] + "." + parts[2]
+            #expect(try await call(wrongTyp).error == "invalid_token")
+            let unknownKid = Base64URL.encode(Array(#"{"alg":"ES256","typ":"EKEY","kid":"forged"}"#.utf8)) + "." + parts[1] + "." + parts[2]
+            #expect(try await call(unknownKid).error == "invalid_token")
+            let injected = Base64URL.encode(JSONValue.object(["alg": "ES256", "typ": "EKEY", "kid": "issuer-1", "jwk": key.publicKey.jwk.jsonValue]).serializedBytes()) + "." + parts[1] + "." + parts[2]
+            #expect(try await call(injected).error == "invalid_token")
+            let tampered = parts[0] + "." + Base64URL.encode(Array("{\"sub\":\"admin\"}".utf8)) + "." + parts[2]
+            #expect(try await call(String(tampered)).error == "invalid_token")
+            let otherKey = PrivateSigningKey(generating: .es256)
+            let wrongProofKey = try await call(good, proofKey: otherKey)
+            #expect(wrongProofKey.status == 401)
+            #expect(wrongProofKey.error == "invalid_proof")
+            #expect(wrongProofKey.challenges.first?.hasPrefix("DPoP error=\"invalid_dpop_proof\"") == true)
+            #expect(await harness.recorder.count == 0)
+        }
+        try await client.shutdown()
+    }
+
+    @Test func proofDefectsAndCapabilityMismatch() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, subcap: ["GET:/payments/:id"], limit: 5)
+            let port = ports.gateways[0]
+            let missing = try await harness.send(client, port: port, headers: [("Authorization", "DPoP \(token)")])
+            #expect(missing.status == 401)
+            #expect(missing.error == "invalid_proof")
+            let proof = try harness.proof(key, token: token)
+            let twice = try await harness.send(client, port: port, headers: [("Authorization", "DPoP \(token)"), ("DPoP", proof), ("DPoP", proof)])
+            #expect(twice.status == 400)
+            let wrongPath = try await harness.send(client, port: port, headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, path: "/refunds"))])
+            #expect(wrongPath.error == "invalid_proof")
+            let wrongMethod = try await harness.send(client, port: port, headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "PUT"))])
+            #expect(wrongMethod.error == "invalid_proof")
+            let old = try await harness.send(client, port: port, headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, issuedAt: GatewayHarness.now - 30))])
+            #expect(old.error == "invalid_proof")
+            let outside = try await harness.send(
+                client, port: port, .DELETE, "/payments/42", headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "DELETE", path: "/payments/42"))])
+            #expect(outside.status == 403)
+            #expect(outside.error == "capability_mismatch")
+            #expect(outside.challenges == ["DPoP error=\"insufficient_scope\", algs=\"ES256 EdDSA\""])
+            #expect(await harness.recorder.count == 0, "nothing refused is forwarded")
+            let subcap = try await harness.send(
+                client, port: port, .GET, "/payments/42?expand=1",
+                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/payments/42"))])
+            #expect(subcap.status == 200, "a subcap entry allows the call; htu excludes the query")
+            #expect(await harness.recorder.seen.last?.path == "/payments/42?expand=1")
+            #expect(await harness.recorder.seen.last?.headers["x-ekey-action"] == ["GET:/payments/:id"])
+        }
+        try await client.shutdown()
+    }
+
+    @Test func mtlsBoundTokenNeedsItsCertificate() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let workload = try harness.client(certificate: "workload")
+        let other = try harness.client(certificate: "other")
+        let anonymous = try harness.client()
+        try await harness.run { ports in
+            let token = try harness.mtlsToken()
+            let port = ports.gateways[0]
+            #expect(try await harness.send(workload, port: port, headers: [("Authorization", "EKey \(token)")]).status == 201)
+            #expect(try await harness.send(workload, port: port, headers: [("Authorization", "Bearer \(token)")]).status == 201)
+            let wrong = try await harness.send(other, port: port, headers: [("Authorization", "EKey \(token)")])
+            #expect(wrong.status == 401)
+            #expect(wrong.error == "invalid_proof")
+            #expect(wrong.challenges == ["EKey error=\"invalid_token\""])
+            #expect(try await harness.send(anonymous, port: port, headers: [("Authorization", "EKey \(token)")]).error == "invalid_proof")
+            #expect(await harness.recorder.count == 2)
+        }
+        for client in [workload, other, anonymous] { try await client.shutdown() }
+    }
+
+    @Test func serverNoncesAreDemandedAndSharedByReplicas() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run(gateways: 2, nonce: true) { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 3)
+            let first = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))])
+            #expect(first.status == 401)
+            #expect(first.error == "use_dpop_nonce")
+            #expect(first.challenges == ["DPoP error=\"use_dpop_nonce\", algs=\"ES256 EdDSA\""])
+            let nonce = try #require(first.headers.first(name: "dpop-nonce"))
+            let stale = try await harness.send(
+                client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, nonce: "made-up"))])
+            #expect(stale.error == "use_dpop_nonce")
+            for port in ports.gateways {
+                let answer = try await harness.send(client, port: port, headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, nonce: nonce))])
+                #expect(answer.status == 201, "every replica accepts the shared nonce")
+            }
+        }
+        try await client.shutdown()
+    }
+
+    @Test func unreachableUpstreamGives502AndTheUseBack() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run(upstreamUp: false) { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 1)
+            let down = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))])
+            #expect(down.status == 502)
+            #expect(down.error == "bad_gateway")
+            let again = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))])
+            #expect(again.status == 502, "the use was given back, so the limit-1 token is not spent: \(again.body)")
+        }
+        try await client.shutdown()
+    }
+
+    @Test func slowUpstreamGives504AndKeepsTheUse() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "GET:/slow", limit: 1)
+            let slow = try await harness.send(client, port: ports.gateways[0], .GET, "/slow", headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/slow"))])
+            #expect(slow.status == 504)
+            #expect(slow.error == "gateway_timeout")
+            let again = try await harness.send(client, port: ports.gateways[0], .GET, "/slow", headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/slow"))])
+            #expect(again.error == "replay_detected", "the upstream may have seen the request, so the use stays spent")
+        }
+        try await client.shutdown()
+    }
+
+    @Test func largeBodiesStreamBothWays() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "PUT:/upload")
+            let size = 24 << 20
+            let upload = ByteBuffer(repeating: 0x5A, count: size)
+            let answer = try await harness.send(
+                client, port: ports.gateways[0], .PUT, "/upload",
+                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "PUT", path: "/upload"))], body: upload)
+            #expect(answer.status == 200)
+            #expect(await harness.recorder.seen.last?.bodyLength == size)
+            let downloadToken = try harness.dpopToken(key, action: "GET:/big/:n")
+            let download = try await harness.send(
+                client, port: ports.gateways[0], .GET, "/big/16",
+                headers: [("Authorization", "DPoP \(downloadToken)"), ("DPoP", try harness.proof(key, token: downloadToken, method: "GET", path: "/big/16"))])
+            #expect(download.status == 200)
+            #expect(download.body.utf8.count == 16 << 20)
+        }
+        try await client.shutdown()
+    }
+}
