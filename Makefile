@@ -3,7 +3,7 @@
 #   make test   run the whole test suite (installs what it needs first)
 
 APT_PACKAGES := libhiredis-dev pkg-config redis-server redis-tools openssl python3 python3-venv
-PYTHON_PACKAGES := joserfc==1.6.5
+PYTHON_PACKAGES := joserfc==1.6.5 "httpx[http2]==0.28.1"
 VENV := .build-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -30,7 +30,7 @@ apt-deps:
 
 python-deps:
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c "import joserfc" 2>/dev/null || $(VENV)/bin/python -m pip install -q $(PYTHON_PACKAGES)
+	@$(VENV)/bin/python -c "import joserfc, httpx, h2" 2>/dev/null || $(VENV)/bin/python -m pip install -q $(PYTHON_PACKAGES)
 
 build:
 	swift build

@@ -59,11 +59,19 @@ let package = Package(
             dependencies: [
                 "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Redis/Scripts")],
+            exclude: ["Redis/Scripts/README.md"],
+            resources: [
+                .embedInCode("Redis/Scripts/consume.lua"),
+                .embedInCode("Redis/Scripts/refund.lua"),
+                .embedInCode("Redis/Scripts/rate_limit.lua"),
+                .embedInCode("Redis/Scripts/key_registry_put.lua"),
+                .embedInCode("Redis/Scripts/key_registry_import.lua"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -110,7 +118,23 @@ let package = Package(
 
         // MARK: Service logic, one library per service.
         .target(name: "EKeyIssuer", dependencies: ["EKeyProtocol", "EKeyStore", "EKeyServer"], swiftSettings: swiftSettings),
-        .target(name: "EKeyGateway", dependencies: ["EKeyProtocol", "EKeyStore", "EKeyServer"], swiftSettings: swiftSettings),
+        .target(
+            name: "EKeyGateway",
+            dependencies: [
+                "EKeyProtocol", "EKeyStore", "EKeyServer", "EKeyConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "EKeyJWKS",
             dependencies: [
@@ -139,12 +163,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "EKeyGatewayMain",
-            dependencies: ["EKeyGateway", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "EKeyGateway", "EKeyServer", "EKeyConfig", "EKeyStore", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: ["EKeyJWKS", "EKeyServer", "EKeyConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyJWKS", "EKeyServer", "EKeyConfig", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -217,6 +244,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "EKeyGatewayTests",
+            dependencies: [
+                "EKeyGateway", "EKeyJWKS", "EKeyServer", "EKeyProtocol", "EKeyStore", "EKeyConfig", "EKeyTestSupport",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Interop")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EKeyConfigTests",
             dependencies: ["EKeyConfig"],
             exclude: ["Fixtures"],
@@ -228,6 +273,8 @@ let package = Package(
                 "EKeyStore", "EKeyTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

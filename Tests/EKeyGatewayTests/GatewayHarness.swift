@@ -92,6 +92,24 @@ actor UpstreamRecorder {
     }
 }
 
+/// The test's HTTP clients, shut down when the stack stops, even after a failure.
+final class ClientRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var clients: [HTTPClient] = []
+
+    func add(_ client: HTTPClient) {
+        lock.withLock { clients.append(client) }
+    }
+
+    func shutdownAll() async {
+        let all = lock.withLock { () -> [HTTPClient] in
+            defer { clients = [] }
+            return clients
+        }
+        for client in all { try? await client.shutdown() }
+    }
+}
+
 /// A running stack for gateway tests: publisher (in-process, memory keys), the legacy
 /// upstream, and one or more gateways, all on loopback with real TLS and HTTP/2.
 struct GatewayHarness {
@@ -185,14 +203,21 @@ struct GatewayHarness {
             for port in ports.gateways { try await waitForPort(port) }
             if upstreamUp { try await waitForPort(upstreamPort) }
             try await registerSigningKey(publisherPort: publisherPort)
-            let result = try await body(ports)
+            let outcome: Result<R, any Error>
+            do {
+                outcome = .success(try await body(ports))
+            } catch {
+                outcome = .failure(error)
+            }
+            await clients.shutdownAll()
             try? await jwksClient.shutdown()
             await stores.shutdown()
-            return result
+            return try outcome.get()
         }
     }
 
     let recorder = UpstreamRecorder()
+    let clients = ClientRegistry()
 
     func waitForPort(_ port: Int) async throws {
         for _ in 0..<200 where !ServiceProcess.canConnect(port: port) {
@@ -245,7 +270,9 @@ struct GatewayHarness {
         tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(15)))
         configuration.httpVersion = http1 ? .http1Only : .automatic
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        clients.add(client)
+        return client
     }
 
     /// GET on a plain-HTTP admin listener.

@@ -45,7 +45,6 @@ struct GatewayTests {
             #expect(seen.headers["forwarded"]?.first?.hasPrefix("for=127.0.0.1") == true)
             #expect(seen.headers["traceparent"] == ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
         }
-        try await client.shutdown()
     }
 
     @Test func replayedProofAndSpentLimitAreRefusedAndNeverForwarded() async throws {
@@ -76,7 +75,6 @@ struct GatewayTests {
             #expect(metrics.contains("ekey_store_seconds_count"))
             #expect(try await harness.adminGet(port: ports.admins[0], "/readyz").hasPrefix("ready"))
         }
-        try await client.shutdown()
     }
 
     @Test func missingOrForeignAuthorizationGetsBothChallenges() async throws {
@@ -104,7 +102,6 @@ struct GatewayTests {
             #expect(two.status == 400)
             #expect(await harness.recorder.count == 0)
         }
-        try await client.shutdown()
     }
 
     @Test func pathTricksAreRejectedBeforeAnythingElse() async throws {
@@ -131,7 +128,6 @@ struct GatewayTests {
             }
             #expect(await harness.recorder.count == 0)
         }
-        try await client.shutdown()
     }
 
     @Test func hostileTokensAreRefusedWithTheRightCodes() async throws {
@@ -168,7 +164,6 @@ struct GatewayTests {
             #expect(wrongProofKey.challenges.first?.hasPrefix("DPoP error=\"invalid_dpop_proof\"") == true)
             #expect(await harness.recorder.count == 0)
         }
-        try await client.shutdown()
     }
 
     @Test func proofDefectsAndCapabilityMismatch() async throws {
@@ -204,7 +199,6 @@ struct GatewayTests {
             #expect(await harness.recorder.seen.last?.path == "/payments/42?expand=1")
             #expect(await harness.recorder.seen.last?.headers["x-ekey-action"] == ["GET:/payments/:id"])
         }
-        try await client.shutdown()
     }
 
     @Test func mtlsBoundTokenNeedsItsCertificate() async throws {
@@ -225,7 +219,6 @@ struct GatewayTests {
             #expect(try await harness.send(anonymous, port: port, headers: [("Authorization", "EKey \(token)")]).error == "invalid_proof")
             #expect(await harness.recorder.count == 2)
         }
-        for client in [workload, other, anonymous] { try await client.shutdown() }
     }
 
     @Test func serverNoncesAreDemandedAndSharedByReplicas() async throws {
@@ -248,7 +241,6 @@ struct GatewayTests {
                 #expect(answer.status == 201, "every replica accepts the shared nonce")
             }
         }
-        try await client.shutdown()
     }
 
     @Test func unreachableUpstreamGives502AndTheUseBack() async throws {
@@ -264,7 +256,6 @@ struct GatewayTests {
             let again = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))])
             #expect(again.status == 502, "the use was given back, so the limit-1 token is not spent: \(again.body)")
         }
-        try await client.shutdown()
     }
 
     @Test func slowUpstreamGives504AndKeepsTheUse() async throws {
@@ -280,7 +271,6 @@ struct GatewayTests {
             let again = try await harness.send(client, port: ports.gateways[0], .GET, "/slow", headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/slow"))])
             #expect(again.error == "replay_detected", "the upstream may have seen the request, so the use stays spent")
         }
-        try await client.shutdown()
     }
 
     @Test func largeBodiesStreamBothWays() async throws {
@@ -304,6 +294,5 @@ struct GatewayTests {
             #expect(download.status == 200)
             #expect(download.body.utf8.count == 16 << 20)
         }
-        try await client.shutdown()
     }
 }

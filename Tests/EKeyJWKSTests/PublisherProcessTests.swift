@@ -165,7 +165,6 @@ struct PublisherProcessTests {
     @Test func replicasSharingRedisServeTheSameKeySetAndSurviveRestart() async throws {
         defer { files.remove() }
         let redis = try RedisServer()
-        try redis.start()
         defer { redis.shutdown() }
         var replicas: [(ServiceProcess, Int, Int)] = []
         for _ in 0..<3 {
