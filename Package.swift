@@ -152,6 +152,8 @@ let package = Package(
             dependencies: [
                 "EKeyIssuer", "EKeyServer", "EKeyConfig", "EKeyStore",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -1,8 +1,11 @@
 import ArgumentParser
+import AsyncHTTPClient
 import EKeyConfig
 import EKeyIssuer
 import EKeyServer
 import EKeyStore
+import Foundation
+import Logging
 import NIOPosix
 
 /// Entry point of `ekey-issuer`: the E-Key issuer (`POST /token`, DESIGN.md §3).
