@@ -59,11 +59,19 @@ let package = Package(
             dependencies: [
                 "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Redis/Scripts")],
+            exclude: ["Redis/Scripts/README.md"],
+            resources: [
+                .embedInCode("Redis/Scripts/consume.lua"),
+                .embedInCode("Redis/Scripts/refund.lua"),
+                .embedInCode("Redis/Scripts/rate_limit.lua"),
+                .embedInCode("Redis/Scripts/key_registry_put.lua"),
+                .embedInCode("Redis/Scripts/key_registry_import.lua"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -262,6 +270,8 @@ let package = Package(
                 "EKeyStore", "EKeyTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,29 @@
+/// Redis Cluster key slots: CRC16 (XMODEM) of the key's hash tag, modulo 16384.
+enum ClusterSlot {
+    static let count = 16384
+
+    /// The slot of `key`: only the part inside the first non-empty `{...}` counts, so keys
+    /// sharing a hash tag share a slot.
+    static func of(_ key: String) -> Int {
+        let bytes = Array(key.utf8)
+        var hashed = bytes[...]
+        if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
+            let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
+            hashed = bytes[(open + 1)..<close]
+        }
+        return Int(crc16(hashed) % UInt16(count))
+    }
+
+    /// CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection.
+    static func crc16(_ bytes: some Sequence<UInt8>) -> UInt16 {
+        var crc: UInt16 = 0
+        for byte in bytes {
+            crc ^= UInt16(byte) << 8
+            for _ in 0..<8 {
+                crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
+            }
+        }
+        return crc
+    }
+}

@@ -1,0 +1,41 @@
+-- consume.lua: one use of an E-Key, replay check included (DESIGN.md section 5, step 5).
+--
+-- KEYS[1]  <prefix>trace:{<trace>}        hash: limit, used, exp, sub
+-- KEYS[2]  <prefix>dpop:{<trace>}:<jti>   optional (absent for mTLS-bound tokens)
+-- ARGV[1]  limit (integer >= 1), ARGV[2] sub, ARGV[3] counter TTL in ms (twice the
+--          token lifetime), ARGV[4] proof window in ms, ARGV[5] exp (epoch seconds)
+--
+-- Returns {status, used, limit}; status 1 = allowed (this use counted),
+-- 2 = replayed proof (nothing counted), 3 = limit reached (nothing counted).
+-- The first use of a trace fixes its limit: a later call with another limit gets the
+-- stored one, so a trace can never be stretched by a second, larger request.
+
+local trace = KEYS[1]
+local jti = KEYS[2]
+local limit = tonumber(ARGV[1])
+
+local stored = redis.call('HMGET', trace, 'limit', 'used')
+local stored_limit = tonumber(stored[1])
+local used = tonumber(stored[2]) or 0
+if stored_limit then
+  limit = stored_limit
+end
+
+if jti and redis.call('EXISTS', jti) == 1 then
+  return {2, used, limit}
+end
+
+if not stored_limit then
+  redis.call('HSET', trace, 'limit', limit, 'used', 0, 'exp', ARGV[5], 'sub', ARGV[2])
+  redis.call('PEXPIRE', trace, math.max(1, tonumber(ARGV[3])))
+end
+
+if used >= limit then
+  return {3, used, limit}
+end
+
+used = redis.call('HINCRBY', trace, 'used', 1)
+if jti then
+  redis.call('SET', jti, '1', 'PX', math.max(1, tonumber(ARGV[4])), 'NX')
+end
+return {1, used, limit}

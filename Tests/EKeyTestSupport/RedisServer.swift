@@ -1,0 +1,158 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `redis-server` on a free loopback port, in its own temporary folder, for tests.
+///
+/// Stop it with `stop()` (SIGTERM), `kill()` (SIGKILL) or `pause()` (SIGSTOP), bring it
+/// back on the same port with `start()` or `resume()`; `shutdown()` ends it and removes
+/// the folder (call it from `tearDown`, so a failing test cleans up too).
+public final class RedisServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    public let arguments: [String]
+    /// The password given with `--requirepass`, used by `cli`.
+    public let password: String?
+    private var process: Process?
+    private let lock = NSLock()
+
+    /// Starts a server; `arguments` are added to the command line (e.g. `--requirepass x`).
+    public init(arguments: [String] = [], password: String? = nil, port: Int? = nil) throws {
+        self.port = try port ?? RedisServer.freePort()
+        self.arguments = arguments
+        self.password = password
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        try self.start()
+    }
+
+    deinit {
+        self.shutdown()
+    }
+
+    public var url: String { "redis://127.0.0.1:\(self.port)" }
+
+    /// Starts the server (again) on its port and waits until it answers PING.
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            [
+                "redis-server", "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.directory.path, "--logfile", self.directory.appendingPathComponent("redis-\(self.port).log").path,
+            ] + self.arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.lock.withLock { self.process = process }
+        try self.waitUntilReady()
+    }
+
+    /// Polls PING until the server answers (a NOAUTH answer also means it is up).
+    public func waitUntilReady(timeout: TimeInterval = 10) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let reply = try? self.cli(["PING"]), reply.contains("PONG") || reply.contains("NOAUTH") { return }
+            if let process = self.lock.withLock({ self.process }), !process.isRunning {
+                let log = (try? String(contentsOf: self.directory.appendingPathComponent("redis-\(self.port).log"), encoding: .utf8)) ?? ""
+                throw ExternalCommand.Failure(description: "redis-server on port \(self.port) exited: \(log.suffix(2000))")
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw ExternalCommand.Failure(description: "redis-server on port \(self.port) did not answer PING within \(timeout) s")
+    }
+
+    /// Runs `redis-cli` against this server and returns its output (error replies included).
+    @discardableResult
+    public func cli(_ arguments: [String]) throws -> String {
+        var command = ["redis-cli", "-h", "127.0.0.1", "-p", String(self.port)]
+        if let password = self.password { command += ["--no-auth-warning", "-a", password] }
+        return try RedisServer.run(command + arguments)
+    }
+
+    /// SIGTERM, and waits for the process to end.
+    public func stop() {
+        self.signal(SIGTERM)
+    }
+
+    /// SIGKILL, and waits for the process to end.
+    public func kill() {
+        self.signal(SIGKILL)
+    }
+
+    /// SIGSTOP: the server keeps its connections but answers nothing.
+    public func pause() {
+        if let process = self.lock.withLock({ self.process }), process.isRunning { Glibc.kill(process.processIdentifier, SIGSTOP) }
+    }
+
+    /// SIGCONT after `pause()`.
+    public func resume() {
+        if let process = self.lock.withLock({ self.process }), process.isRunning { Glibc.kill(process.processIdentifier, SIGCONT) }
+    }
+
+    /// Ends the server and removes its folder.
+    public func shutdown() {
+        self.resume()
+        self.kill()
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    private func signal(_ signal: Int32) {
+        guard let process = self.lock.withLock({ () -> Process? in
+            let current = self.process
+            self.process = nil
+            return current
+        }) else { return }
+        // Signal by pid whatever `isRunning` says: Foundation's view of a restarted
+        // child can lag behind, and a server must never outlive its test.
+        Glibc.kill(process.processIdentifier, SIGCONT)
+        Glibc.kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read, close).
+    public static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw ExternalCommand.Failure(description: "socket() failed: errno \(errno)") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(socket, address, length) == 0 && getsockname(socket, address, &length) == 0
+            }
+        }
+        guard bound else { throw ExternalCommand.Failure(description: "bind() to a free port failed: errno \(errno)") }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        // Redis Cluster also listens on port + 10000: keep both in range.
+        guard port < 55000 else { return try self.freePort() }
+        return port
+    }
+
+    /// Runs a program and returns its stdout; throws when it exits non-zero.
+    @discardableResult
+    public static func run(_ command: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw ExternalCommand.Failure(
+                description: "\(command.joined(separator: " ")) exited \(process.terminationStatus): \(text) \(String(decoding: errorData, as: UTF8.self))")
+        }
+        return text
+    }
+}
