@@ -117,7 +117,22 @@ let package = Package(
         ),
 
         // MARK: Service logic, one library per service.
-        .target(name: "EKeyIssuer", dependencies: ["EKeyProtocol", "EKeyStore", "EKeyServer"], swiftSettings: swiftSettings),
+        .target(
+            name: "EKeyIssuer",
+            dependencies: [
+                "EKeyProtocol", "EKeyStore", "EKeyServer", "EKeyConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "EKeyGateway",
             dependencies: [
@@ -158,7 +173,13 @@ let package = Package(
         // MARK: Executables: thin entry points.
         .executableTarget(
             name: "EKeyIssuerMain",
-            dependencies: ["EKeyIssuer", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "EKeyIssuer", "EKeyServer", "EKeyConfig", "EKeyStore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -259,6 +280,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Interop")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EKeyIssuerTests",
+            dependencies: [
+                "EKeyIssuer", "EKeyServer", "EKeyProtocol", "EKeyStore", "EKeyConfig", "EKeyTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

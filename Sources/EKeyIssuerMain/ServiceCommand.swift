@@ -1,12 +1,20 @@
 import ArgumentParser
+import AsyncHTTPClient
+import EKeyConfig
+import EKeyIssuer
 import EKeyServer
+import EKeyStore
+import Foundation
+import Logging
+import NIOPosix
 
-/// Entry point of `ekey-issuer`: the E-Key issuer (POST /token).
+/// Entry point of `ekey-issuer`: the E-Key issuer (`POST /token`, DESIGN.md §3).
 @main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ekey-issuer",
-        abstract: "Run the E-Key issuer (POST /token).",
+        abstract: "Run the E-Key issuer: POST /token for mTLS, registered DPoP and token-exchange clients.",
+        discussion: "Reads the `store` and `issuer` sections of the stack's YAML file; any key can be overridden with EKEY_<PATH>.",
         version: BuildInfo.version
     )
 
@@ -14,7 +22,33 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        throw ValidationError("ekey-issuer is not assembled yet in this release; see README.md for the status of each service.")
+        await ServiceStartup.run(service: "ekey-issuer", configFlag: config) { loaded, logger in
+            let settings = try loaded.config.requireIssuer()
+            let stores = try Stores.make(
+                url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                logger: logger)
+            let publisherClient = try InternalHTTPClient.make(
+                caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key)
+            let registrar = KeyRegistrationClient(baseURL: settings.publisher.url.absoluteString, client: publisherClient, logger: logger)
+            let issuer = try Issuer(
+                configuration: settings, store: stores.usage, registrar: registrar,
+                listeners: .init(
+                    host: settings.listen.host, port: settings.listen.port,
+                    tls: try ServiceStartup.serverTLS(settings.tls, section: "issuer", logger: logger),
+                    adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
+                logger: logger)
+            let services = issuer.services { role, port in
+                logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
+            }
+            do {
+                try await ServiceRunner.run(services, logger: logger)
+            } catch {
+                try? await publisherClient.shutdown()
+                await stores.shutdown()
+                throw error
+            }
+            try? await publisherClient.shutdown()
+            await stores.shutdown()
+        }
     }
 }
-

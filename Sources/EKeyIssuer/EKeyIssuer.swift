@@ -1,1 +1,0 @@
-// The issuer service (`POST /token`, DESIGN.md §3) is assembled here.

@@ -1,0 +1,210 @@
+import EKeyProtocol
+public import EKeyServer
+public import EKeyStore
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import Logging
+import NIOCore
+
+/// `POST /token` (DESIGN.md §3): parse, authenticate, bind, apply the policy, count the
+/// rate limit, sign. Every request ends in one audit event and the issuance metrics.
+public struct TokenEndpoint: Sendable {
+    /// Largest accepted body.
+    public static let maximumBodySize = 64 * 1024
+
+    let issuerURL: String
+    let authenticator: ClientAuthenticator
+    let policy: IssuancePolicy
+    let keys: SigningKeyManager
+    let store: any UsageStore
+    let metrics: MetricsRegistry
+    let audit: AuditLog
+    let logger: Logger
+    let now: @Sendable () -> Int64
+
+    /// Creates the endpoint.
+    public init(
+        issuerURL: String, authenticator: ClientAuthenticator, policy: IssuancePolicy, keys: SigningKeyManager, store: any UsageStore,
+        metrics: MetricsRegistry, audit: AuditLog = AuditLog(), logger: Logger,
+        now: @escaping @Sendable () -> Int64 = Issuer.systemNow
+    ) {
+        self.issuerURL = issuerURL
+        self.authenticator = authenticator
+        self.policy = policy
+        self.keys = keys
+        self.store = store
+        self.metrics = metrics
+        self.audit = audit
+        self.logger = logger
+        self.now = now
+    }
+
+    /// A refusal on the way: the wire error and the reason label.
+    struct Refusal: Error {
+        let error: EKeyError
+        let reason: DenialReason?
+        var retryAfter: Int?
+    }
+
+    /// Handles one request.
+    public func handle(_ request: Request, context: EKeyRequestContext) async -> Response {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var event = AuditEvent(event: "issue", outcome: "denied")
+        event.method = "POST"
+        event.path = "/token"
+        event.client = context.clientAddress
+        let response: Response
+        do {
+            response = try await issue(request, context: context, event: &event)
+            event.outcome = "issued"
+        } catch {
+            var headers: HTTPFields = [:]
+            if let retryAfter = error.retryAfter {
+                headers[.retryAfter] = String(retryAfter)
+            }
+            switch error.error.status {
+            case 429: event.outcome = "rate_limited"
+            case 500...: event.outcome = "error"
+            default: event.outcome = "denied"
+            }
+            event.reason = error.reason?.name ?? error.error.code.wireName
+            if let reason = error.reason {
+                metrics.increment("ekey_issue_denied_total", [("reason", reason.name)])
+            }
+            var errorResponse = Response.error(error.error)
+            for field in headers { errorResponse.headers.append(field) }
+            response = errorResponse
+        }
+        let elapsed = clock.now - start
+        metrics.record("ekey_issue_latency_seconds", elapsed)
+        event.latencyMilliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        audit.record(event)
+        return response
+    }
+
+    private func issue(_ request: Request, context: EKeyRequestContext, event: inout AuditEvent) async throws(Refusal) -> Response {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Self.maximumBodySize)
+        } catch {
+            throw Refusal(error: EKeyError(.invalidRequest, "the body could not be read (at most \(Self.maximumBodySize) bytes)"), reason: .invalidRequest)
+        }
+        let tokenRequest: TokenRequest
+        do {
+            tokenRequest = try TokenRequest(body: Array(body.readableBytesView))
+        } catch {
+            throw Refusal(error: error, reason: .invalidRequest)
+        }
+        event.capabilityAction = tokenRequest.capability.action.description
+        let time = now()
+        let client: AuthenticatedClient
+        do {
+            client = try await authenticator.authenticate(
+                peer: await context.peerIdentity(), proofs: request.headers[values: .dpop], subjectToken: tokenRequest.subjectToken, now: time)
+        } catch {
+            throw Self.refusal(error)
+        }
+        event.subject = client.identity
+        let confirmation: Confirmation
+        do {
+            confirmation = try Self.confirmation(for: tokenRequest, client: client)
+        } catch {
+            throw Refusal(error: error, reason: .invalidRequest)
+        }
+        let allowance: IssuancePolicy.Allowance
+        switch policy.decide(identity: client.identity, request: tokenRequest) {
+        case .allowed(let allowed):
+            allowance = allowed
+        case .denied(let reason, let description):
+            throw Refusal(error: EKeyError(.accessDenied, description), reason: reason)
+        }
+        event.extra["template"] = allowance.template.name
+        if let rate = allowance.template.ratePerMinute {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let outcome: RateLimitOutcome
+            do {
+                outcome = try await store.takeRateLimitToken(identity: allowance.template.name + "|" + client.identity, ratePerMinute: rate)
+            } catch {
+                metrics.record("ekey_store_seconds", clock.now - start)
+                logger.error("the store could not count the issuance rate", metadata: ["error": "\(error)"])
+                throw Refusal(error: EKeyError(.temporarilyUnavailable, "the rate-limit store is unreachable; retry shortly"), reason: nil)
+            }
+            metrics.record("ekey_store_seconds", clock.now - start)
+            if let seconds = outcome.retryAfterSeconds {
+                throw Refusal(
+                    error: EKeyError(.rateLimited, "\(client.identity) asked for more than \(rate) tokens a minute from template \(allowance.template.name); retry after \(seconds) s"),
+                    reason: .rateLimited, retryAfter: seconds)
+            }
+        }
+        guard let signing = await keys.activeKey() else {
+            throw Refusal(
+                error: EKeyError(.temporarilyUnavailable, "no signing key is registered with the JWKS publisher yet; retry shortly"), reason: nil)
+        }
+        let claims = EKeyClaims(
+            issuer: issuerURL, subject: allowance.subject, audience: tokenRequest.audience, issuedAt: time, expiresAt: time + allowance.ttl,
+            capability: tokenRequest.capability, confirmation: confirmation, trace: EKeyClaims.randomTrace())
+        let token: String
+        do {
+            token = try EKeyToken.sign(claims, keyID: signing.keyID, bind: tokenRequest.bind, using: signing.key)
+        } catch {
+            logger.error("signing failed", metadata: ["kid": .string(signing.keyID), "error": "\(error)"])
+            throw Refusal(error: EKeyError(.temporarilyUnavailable, "the token could not be signed; retry shortly"), reason: nil)
+        }
+        event.trace = claims.trace
+        event.extra["kid"] = signing.keyID
+        metrics.increment("ekey_issue_count_total", [("template", allowance.template.name)])
+        let response = TokenResponse(
+            token: token, tokenType: TokenResponse.tokenType(for: tokenRequest.bind), expiresIn: allowance.ttl, expiresAt: claims.expiresAt,
+            trace: claims.trace, confirmation: confirmation, keyID: signing.keyID)
+        return .json(response.jsonValue, status: .created)
+    }
+
+    /// What the token is bound to (DESIGN.md §3): mTLS → the caller's certificate; DPoP →
+    /// the request's proof key, or `jwk` for mTLS callers without a proof; `jwk` and the
+    /// proof key must agree.
+    static func confirmation(for request: TokenRequest, client: AuthenticatedClient) throws(EKeyError) -> Confirmation {
+        switch request.bind {
+        case .mtls:
+            guard let certificate = client.certificateSHA256 else {
+                throw EKeyError(.invalidRequest, "bind mTLS needs a TLS client certificate on this connection; use bind DPoP")
+            }
+            guard request.jwk == nil else {
+                throw EKeyError(.invalidRequest, "jwk is only used with bind DPoP; remove it")
+            }
+            return .certificateThumbprint(Base64URL.encode(certificate))
+        case .dpop:
+            switch (client.proofKey, request.jwk) {
+            case (let proofKey?, let jwk?):
+                guard proofKey.thumbprint == jwk.thumbprint else {
+                    throw EKeyError(.invalidRequest, "jwk differs from the DPoP proof key; send the proof key or leave jwk out")
+                }
+                return .jwkThumbprint(proofKey.thumbprint)
+            case (let proofKey?, nil):
+                return .jwkThumbprint(proofKey.thumbprint)
+            case (nil, let jwk?):
+                guard client.method == .mtls else {
+                    throw EKeyError(.invalidRequest, "jwk without a DPoP proof is only accepted from mTLS-authenticated callers")
+                }
+                return .jwkThumbprint(jwk.thumbprint)
+            case (nil, nil):
+                throw EKeyError(.invalidRequest, "bind DPoP needs a DPoP proof header (or, over mTLS, a jwk) naming the key to bind to")
+            }
+        }
+    }
+
+    static func refusal(_ error: EKeyError) -> Refusal {
+        switch error.code {
+        case .invalidClient: Refusal(error: error, reason: .invalidClient)
+        case .invalidRequest: Refusal(error: error, reason: .invalidRequest)
+        default: Refusal(error: error, reason: nil)
+        }
+    }
+}
+
+extension HTTPField.Name {
+    /// The `DPoP` request header (RFC 9449).
+    static let dpop = HTTPField.Name("DPoP")!
+}

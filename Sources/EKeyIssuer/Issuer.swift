@@ -1,0 +1,136 @@
+public import EKeyConfig
+import EKeyProtocol
+public import EKeyServer
+public import EKeyStore
+import Foundation
+import HTTPTypes
+public import Hummingbird
+import HummingbirdCore
+public import Logging
+public import NIOSSL
+public import ServiceLifecycle
+
+/// `ekey-issuer` assembled (DESIGN.md §3): the TLS listener with `POST /token` and the RFC
+/// 8414 metadata, the admin listener (ready once a signing key is registered and the store
+/// answers), the signing-key maintenance and the IdP key caches, ready to run in one group.
+public struct Issuer: Sendable {
+    /// Where and how to listen.
+    public struct Listeners: Sendable {
+        public var host: String
+        public var port: Int
+        /// `nil` serves plaintext HTTP/1.1 (`tls: none`, local debugging only).
+        public var tls: TLSConfiguration?
+        public var adminHost: String
+        public var adminPort: Int
+
+        /// Creates listener settings.
+        public init(host: String, port: Int, tls: TLSConfiguration?, adminHost: String, adminPort: Int) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+            self.adminHost = adminHost
+            self.adminPort = adminPort
+        }
+    }
+
+    /// The signing keys; read `activeKey()` or `liveKeyIDs` for diagnostics.
+    public let keys: SigningKeyManager
+    let endpoint: TokenEndpoint
+    let metadata: AuthorizationServerMetadata
+    let identityProviders: IdentityProviders
+    let store: any UsageStore
+    let listeners: Listeners
+    let metrics: MetricsRegistry
+    let logger: Logger
+
+    /// Builds the issuer from its configuration section.
+    ///
+    /// - Throws: ``IssuerSetupError`` for a template, key file or IdP JWKS file that cannot be used.
+    public init(
+        configuration: IssuerConfig, store: any UsageStore, registrar: any SigningKeyRegistrar, listeners: Listeners,
+        metrics: MetricsRegistry = .init(), logger: Logger
+    ) throws(IssuerSetupError) {
+        let issuerURL = configuration.issuerURL.absoluteString
+        let skew = max(1, configuration.clockSkew.components.seconds)
+        let policy = try IssuancePolicy(templates: configuration.templates)
+        let algorithm: JWSAlgorithm = configuration.signing.alg == .edDSA ? .edDSA : .es256
+        let initialKey: PrivateSigningKey
+        let schedule: SigningKeyManager.Schedule
+        if let keyFile = configuration.signing.keyFile {
+            initialKey = try SigningKeyFile.load(path: keyFile, expected: configuration.signing.isAlgorithmExplicit ? algorithm : nil)
+            schedule = .init(rotateEvery: nil)
+        } else {
+            initialKey = PrivateSigningKey(generating: algorithm)
+            schedule = .init(rotateEvery: configuration.signing.rotateEvery)
+        }
+        keys = SigningKeyManager(initialKey: initialKey, schedule: schedule, registrar: registrar, logger: logger)
+        identityProviders = try IdentityProviders(configuration.idps, logger: logger)
+        let authenticator = ClientAuthenticator(
+            tokenEndpoint: issuerURL + "/token", clockSkew: skew, clients: configuration.clients, identityProviders: identityProviders,
+            replayGuard: ProofReplayGuard(store: store, window: .seconds(2 * skew + 1), metrics: metrics))
+        endpoint = TokenEndpoint(
+            issuerURL: issuerURL, authenticator: authenticator, policy: policy, keys: keys, store: store, metrics: metrics, logger: logger)
+        metadata = AuthorizationServerMetadata(issuerURL: issuerURL, jwksURI: configuration.jwksURI.absoluteString)
+        self.store = store
+        self.listeners = listeners
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The routes of the main listener.
+    public func register(on router: Router<EKeyRequestContext>) {
+        let endpoint = self.endpoint
+        let metadata = self.metadata
+        router.post("/token") { request, context in await endpoint.handle(request, context: context) }
+        router.get("/.well-known/oauth-authorization-server") { _, _ in
+            Response.json(metadata.jsonValue, headers: [.cacheControl: "public, max-age=300"])
+        }
+    }
+
+    /// The services to run. `onRunning` reports the bound ports (`issuer`, `admin`) once each listens.
+    public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
+        let router = Router(context: EKeyRequestContext.self)
+        register(on: router)
+        let server: HTTPServerBuilder
+        if let tls = listeners.tls {
+            server = .ekeySecure(tlsConfiguration: tls)
+        } else {
+            logger.warning("TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only")
+            server = .http1()
+        }
+        let app = Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-issuer"),
+            onServerRunning: { channel in await onRunning("issuer", channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let keys = self.keys
+        let store = self.store
+        let metrics = self.metrics
+        let admin = AdminServer.application(
+            host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,
+            readiness: {
+                var problems: [String] = []
+                if await !keys.isReady {
+                    problems.append("no signing key is registered with the JWKS publisher yet")
+                }
+                let clock = ContinuousClock()
+                let start = clock.now
+                do {
+                    try await store.ping()
+                } catch {
+                    problems.append("the store is unreachable")
+                }
+                metrics.record("ekey_store_seconds", clock.now - start)
+                return Readiness(problems: problems)
+            },
+            onServerRunning: { port in await onRunning("admin", port) })
+        var services: [any Service] = [app, admin, keys]
+        services += identityProviders.caches.map { $0 as any Service }
+        return services
+    }
+}
+
+extension Issuer {
+    /// The current time in epoch seconds.
+    public static let systemNow: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+}
