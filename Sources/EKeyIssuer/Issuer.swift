@@ -89,7 +89,9 @@ public struct Issuer: Sendable {
 
     /// The services to run. `onRunning` reports the bound ports (`issuer`, `admin`) once each listens.
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
+        let requests = InFlightRequests()
         let router = Router(context: EKeyRequestContext.self)
+        router.add(middleware: InFlightMiddleware(requests))
         register(on: router)
         let server: HTTPServerBuilder
         if let tls = listeners.tls {
@@ -126,6 +128,7 @@ public struct Issuer: Sendable {
             onServerRunning: { port in await onRunning("admin", port) })
         var services: [any Service] = [app, admin, keys]
         services += identityProviders.caches.map { $0 as any Service }
+        services.append(DrainService(requests))
         return services
     }
 }

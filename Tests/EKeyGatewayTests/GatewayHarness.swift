@@ -37,13 +37,15 @@ actor UpstreamRecorder {
 
     var count: Int { seen.count }
 
-    static func application(recorder: UpstreamRecorder, port: Int) -> some ApplicationProtocol {
+    static func application(recorder: UpstreamRecorder, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Router()
         router.on("**", method: .get) { request, context in try await handle(request, context, recorder) }
         router.on("**", method: .post) { request, context in try await handle(request, context, recorder) }
         router.on("**", method: .put) { request, context in try await handle(request, context, recorder) }
         router.on("**", method: .delete) { request, context in try await handle(request, context, recorder) }
-        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "legacy-api"))
+        return Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "legacy-api"),
+            onServerRunning: { await onRunning($0.localAddress?.port ?? port) })
     }
 
     static func handle(_ request: Request, _ context: BasicRequestContext, _ recorder: UpstreamRecorder) async throws -> Response {
@@ -168,51 +170,68 @@ struct GatewayHarness {
         _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
-        let publisherPort = try FreePort.pick()
-        let upstreamPort = try FreePort.pick()
         let publisherTLS = try TLSSetup.server(
             certificateFile: files.path("server.crt"), keyFile: files.path("server.key"), clientCAFile: files.path("ca.crt"), clientCertificates: .optional)
         let publisherKeys = StoreBackedKeys(stores: try Stores.make(url: "memory://", eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
         let publisher = Publisher(
             settings: .init(authorizedIssuers: [Self.issuerID], admins: []), keys: publisherKeys,
-            listeners: .init(host: "127.0.0.1", port: publisherPort, tls: publisherTLS, adminHost: "127.0.0.1", adminPort: 0), logger: logger)
+            listeners: .init(host: "127.0.0.1", port: 0, tls: publisherTLS, adminHost: "127.0.0.1", adminPort: 0), logger: logger)
         let stores = try Stores.make(url: storeURL, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        var services: [any Service] = []
-        var ports = Ports(publisher: publisherPort, upstream: upstreamPort, gateways: [], admins: [])
         let jwksClient = try InternalHTTPClient.make(caFile: files.path("ca.crt"), certificateFile: nil, keyFile: nil)
         var policy = JWKSCache.Policy()
         policy.retryAfterFailure = .milliseconds(100)
-        for _ in 0..<gateways {
-            let port = try FreePort.pick()
-            let admin = try FreePort.pick()
-            ports.gateways.append(port)
-            ports.admins.append(admin)
-            let config = gatewayConfig(port: port, adminPort: admin, publisherPort: publisherPort, upstream: "http://127.0.0.1:\(upstreamPort)", nonce: nonce)
-            let gateway = try Gateway(
-                config: config, tls: try ServiceStartup.serverTLS(config.tls, section: "gateway", logger: logger), store: stores.usage,
-                jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
-            services += gateway.services()
-        }
-        return try await LiveServices.with(roles: ["jwks", "admin"], { report in
+        let deadUpstreamPort = upstreamUp ? 0 : try FreePort.pick()
+        let recorder = self.recorder
+        // Phase 1: publisher and upstream on kernel-assigned ports; phase 2: the gateways,
+        // which need those ports in their config.
+        let roles: Set<String> = upstreamUp ? ["jwks", "admin", "upstream"] : ["jwks", "admin"]
+        let outcome: Result<R, any Error> = try await LiveServices.with(roles: roles, { report in
             var all = try publisher.services(onRunning: report)
             if upstreamUp {
-                all.append(UpstreamRecorder.application(recorder: recorder, port: upstreamPort))
+                all.append(UpstreamRecorder.application(recorder: recorder, port: 0) { port in await report("upstream", port) })
             }
-            return all + services
-        }) { _ in
-            for port in ports.gateways { try await waitForPort(port) }
-            if upstreamUp { try await waitForPort(upstreamPort) }
+            return all
+        }) { infrastructure in
+            let publisherPort = infrastructure["jwks"]!
+            let upstreamPort = upstreamUp ? infrastructure["upstream"]! : deadUpstreamPort
             try await registerSigningKey(publisherPort: publisherPort)
-            let outcome: Result<R, any Error>
-            do {
-                outcome = .success(try await body(ports))
-            } catch {
-                outcome = .failure(error)
+            var gatewaySet: [GatewayServices] = []
+            var gatewayRoles: Set<String> = []
+            for index in 0..<gateways {
+                let config = gatewayConfig(port: 0, adminPort: 0, publisherPort: publisherPort, upstream: "http://127.0.0.1:\(upstreamPort)", nonce: nonce)
+                let gateway = try Gateway(
+                    config: config, tls: try ServiceStartup.serverTLS(config.tls, section: "gateway", logger: logger), store: stores.usage,
+                    jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
+                gatewaySet.append(GatewayServices(gateway: gateway, index: index))
+                gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"])
             }
-            await clients.shutdownAll()
-            try? await jwksClient.shutdown()
-            await stores.shutdown()
-            return try outcome.get()
+            return try await LiveServices.with(roles: gatewayRoles, { report in
+                gatewaySet.flatMap { $0.make(report) }
+            }) { gatewayPorts in
+                let ports = Ports(
+                    publisher: publisherPort, upstream: upstreamPort,
+                    gateways: (0..<gateways).map { gatewayPorts["gateway-\($0)"]! }, admins: (0..<gateways).map { gatewayPorts["admin-\($0)"]! })
+                do {
+                    return .success(try await body(ports))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        await clients.shutdownAll()
+        try? await jwksClient.shutdown()
+        await stores.shutdown()
+        return try outcome.get()
+    }
+
+    /// One gateway's services, reporting its ports under indexed roles.
+    struct GatewayServices {
+        let gateway: Gateway
+        let index: Int
+
+        func make(_ report: @escaping @Sendable (String, Int) async -> Void) -> [any Service] {
+            let index = self.index
+            return gateway.services { role, port in await report("\(role)-\(index)", port) }
         }
     }
 
@@ -230,7 +249,10 @@ struct GatewayHarness {
         defer { Task { try? await client.shutdown() } }
         let registrar = KeyRegistrationClient(baseURL: "https://localhost:\(publisherPort)", client: client, logger: Logger(label: "test"))
         let registration = KeyRegistration(keyID: keyID, jwk: signingKey.publicKey.jwk.with(keyID: keyID, algorithm: .es256))
-        _ = try await registrar.registerWithRetry(registration)
+        var backoff = KeyRegistrationClient.Backoff()
+        backoff.initialDelay = .milliseconds(50)
+        backoff.maximumAttempts = 20
+        _ = try await registrar.registerWithRetry(registration, backoff: backoff)
     }
 
     // MARK: Tokens and proofs
