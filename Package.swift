@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "ekey-jwks", targets: ["EKeyJWKSMain"]),
         .executable(name: "ekey", targets: ["EKeyCLI"]),
         .executable(name: "ekey-bench", targets: ["EKeyBench"]),
+        .executable(name: "ekey-store-bench", targets: ["EKeyStoreBench"]),
         .library(name: "EKeyProtocol", targets: ["EKeyProtocol"]),
         .library(name: "EKeyClient", targets: ["EKeyClient"]),
     ],
@@ -214,6 +215,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "loadtest/Sources/EKeyBench",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "EKeyStoreBench",
+            dependencies: [
+                "EKeyStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "loadtest/Sources/EKeyStoreBench",
             swiftSettings: swiftSettings
         ),
 

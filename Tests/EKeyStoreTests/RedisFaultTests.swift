@@ -17,8 +17,8 @@ final class RedisFaultTests: XCTestCase {
         self.servers = []
     }
 
-    private func startServer(_ arguments: [String] = [], password: String? = nil) throws -> RedisServer {
-        let server = try RedisServer(arguments: arguments, password: password)
+    private func startServer(_ arguments: [String] = [], password: String? = nil, tls: Bool = false) throws -> RedisServer {
+        let server = try RedisServer(arguments: arguments, password: password, tls: tls)
         self.servers.append(server)
         return server
     }
@@ -138,6 +138,29 @@ final class RedisFaultTests: XCTestCase {
             XCTAssertEqual(error.code, .authenticationFailed)
             XCTAssertTrue(error.message.contains("redis://gateway:***@127.0.0.1:\(server.port)/0"), error.message)
         }
+    }
+
+    func testTLSWithTheServersCA() async throws {
+        let server = try self.startServer(["--requirepass", "tls-secret"], password: "tls-secret", tls: true)
+        let ca = try XCTUnwrap(server.caFile)
+        let stores = try self.makeStores("rediss://tls-secret@127.0.0.1:\(server.port)/1?ca=\(ca)")
+        let outcome = try await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))
+        XCTAssertEqual(outcome, .allowed(used: 1, limit: 1000))
+        let byName = try self.makeStores("rediss://tls-secret@localhost:\(server.port)?ca=\(ca)")
+        try await byName.usage.ping()
+
+        let untrusted = try self.makeStores("rediss://tls-secret@localhost:\(server.port)")
+        do {
+            try await untrusted.usage.ping()
+            XCTFail("a certificate from an unknown CA was accepted")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.code, .unavailable, "\(error)")
+        }
+        let plaintext = try self.makeStores("redis://tls-secret@127.0.0.1:\(server.port)?command_timeout_ms=500")
+        do {
+            try await plaintext.usage.ping()
+            XCTFail("plaintext was answered by a TLS port")
+        } catch is StoreError {}
     }
 
     func testUnreachableServerIsUnavailable() async throws {

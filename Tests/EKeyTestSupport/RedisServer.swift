@@ -14,17 +14,50 @@ public final class RedisServer: @unchecked Sendable {
     public let arguments: [String]
     /// The password given with `--requirepass`, used by `cli`.
     public let password: String?
+    /// With TLS: the CA file (PEM) that signed the server's certificate for `localhost`
+    /// and 127.0.0.1; the server then listens with TLS only.
+    public let caFile: String?
     private var process: Process?
     private let lock = NSLock()
 
     /// Starts a server; `arguments` are added to the command line (e.g. `--requirepass x`).
-    public init(arguments: [String] = [], password: String? = nil, port: Int? = nil) throws {
+    public init(arguments: [String] = [], password: String? = nil, port: Int? = nil, tls: Bool = false) throws {
         self.port = try port ?? RedisServer.freePort()
-        self.arguments = arguments
         self.password = password
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-        try self.start()
+        if tls {
+            let ca = try Self.makeTLSFiles(in: self.directory)
+            self.caFile = ca
+            let folder = self.directory.path
+            self.arguments =
+                [
+                    "--tls-port", String(self.port), "--tls-cert-file", "\(folder)/server.pem", "--tls-key-file", "\(folder)/server.key",
+                    "--tls-ca-cert-file", ca, "--tls-auth-clients", "no",
+                ] + arguments
+        } else {
+            self.caFile = nil
+            self.arguments = arguments
+        }
+        do {
+            try self.start()
+        } catch {
+            self.shutdown()
+            throw error
+        }
+    }
+
+    /// A CA and a server certificate (localhost, 127.0.0.1) made with the openssl CLI.
+    private static func makeTLSFiles(in directory: URL) throws -> String {
+        let folder = directory.path
+        try Self.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", "\(folder)/ca.key", "-out", "\(folder)/ca.pem", "-days", "2", "-subj", "/CN=ekey-test-ca"])
+        try Self.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", "\(folder)/server.key", "-out", "\(folder)/server.csr", "-subj", "/CN=localhost"])
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(toFile: "\(folder)/ext.cnf", atomically: true, encoding: .utf8)
+        try Self.run(["openssl", "x509", "-req", "-in", "\(folder)/server.csr", "-CA", "\(folder)/ca.pem", "-CAkey", "\(folder)/ca.key",
+                      "-CAcreateserial", "-out", "\(folder)/server.pem", "-days", "2", "-extfile", "\(folder)/ext.cnf"])
+        return "\(folder)/ca.pem"
     }
 
     deinit {
@@ -39,7 +72,7 @@ public final class RedisServer: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
             [
-                "redis-server", "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "redis-server", "--port", self.caFile == nil ? String(self.port) : "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.directory.path, "--logfile", self.directory.appendingPathComponent("redis-\(self.port).log").path,
             ] + self.arguments
         process.standardOutput = FileHandle.nullDevice
@@ -67,6 +100,7 @@ public final class RedisServer: @unchecked Sendable {
     @discardableResult
     public func cli(_ arguments: [String]) throws -> String {
         var command = ["redis-cli", "-h", "127.0.0.1", "-p", String(self.port)]
+        if let caFile = self.caFile { command += ["--tls", "--cacert", caFile] }
         if let password = self.password { command += ["--no-auth-warning", "-a", password] }
         return try RedisServer.run(command + arguments)
     }

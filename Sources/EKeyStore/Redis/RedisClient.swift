@@ -124,9 +124,17 @@ public final class RedisClient: Sendable {
                 attempt += 1
                 let pool = try await self.pool(for: routingKey, askTarget: askTarget)
                 let commands = askTarget == nil ? [command] : [RedisCommand("ASKING"), command]
-                let (connection, reply) = try await pool.connection().flatMap { connection in
-                    connection.send(batch: commands).last!.map { (connection, $0) }
-                }.get()
+                let connection: RedisConnection
+                let reply: RedisValue
+                do {
+                    (connection, reply) = try await pool.connection().flatMap { connection in
+                        connection.send(batch: commands).last!.map { (connection, $0) }
+                    }.get()
+                } catch {
+                    // A node that cannot be reached may have failed over: learn the new map.
+                    if case .cluster = self.topology { self.refreshInBackground() }
+                    throw error
+                }
                 guard case .error(let message) = reply else { return reply }
                 let transient = ["TRYAGAIN", "CLUSTERDOWN", "LOADING"].contains { message.hasPrefix($0) }
                 guard attempt < Self.maximumAttempts else {
@@ -190,25 +198,26 @@ public final class RedisClient: Sendable {
     // MARK: Cluster routing
 
     private func pool(for key: String?, askTarget: StoreURL.Endpoint?) async throws -> RedisNodePool {
-        guard case .cluster(let state) = self.topology else {
-            if case .single(let pool) = self.topology { return pool }
-            fatalError("unreachable")
+        let state: NIOLockedValueBox<ClusterState>
+        switch self.topology {
+        case .single(let pool): return pool
+        case .cluster(let cluster): state = cluster
         }
         if let askTarget { return self.clusterPool(askTarget, state: state) }
         let slot = key.map(ClusterSlot.of)
-        for refreshed in [false, true] {
-            let owner: StoreURL.Endpoint?? = state.withLockedValue { state in
-                guard state.loaded else { return .none }
-                if let slot { return .some(state.slots[slot]) }
-                return .some(state.slots.nodes.first ?? state.seeds.first)
+        func owner() -> StoreURL.Endpoint? {
+            state.withLockedValue { state in
+                guard state.loaded else { return nil }
+                guard let slot else { return state.slots.nodes.first ?? state.seeds.first }
+                return state.slots[slot]
             }
-            if case .some(.some(let owner)) = owner { return self.clusterPool(owner, state: state) }
-            if refreshed {
-                throw StoreError.unavailable(self.url.description, "no cluster node serves slot \(slot ?? -1); check CLUSTER INFO")
-            }
-            try await self.refreshSlots()
         }
-        fatalError("unreachable")
+        if let endpoint = owner() { return self.clusterPool(endpoint, state: state) }
+        try await self.refreshSlots()
+        guard let endpoint = owner() else {
+            throw StoreError.unavailable(self.url.description, "no cluster node serves slot \(slot ?? -1); check CLUSTER INFO and CLUSTER SLOTS")
+        }
+        return self.clusterPool(endpoint, state: state)
     }
 
     private func clusterPool(_ endpoint: StoreURL.Endpoint, state: NIOLockedValueBox<ClusterState>) -> RedisNodePool {
