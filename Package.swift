@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "ekey-jwks", targets: ["EKeyJWKSMain"]),
         .executable(name: "ekey", targets: ["EKeyCLI"]),
         .executable(name: "ekey-bench", targets: ["EKeyBench"]),
+        .executable(name: "ekey-load", targets: ["EKeyLoad"]),
         .executable(name: "ekey-store-bench", targets: ["EKeyStoreBench"]),
         .library(name: "EKeyProtocol", targets: ["EKeyProtocol"]),
         .library(name: "EKeyClient", targets: ["EKeyClient"]),
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MARK: Protocol: JOSE, E-Key tokens, DPoP, capabilities. No networking.
@@ -227,6 +229,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "loadtest/Sources/EKeyStoreBench",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "EKeyLoad",
+            dependencies: [
+                "EKeyProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "loadtest/Sources/EKeyLoad",
             swiftSettings: swiftSettings
         ),
 
