@@ -15,23 +15,7 @@ public import ServiceLifecycle
 /// answers), the signing-key maintenance and the IdP key caches, ready to run in one group.
 public struct Issuer: Sendable {
     /// Where and how to listen.
-    public struct Listeners: Sendable {
-        public var host: String
-        public var port: Int
-        /// `nil` serves plaintext HTTP/1.1 (`tls: none`, local debugging only).
-        public var tls: TLSConfiguration?
-        public var adminHost: String
-        public var adminPort: Int
-
-        /// Creates listener settings.
-        public init(host: String, port: Int, tls: TLSConfiguration?, adminHost: String, adminPort: Int) {
-            self.host = host
-            self.port = port
-            self.tls = tls
-            self.adminHost = adminHost
-            self.adminPort = adminPort
-        }
-    }
+    public typealias Listeners = ServiceListeners
 
     /// The signing keys; read `activeKey()` or `liveKeyIDs` for diagnostics.
     public let keys: SigningKeyManager

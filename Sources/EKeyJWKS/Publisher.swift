@@ -10,23 +10,7 @@ public import ServiceLifecycle
 /// retention sweeper, ready to run in one service group.
 public struct Publisher: Sendable {
     /// Where and how to listen.
-    public struct Listeners: Sendable {
-        public var host: String
-        public var port: Int
-        /// `nil` serves plaintext HTTP/1.1 (`tls: none`, local debugging only).
-        public var tls: TLSConfiguration?
-        public var adminHost: String
-        public var adminPort: Int
-
-        /// Creates listener settings.
-        public init(host: String, port: Int, tls: TLSConfiguration?, adminHost: String, adminPort: Int) {
-            self.host = host
-            self.port = port
-            self.tls = tls
-            self.adminHost = adminHost
-            self.adminPort = adminPort
-        }
-    }
+    public typealias Listeners = ServiceListeners
 
     let routes: PublisherRoutes
     let keys: any PublishedKeyStore

@@ -13,23 +13,10 @@ public enum LiveServer {
         _ makeApp: (@escaping @Sendable (Int) async -> Void) throws -> App,
         _ body: (Int) async throws -> Result
     ) async throws -> Result {
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try makeApp { port in continuation.yield(port) }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "test")))
-            group.addTask { try await serviceGroup.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw TemporaryFiles.Failure(description: "the server did not start") }
-            do {
-                let result = try await body(port)
-                await serviceGroup.triggerGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                await serviceGroup.triggerGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
+        try await LiveServices.with(roles: ["server"], { report in
+            [try makeApp { port in await report("server", port) }]
+        }) { ports in
+            try await body(ports["server"]!)
         }
     }
 }
