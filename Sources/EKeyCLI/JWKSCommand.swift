@@ -1,5 +1,6 @@
 import ArgumentParser
 import EKeyClient
+import EKeyConfig
 import Foundation
 
 /// `ekey jwks export|import`: back up and restore the publisher's key set (admin mTLS).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EKeyClient
+import EKeyConfig
 import EKeyProtocol
 import Foundation
 

@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 public import EKeyProtocol
 import Foundation
 
@@ -85,7 +85,7 @@ public struct DPoPKey: Sendable {
         let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         if let begin = lines.firstIndex(of: "-----BEGIN PRIVATE KEY-----"),
             let end = lines[begin...].firstIndex(of: "-----END PRIVATE KEY-----"),
-            let der = Data(base64Encoded: lines[(begin + 1)..<end].joined()).map(Array.init),
+            let der = Data(base64Encoded: lines[(begin + 1)..<end].joined()).map({ [UInt8]($0) }),
             der.count == Self.ed25519PKCS8Prefix.count + 32, der.starts(with: Self.ed25519PKCS8Prefix),
             let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32))
         {

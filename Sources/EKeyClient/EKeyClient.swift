@@ -1,5 +1,5 @@
 // The Swift client SDK: DPoP keys, proofs, token requests and calls through the gateway.
-public import AsyncHTTPClient
+import AsyncHTTPClient
 public import EKeyProtocol
 import Foundation
 import NIOCore
@@ -113,13 +113,19 @@ public final class EKeyClient: Sendable {
         action: String, audience: String, bind: BindingMode = .dpop, limit: Int = 1, ttl: Int64? = nil,
         subcapabilities: [String] = [], scope: String? = nil
     ) async throws -> TokenResponse {
+        var actions: [CapabilityAction] = []
+        for text in [action] + subcapabilities {
+            do {
+                actions.append(try CapabilityAction(parsing: text))
+            } catch {
+                throw EKeyClientError("bad action \(text): \(error.reason); write it as METHOD:/path, e.g. POST:/payments")
+            }
+        }
         let capability: Capability
         do {
-            capability = Capability(
-                action: try CapabilityAction(parsing: action), scope: scope, limit: limit,
-                subcapabilities: try subcapabilities.map { action throws(EKeyError) in try CapabilityAction(parsing: action) })
+            capability = try Capability(action: actions[0], scope: scope, limit: limit, subcapabilities: Array(actions.dropFirst()))
         } catch {
-            throw EKeyClientError("bad action: \(error.reason); write it as METHOD:/path, e.g. POST:/payments")
+            throw EKeyClientError("\(error.reason); pass --limit between 1 and \(Capability.maximumLimit)")
         }
         return try await requestToken(TokenRequest(audience: audience, capability: capability, ttl: ttl, bind: bind))
     }
@@ -193,7 +199,7 @@ public final class EKeyClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(request, timeout: .nanoseconds(Int64(configuration.timeout.components.seconds) * 1_000_000_000))
+            response = try await http.execute(request, timeout: .seconds(configuration.timeout.components.seconds))
         } catch {
             throw EKeyClientError("\(method) \(url) failed: \(error); check the URL and that the service runs (`ekey up`)")
         }

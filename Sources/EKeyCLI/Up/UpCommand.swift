@@ -5,6 +5,7 @@ import EKeyClient
 import EKeyConfig
 import Foundation
 import NIOCore
+import NIOHTTP1
 
 #if canImport(Glibc)
 import Glibc
@@ -97,14 +98,21 @@ final class Stack: @unchecked Sendable {
         self.store = store
         self.trustDomain = trustDomain
         self.readyTimeout = readyTimeout
-        (events, eventSink) = AsyncStream.makeStream(of: String.self)
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+        events = stream
+        eventSink = continuation
     }
 
     /// Runs until a signal or a child's exit; returns the exit status.
     func run() async -> Int32 {
         installSignalHandlers()
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { _ = try? http.syncShutdown() }
+        let status = await run(http: http)
+        try? await http.shutdown()
+        return status
+    }
+
+    private func run(http: HTTPClient) async -> Int32 {
         do {
             let config = try prepare()
             try await start(config, http: http)
