@@ -7,27 +7,14 @@ struct EKeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ekey",
         abstract: "E-Key: short-lived, proof-bound capability keys for legacy APIs.",
+        discussion: """
+            Start here: `ekey up` runs the whole stack locally and prints a command to try.
+            Every subcommand has --help.
+            """,
         version: BuildInfo.version,
-        subcommands: [Up.self, ConfigCommand.self]
+        subcommands: [
+            UpCommand.self, CallCommand.self, TokenCommand.self, InspectCommand.self, KeygenCommand.self, ProofCommand.self,
+            PKICommand.self, ConfigCommand.self, JWKSCommand.self, DemoAPICommand.self,
+        ]
     )
 }
-
-/// `ekey up`: the local stack in one command.
-struct Up: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the local stack: PKI in .ekey/, publisher, issuer, gateway and a demo upstream."
-    )
-
-    @Option(help: "Usage store URL (memory:// embedded by default, or redis://host:port).")
-    var store = "memory://"
-
-    func run() async throws {
-        print("""
-            ekey up: the stack is not assembled yet in E-Key \(BuildInfo.version).
-            The protocol module is complete and tested (make test); the services land with
-            the publisher, issuer and gateway issues. See README.md, section "Status".
-            """)
-        throw ExitCode(1)
-    }
-}
-

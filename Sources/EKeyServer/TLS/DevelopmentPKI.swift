@@ -52,14 +52,35 @@ public struct DevelopmentPKI: Sendable {
         self.validity = validity
     }
 
-    /// Issues a server certificate for `dnsNames` and `ipAddresses` (dotted IPv4).
+    /// The 4 or 16 bytes of an IPv4 (dotted) or IPv6 (`::1`) address; nil for anything else.
+    public static func ipAddressBytes(_ address: String) -> [UInt8]? {
+        let octets = address.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+        if octets.count == 4, octets.allSatisfy({ $0 != nil }) { return octets.compactMap { $0 } }
+        guard address.contains(":") else { return nil }
+        var groups = address.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if let gap = groups.firstIndex(of: ""), address.contains("::") {
+            let present = groups.filter { !$0.isEmpty }
+            guard present.count <= 7 else { return nil }
+            let head = groups[..<gap].filter { !$0.isEmpty }
+            let tail = Array(present.dropFirst(head.count))
+            groups = head + Array(repeating: "0", count: 8 - present.count) + tail
+        }
+        guard groups.count == 8 else { return nil }
+        var bytes: [UInt8] = []
+        for group in groups {
+            guard group.count <= 4, let value = UInt16(group, radix: 16) else { return nil }
+            bytes += [UInt8(value >> 8), UInt8(value & 0xff)]
+        }
+        return bytes
+    }
+
+    /// Issues a server certificate for `dnsNames` and `ipAddresses` (IPv4 or IPv6).
     public func issueServer(commonName: String, dnsNames: [String], ipAddresses: [String] = ["127.0.0.1"], spiffeID: String? = nil)
         throws -> Issued
     {
         var names: [GeneralName] = dnsNames.map { .dnsName($0) }
         for address in ipAddresses {
-            let octets = address.split(separator: ".").compactMap { UInt8($0) }
-            guard octets.count == 4 else { continue }
+            guard let octets = Self.ipAddressBytes(address) else { continue }
             names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(octets))))
         }
         if let spiffeID { names.append(.uniformResourceIdentifier(spiffeID)) }

@@ -1,0 +1,162 @@
+import EKeyTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ekey up` as a real process on free ports, and the commands a newcomer runs against it.
+@Suite("ekey up", .serialized)
+struct UpTests {
+    struct Ports {
+        let issuer, gateway, jwks, upstream, issuerAdmin, gatewayAdmin, jwksAdmin: Int
+
+        static func pick() throws -> Ports {
+            var seen = Set<Int>()
+            func next() throws -> Int {
+                while true {
+                    let port = try FreePort.pick()
+                    if seen.insert(port).inserted { return port }
+                }
+            }
+            return Ports(
+                issuer: try next(), gateway: try next(), jwks: try next(), upstream: try next(), issuerAdmin: try next(),
+                gatewayAdmin: try next(), jwksAdmin: try next())
+        }
+
+        var arguments: [String] {
+            [
+                "--issuer-port", "\(issuer)", "--gateway-port", "\(gateway)", "--jwks-port", "\(jwks)",
+                "--issuer-admin-port", "\(issuerAdmin)", "--gateway-admin-port", "\(gatewayAdmin)",
+            ]
+        }
+
+        /// Two ports go by environment, to check EKEY_UP_* too.
+        var environment: [String: String] {
+            ["EKEY_UP_UPSTREAM_PORT": "\(upstream)", "EKEY_UP_JWKS_ADMIN_PORT": "\(jwksAdmin)"]
+        }
+    }
+
+    /// Waits until `ekey up` printed its banner.
+    static func waitUntilRunning(_ up: ServiceProcess, timeout: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if up.output.contains("E-Key is running") { return }
+            guard up.isRunning else { throw CLIFailure(description: "ekey up exited:\n\(up.output)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw CLIFailure(description: "ekey up did not come up:\n\(up.output)")
+    }
+
+    /// The child PIDs `ekey up` reported (`started NAME (..., pid N)`).
+    static func childPIDs(_ output: String) -> [Int32] {
+        output.split(separator: "\n").compactMap { line in
+            guard line.hasPrefix("[up] started "), let range = line.range(of: "pid ") else { return nil }
+            return Int32(line[range.upperBound...].prefix { $0.isNumber })
+        }
+    }
+
+    @Test("up, call, replay refused, inspect, config check, and SIGTERM leaves no child behind")
+    func testUpCallReplayAndStop() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = try Ports.pick()
+        let up = try ServiceProcess("ekey", ["up", "--dir", dir] + ports.arguments, environment: ports.environment)
+        var pids: [Int32] = []
+        do {
+            try await Self.waitUntilRunning(up)
+            pids = Self.childPIDs(up.output)
+            #expect(pids.count == 4, "\(up.output)")
+            #expect(up.output.contains("ekey call --dir \(dir) POST https://localhost:\(ports.gateway)/payments"), "\(up.output)")
+            for prefix in ["[jwks] ", "[issuer] ", "[gateway] "] {
+                #expect(up.output.contains(prefix), "no log lines prefixed \(prefix)")
+            }
+            let url = "https://localhost:\(ports.gateway)/payments"
+
+            // The newcomer's call, then the same token and proof again.
+            let replay = try CLI.run(["call", "--dir", dir, "POST", url, "-d", #"{"amount":10}"#, "--replay"])
+            #expect(replay.status == 0, "\(replay.all)\n\(up.output)")
+            #expect(replay.stderr.contains("→ 201"), "\(replay.all)")
+            #expect(replay.stderr.contains("→ 401 Unauthorized: replay_detected"), "\(replay.all)")
+            #expect(replay.stdout.contains(#""status":"created""#), "\(replay.all)")
+            #expect(replay.stdout.contains(#""error":"replay_detected""#), "\(replay.all)")
+
+            // A saved token used a second time (fresh proof): refused, its one use is spent.
+            let tokenFile = "\(dir)/token.jwt"
+            let first = try CLI.run(["call", "--dir", dir, "POST", url, "-d", #"{"amount":5}"#, "--save-token", tokenFile, "-i"])
+            #expect(first.status == 0, "\(first.all)")
+            #expect(first.stdout.hasPrefix("HTTP/"), "\(first.all)")
+            #expect(first.stdout.lowercased().contains("content-type: application/json"), "\(first.all)")
+            let again = try CLI.run(["call", "--dir", dir, "POST", url, "-d", #"{"amount":5}"#, "--token", "@" + tokenFile])
+            #expect(again.status == 1)
+            #expect(again.stdout.contains("replay_detected"), "\(again.all)")
+
+            // mTLS binding with the demo workload's certificate, on the templated subcapability.
+            let mtls = try CLI.run(["call", "--dir", dir, "GET", "https://localhost:\(ports.gateway)/payments/42", "--bind", "mTLS"])
+            #expect(mtls.status == 0, "\(mtls.all)")
+            #expect(mtls.stdout.contains("spiffe://example.org/demo/checkout"), "\(mtls.all)")
+
+            // A token for an action outside the policy: the issuer's error, with its code.
+            let denied = try CLI.run(["call", "--dir", dir, "DELETE", url])
+            #expect(denied.status == 1)
+            #expect(denied.stderr.contains("access_denied"), "\(denied.all)")
+
+            // inspect shows the capability, without a key.
+            let token = try CLI.run(["token", "--dir", dir, "--action", "POST:/payments", "--subcap", "GET:/payments/:id", "--limit", "2"])
+            #expect(token.status == 0, "\(token.all)")
+            let inspected = try CLI.run(["inspect", token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
+            #expect(inspected.status == 0, "\(inspected.all)")
+            #expect(inspected.stdout.contains("POST:/payments (limit 2), also GET:/payments/:id"), "\(inspected.all)")
+            #expect(inspected.stdout.contains("binding     DPoP, key thumbprint"), "\(inspected.all)")
+            #expect(inspected.stdout.contains("subject     client:demo"), "\(inspected.all)")
+
+            // The generated config checks; a broken copy names the key.
+            let check = try CLI.run(["config", "check", "\(dir)/stack.yaml"])
+            #expect(check.status == 0, "\(check.all)")
+            let broken = try String(contentsOfFile: "\(dir)/stack.yaml", encoding: .utf8).replacingOccurrences(of: "cache_max_age: 30s", with: "cache_max_age: soon")
+            try broken.write(toFile: "\(dir)/broken.yaml", atomically: true, encoding: .utf8)
+            let failed = try CLI.run(["config", "check", "\(dir)/broken.yaml"])
+            #expect(failed.status != 0)
+            #expect(failed.all.contains("cache_max_age"), "\(failed.all)")
+
+            // jwks export with the admin certificate.
+            let exported = try CLI.run(["jwks", "export", "--dir", dir])
+            #expect(exported.status == 0, "\(exported.all)")
+            #expect(exported.stdout.contains("\"kid\""), "\(exported.all)")
+        } catch {
+            up.signal(SIGKILL)
+            throw error
+        }
+
+        up.signal(SIGTERM)
+        let status = try await up.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(up.output)")
+        for pid in pids {
+            #expect(kill(pid, 0) == -1 && errno == ESRCH, "child \(pid) is still there")
+        }
+    }
+
+    @Test("a port in use is named, with the flag and variable that change it")
+    func testPortTaken() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = try Ports.pick()
+        let blocker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(blocker) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(ports.gateway).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(blocker, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(bound == 0)
+        #expect(listen(blocker, 1) == 0)
+        let up = try ServiceProcess("ekey", ["up", "--dir", dir] + ports.arguments, environment: ports.environment)
+        let status = try await up.waitForExit(timeout: .seconds(30))
+        #expect(status == 1)
+        #expect(up.output.contains("port \(ports.gateway) for the gateway is already in use"), "\(up.output)")
+        #expect(up.output.contains("--gateway-port N or set EKEY_UP_GATEWAY_PORT=N"), "\(up.output)")
+    }
+}
