@@ -124,6 +124,30 @@ def check_render(path, config_out, env_out):
                   and probes[0].get("path") == "/readyz" and probes[1].get("path") == "/healthz",
                   f"{tag}: {wname}: probes /readyz and /healthz on the admin port {port}")
 
+    # Every Secret and ConfigMap a pod mounts or reads exists in the render, except the
+    # Secrets the base documents as created outside kustomize, which a render that
+    # generates Secrets must produce too.
+    external = {"ekey-jwks-tls", "ekey-issuer-tls", "ekey-gateway-tls", "ekey-issuer-client",
+                "ekey-gateway-client", "ekey-dpop-nonce", "ekey-store"}
+    generates_secrets = bool(by_kind.get("Secret"))
+    for obj, pod, _ in workloads(docs):
+        refs = []
+        for v in pod.get("volumes", []):
+            if "secret" in v:
+                refs.append(("Secret", v["secret"]["secretName"], v["secret"].get("optional", False)))
+            if "configMap" in v:
+                refs.append(("ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False)))
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            for e in c.get("env", []):
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    refs.append(("Secret", ref["name"], ref.get("optional", False)))
+        for kind, name, optional in refs:
+            exists = name in by_kind.get(kind, {})
+            allowed = kind == "Secret" and name in external and (not generates_secrets or optional or name == "ekey-store")
+            check(exists or allowed, f"{tag}: {obj['kind']} {obj['metadata']['name']}: {kind} {name} "
+                  + ("exists" if exists else "is created outside the render (documented)" if allowed else "is MISSING"))
+
     policies = by_kind.get("NetworkPolicy", {})
     check(any(p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])
               and not p["spec"].get("ingress") for p in policies.values()),
