@@ -100,6 +100,26 @@ else
     grep -v '^ok' "$WORK/compose-check.txt"
     fail "compose file content"
 fi
+# The image: multi-stage, Swift on bookworm to slim bookworm, only the runtime libraries,
+# non-root uid 10001, the four executables, nothing secret copied in.
+dockerfile_ok=1
+for pattern in '^FROM \$\{SWIFT_IMAGE\} AS build$' '^ARG SWIFT_IMAGE=swift:6\.[0-9]+-bookworm$' \
+        '^ARG RUNTIME_IMAGE=debian:bookworm-slim$' 'swift build -c release --static-swift-stdlib' \
+        'install -y --no-install-recommends libhiredis0\.14 ca-certificates' '^USER 10001:10001$' \
+        'for product in ekey-jwks ekey-issuer ekey-gateway ekey; do cp'; do
+    grep -Eq -- "$pattern" compose/Dockerfile || { echo "compose/Dockerfile lacks: $pattern"; dockerfile_ok=; }
+done
+if grep -Eq '^(COPY|ADD) .*(pki|\.key|\.pem|\.ekey)' compose/Dockerfile; then
+    echo "compose/Dockerfile copies key material"; dockerfile_ok=
+fi
+for ignored in .build .ekey /pki k8s; do
+    grep -qx -- "$ignored" .dockerignore || { echo ".dockerignore lacks $ignored"; dockerfile_ok=; }
+done
+if [ -n "$dockerfile_ok" ]; then
+    pass "compose/Dockerfile: multi-stage, slim runtime with libhiredis0.14 + ca-certificates, uid 10001, no secrets"
+else
+    fail "compose/Dockerfile"
+fi
 if diff <(grep -v '^#' compose/legacy-api.nginx.conf) <(grep -v '^#' k8s/overlays/example/legacy-api.nginx.conf) > /dev/null; then
     pass "the demo legacy API config is the same in compose/ and k8s/overlays/example/"
 else
