@@ -1,6 +1,7 @@
 # E-Key: the two commands of the README, and the pieces they are built from.
 #   make up     run the local stack (installs what it needs first)
 #   make test   run the whole test suite (installs what it needs first)
+#   make deploy-check   only the deployment checks (compose, k8s renders, alert rules)
 
 APT_PACKAGES := libhiredis-dev pkg-config redis-server redis-tools openssl python3 python3-venv
 PYTHON_PACKAGES := joserfc==1.6.5 "httpx[http2]==0.28.1"
@@ -9,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export EKEY_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: up test deps apt-deps python-deps build bench-verify clean
+.PHONY: up test deploy-check deps apt-deps python-deps build bench-verify clean
 
 up: deps
 	swift build -c release --product ekey --product ekey-issuer --product ekey-gateway --product ekey-jwks
@@ -18,6 +19,12 @@ up: deps
 test: deps
 	swift build --build-tests
 	swift test
+	Tests/deploy/check.sh
+
+# compose/ and k8s/ (issue 8): docker-compose config, kustomize renders validated and
+# checked, alert rules, `ekey config check` on the shipped stack configs.
+deploy-check: apt-deps
+	Tests/deploy/check.sh
 
 deps: apt-deps python-deps
 
@@ -39,4 +46,4 @@ bench-verify: deps
 	loadtest/verify-bench
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(VENV) .build-venv-deploy .build-venv-deploy-compose .build-deploy

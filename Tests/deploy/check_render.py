@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Checks a `kubectl kustomize` render of E-Key (issue 8) and the Prometheus rules file.
+
+usage: check_render.py [--config-out FILE] [--env-out FILE] RENDER.yaml [RENDER.yaml ...]
+                       [--rules RULES.yaml] [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
+
+For every render: the Deployments, Services and HPAs named in DESIGN.md §9 exist with
+their labels; the HPAs are autoscaling/v2, target the issuer and gateway Deployments and
+scale on CPU and memory; every container (init containers too) has readiness and
+liveness probes, resource requests and limits, runAsNonRoot, readOnlyRootFilesystem,
+allowPrivilegeEscalation false and capabilities drop ALL, and the pod a RuntimeDefault
+seccomp profile; the E-Key pods run as uid 10001 and carry Prometheus scrape
+annotations for their admin port, whose probes they use; there are PodDisruptionBudgets
+and NetworkPolicies; the ConfigMap holds stack.yaml (written to --config-out for
+`ekey config check`; --env-out collects the EKEY_* values the Deployments set). The rules
+file is YAML with the expected alert names. The compose check reads the output of
+`docker-compose config`: the services of issue 8, only the issuer and gateway ports
+published, health checks on each service's admin /readyz (the port stack.yaml gives),
+depends_on conditions, the pki job, and no build-time secrets.
+Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
+"""
+import sys
+
+import yaml
+
+SERVICES = {"ekey-issuer": 9101, "ekey-gateway": 9102, "ekey-jwks": 9103}
+SCALED = ("ekey-issuer", "ekey-gateway")
+ALERTS = {"EKeyReplayRateHigh", "EKeyInvalidProofSpike", "EKeyKeyRegistrationFailures", "EKeyStoreUnavailable"}
+
+passed = 0
+failed = 0
+
+
+def check(condition, what):
+    global passed, failed
+    if condition:
+        passed += 1
+        print(f"ok    {what}")
+    else:
+        failed += 1
+        print(f"FAIL  {what}")
+
+
+def workloads(docs):
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            yield d, d["spec"]["template"]["spec"], d["spec"]["template"]["metadata"]
+        elif d["kind"] == "CronJob":
+            t = d["spec"]["jobTemplate"]["spec"]["template"]
+            yield d, t["spec"], t["metadata"]
+
+
+def effective(container, pod, key):
+    value = (container.get("securityContext") or {}).get(key)
+    if value is None:
+        value = (pod.get("securityContext") or {}).get(key)
+    return value
+
+
+def check_render(path, config_out, env_out):
+    with open(path) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    tag = path.rsplit("/", 1)[-1]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    check(len(docs) > 0, f"{tag}: render has objects ({len(docs)})")
+
+    for name in SERVICES:
+        for kind in ("Deployment", "Service"):
+            obj = by_kind.get(kind, {}).get(name)
+            labels = (obj or {}).get("metadata", {}).get("labels", {})
+            check(obj is not None and labels.get("app.kubernetes.io/name") == name
+                  and labels.get("app.kubernetes.io/part-of") == "ekey",
+                  f"{tag}: {kind} {name} exists with app.kubernetes.io/name and part-of labels")
+        check(name in by_kind.get("PodDisruptionBudget", {}), f"{tag}: PodDisruptionBudget for {name}")
+
+    hpas = by_kind.get("HorizontalPodAutoscaler", {})
+    for name in SCALED:
+        hpa = hpas.get(name)
+        check(hpa is not None and hpa["apiVersion"] == "autoscaling/v2", f"{tag}: HPA {name} is autoscaling/v2")
+        if hpa is None:
+            continue
+        ref = hpa["spec"]["scaleTargetRef"]
+        check(ref.get("kind") == "Deployment" and ref.get("name") == name and ref.get("apiVersion") == "apps/v1"
+              and name in by_kind.get("Deployment", {}), f"{tag}: HPA {name} targets Deployment {name}")
+        resources = {m["resource"]["name"] for m in hpa["spec"].get("metrics", []) if m.get("type") == "Resource"}
+        check({"cpu", "memory"} <= resources, f"{tag}: HPA {name} scales on cpu and memory ({sorted(resources)})")
+        check(hpa["spec"].get("minReplicas", 1) >= 2, f"{tag}: HPA {name} keeps at least 2 replicas")
+
+    for obj, pod, meta in workloads(docs):
+        wname = f"{obj['kind']} {obj['metadata']['name']}"
+        check((pod.get("securityContext") or {}).get("seccompProfile", {}).get("type") == "RuntimeDefault"
+              or all((c.get("securityContext") or {}).get("seccompProfile", {}).get("type") == "RuntimeDefault"
+                     for c in pod["containers"]),
+              f"{tag}: {wname}: seccompProfile RuntimeDefault")
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            cname = f"{wname}/{c['name']}"
+            init = c in pod.get("initContainers", [])
+            if not init:
+                check("readinessProbe" in c and "livenessProbe" in c, f"{tag}: {cname}: readiness and liveness probes")
+            res = c.get("resources") or {}
+            check({"cpu", "memory"} <= set(res.get("requests", {})) and {"cpu", "memory"} <= set(res.get("limits", {})),
+                  f"{tag}: {cname}: cpu and memory requests and limits")
+            sc = c.get("securityContext") or {}
+            check(effective(c, pod, "runAsNonRoot") is True, f"{tag}: {cname}: runAsNonRoot")
+            uid = effective(c, pod, "runAsUser")
+            check(uid is None or uid != 0, f"{tag}: {cname}: runAsUser is not 0")
+            check(sc.get("readOnlyRootFilesystem") is True, f"{tag}: {cname}: readOnlyRootFilesystem")
+            check(sc.get("allowPrivilegeEscalation") is False, f"{tag}: {cname}: allowPrivilegeEscalation false")
+            check(sc.get("privileged") in (None, False), f"{tag}: {cname}: not privileged")
+            check("ALL" in ((sc.get("capabilities") or {}).get("drop") or []), f"{tag}: {cname}: capabilities drop ALL")
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Deployment" and name in SERVICES:
+            port = SERVICES[name]
+            c = pod["containers"][0]
+            check(effective(c, pod, "runAsUser") == 10001, f"{tag}: {wname}: runs as uid 10001")
+            ann = meta.get("annotations") or {}
+            check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(port)
+                  and ann.get("prometheus.io/path") == "/metrics", f"{tag}: {wname}: Prometheus scrape annotations on :{port}/metrics")
+            ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            probes = [(c.get("readinessProbe") or {}).get("httpGet") or {}, (c.get("livenessProbe") or {}).get("httpGet") or {}]
+            check(ports.get("admin") == port and all(p.get("port") in ("admin", port) for p in probes)
+                  and probes[0].get("path") == "/readyz" and probes[1].get("path") == "/healthz",
+                  f"{tag}: {wname}: probes /readyz and /healthz on the admin port {port}")
+
+    # Every Secret and ConfigMap a pod mounts or reads exists in the render, except the
+    # Secrets the base documents as created outside kustomize, which a render that
+    # generates Secrets must produce too.
+    external = {"ekey-jwks-tls", "ekey-issuer-tls", "ekey-gateway-tls", "ekey-issuer-client",
+                "ekey-gateway-client", "ekey-dpop-nonce", "ekey-store"}
+    generates_secrets = bool(by_kind.get("Secret"))
+    for obj, pod, _ in workloads(docs):
+        refs = []
+        for v in pod.get("volumes", []):
+            if "secret" in v:
+                refs.append(("Secret", v["secret"]["secretName"], v["secret"].get("optional", False)))
+            if "configMap" in v:
+                refs.append(("ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False)))
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            for e in c.get("env", []):
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    refs.append(("Secret", ref["name"], ref.get("optional", False)))
+        for kind, name, optional in refs:
+            exists = name in by_kind.get(kind, {})
+            allowed = kind == "Secret" and name in external and (not generates_secrets or optional or name == "ekey-store")
+            check(exists or allowed, f"{tag}: {obj['kind']} {obj['metadata']['name']}: {kind} {name} "
+                  + ("exists" if exists else "is created outside the render (documented)" if allowed else "is MISSING"))
+
+    policies = by_kind.get("NetworkPolicy", {})
+    check(any(p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])
+              and not p["spec"].get("ingress") for p in policies.values()),
+          f"{tag}: a default-deny ingress NetworkPolicy")
+    jwks = [p for p in policies.values()
+            if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "ekey-jwks"]
+    check(len(jwks) == 1 and all("from" in rule for rule in jwks[0]["spec"].get("ingress", [])),
+          f"{tag}: ekey-jwks reachable only from selected pods")
+
+    maps = [m for m in by_kind.get("ConfigMap", {}).values() if "stack.yaml" in (m.get("data") or {})]
+    check(len(maps) == 1, f"{tag}: one ConfigMap carries stack.yaml")
+    if maps:
+        stack = yaml.safe_load(maps[0]["data"]["stack.yaml"])
+        check({"store", "issuer", "gateway", "jwks"} <= set(stack), f"{tag}: stack.yaml has store, issuer, gateway and jwks")
+        check(all(stack[s]["admin_listen"].startswith("0.0.0.0:") for s in ("issuer", "gateway", "jwks")),
+              f"{tag}: admin listeners bind 0.0.0.0 (probes and scraping reach them)")
+        overrides = {}
+        for name in SERVICES:
+            deployment = by_kind.get("Deployment", {}).get(name) or {}
+            for c in deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                overrides.update({e["name"]: e.get("value") for e in c.get("env", [])})
+        issuer_url = overrides.get("EKEY_ISSUER_ISSUER_URL", stack["issuer"]["issuer_url"])
+        gateway_issuer = overrides.get("EKEY_GATEWAY_ISSUER", stack["gateway"]["issuer"])
+        check(issuer_url == gateway_issuer,
+              f"{tag}: gateway.issuer equals issuer.issuer_url after EKEY_* overrides ({issuer_url})")
+        if config_out:
+            with open(config_out, "w") as f:
+                f.write(maps[0]["data"]["stack.yaml"])
+    if env_out:
+        with open(env_out, "a") as f:
+            for name in SERVICES:
+                deployment = by_kind.get("Deployment", {}).get(name)
+                for c in (deployment or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                    for e in c.get("env", []):
+                        if e["name"].startswith("EKEY_") and "value" in e:
+                            f.write(f"{name} {e['name']}={e['value']}\n")
+
+
+def check_compose(path, stack_path):
+    with open(path) as f:
+        compose = yaml.safe_load(f)
+    with open(stack_path) as f:
+        stack = yaml.safe_load(f)
+    services = compose.get("services", {})
+    expected = {"redis", "pki", "ekey-jwks", "ekey-issuer", "ekey-gateway", "legacy-api"}
+    check(expected <= set(services), f"compose: services {sorted(expected)} (missing: {sorted(expected - set(services))})")
+    published = {name: [str(p.get("target") if isinstance(p, dict) else p).split(":")[-1].split("/")[0]
+                        for p in svc.get("ports", [])]
+                 for name, svc in services.items() if svc.get("ports")}
+    check(set(published) == {"ekey-issuer", "ekey-gateway"}
+          and published["ekey-issuer"] == ["8443"] and published["ekey-gateway"] == ["9443"],
+          f"compose: only ekey-issuer:8443 and ekey-gateway:9443 are published ({published})")
+    for name, section in (("ekey-jwks", "jwks"), ("ekey-issuer", "issuer"), ("ekey-gateway", "gateway")):
+        svc = services.get(name, {})
+        admin = stack[section]["admin_listen"]
+        port = admin.rsplit(":", 1)[1]
+        test = (svc.get("healthcheck") or {}).get("test") or []
+        check(admin.startswith("0.0.0.0:") and test[:2] == ["CMD", "ekey-readyz"] and test[2:3] == [port],
+              f"compose: {name} health check probes /readyz on admin port {port}")
+        check(svc.get("command", [None])[0] == name and "/etc/ekey/stack.yaml" in svc.get("command", []),
+              f"compose: {name} runs {name} --config /etc/ekey/stack.yaml")
+        deps = svc.get("depends_on") or {}
+        check(isinstance(deps, dict) and deps.get("redis", {}).get("condition") == "service_healthy",
+              f"compose: {name} waits for a healthy redis")
+        check(svc.get("read_only") is True and "ALL" in (svc.get("cap_drop") or []),
+              f"compose: {name} has a read-only root and drops all capabilities")
+    check(services.get("ekey-jwks", {}).get("depends_on", {}).get("pki", {}).get("condition") == "service_completed_successfully",
+          "compose: ekey-jwks waits for the pki job to complete")
+    check(services.get("ekey-gateway", {}).get("depends_on", {}).get("ekey-issuer", {}).get("condition") == "service_healthy",
+          "compose: ekey-gateway waits for a healthy issuer (non-empty key set)")
+    pki = " ".join(services.get("pki", {}).get("command", []))
+    check("ekey pki init --dir /pki" in pki and all(f"--host {h}" in pki for h in ("ekey-jwks", "ekey-issuer", "ekey-gateway"))
+          and "[ -f /pki/ca.crt ]" in pki, "compose: pki job runs ekey pki init once, with every service host")
+    for name, svc in services.items():
+        build = svc.get("build") or {}
+        check(not build.get("args") and not build.get("secrets"), f"compose: {name} passes no build arguments or secrets")
+    with open(stack_path) as f:
+        text = f.read()
+    check(stack["store"]["url"] == "redis://redis:6379" and "redis" in services, "compose: stack.yaml uses the compose redis")
+    check("PRIVATE KEY" not in text, "compose: stack.yaml holds no key material")
+
+
+def check_rules(path):
+    with open(path) as f:
+        rules = yaml.safe_load(f)
+    names = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    check(ALERTS <= names, f"rules: alerts {sorted(ALERTS)} present (missing: {sorted(ALERTS - names)})")
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if "alert" in r:
+                check(bool(r.get("expr")) and r.get("labels", {}).get("severity") and r.get("annotations", {}).get("summary"),
+                      f"rules: {r['alert']} has expr, severity and summary")
+
+
+def main(argv):
+    renders, rules, config_out, env_out, compose, stack = [], None, None, None, None, None
+    args = iter(argv)
+    for a in args:
+        if a == "--rules":
+            rules = next(args)
+        elif a == "--config-out":
+            config_out = next(args)
+        elif a == "--env-out":
+            env_out = next(args)
+        elif a == "--compose":
+            compose = next(args)
+        elif a == "--stack":
+            stack = next(args)
+        else:
+            renders.append(a)
+    for r in renders:
+        check_render(r, config_out, env_out)
+    if rules:
+        check_rules(rules)
+    if compose:
+        check_compose(compose, stack)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
