@@ -388,8 +388,11 @@ final class Stack: @unchecked Sendable {
 
     /// How the user should type `ekey`: relative to the working directory when possible.
     static func commandName() -> String {
-        let executable = selfExecutable()
+        let typed = CommandLine.arguments[0]
+        guard typed.contains("/") else { return typed }
+        let executable = typed.hasPrefix("/") ? typed : selfExecutable()
         let cwd = FileManager.default.currentDirectoryPath
+        if !typed.hasPrefix("/") { return typed.hasPrefix("./") ? String(typed.dropFirst(2)) : typed }
         if executable.hasPrefix(cwd + "/") { return String(executable.dropFirst(cwd.count + 1)) }
         return executable
     }
