@@ -290,7 +290,13 @@ final class Stack: @unchecked Sendable {
         CLIError("\(child.name) exited with status \(child.process.terminationStatus) during start-up; its log is above (prefixed [\(child.name)])")
     }
 
+    /// A child ended: stop the stack, unless a signal (Ctrl-C reaches the children too) is
+    /// what ended it; that signal gets a moment to arrive first.
     private func childExited(_ child: ChildProcess) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { [weak self] in self?.childExitSettled(child) }
+    }
+
+    private func childExitSettled(_ child: ChildProcess) {
         let first: Bool = lock.withLock {
             guard stopReason == nil else { return false }
             stopReason = "\(child.name) exited with status \(child.process.terminationStatus)"
