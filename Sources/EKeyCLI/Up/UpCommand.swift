@@ -52,7 +52,13 @@ struct UpCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         func port(_ flag: Int?, _ variable: String, _ fallback: Int) throws -> Int {
-            if let flag { return flag }
+            if let flag {
+                guard (1...65535).contains(flag) else {
+                    let name = "--" + variable.dropFirst("EKEY_UP_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+                    throw ValidationError("\(name) \(flag) is not a port number (1-65535)")
+                }
+                return flag
+            }
             guard let text = environment[variable] else { return fallback }
             guard let value = Int(text), (1...65535).contains(value) else {
                 throw CLIError("\(variable)=\(text) is not a port number (1-65535)")
