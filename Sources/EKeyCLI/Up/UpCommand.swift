@@ -52,7 +52,13 @@ struct UpCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         func port(_ flag: Int?, _ variable: String, _ fallback: Int) throws -> Int {
-            if let flag { return flag }
+            if let flag {
+                guard (1...65535).contains(flag) else {
+                    let name = "--" + variable.dropFirst("EKEY_UP_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+                    throw ValidationError("\(name) \(flag) is not a port number (1-65535)")
+                }
+                return flag
+            }
             guard let text = environment[variable] else { return fallback }
             guard let value = Int(text), (1...65535).contains(value) else {
                 throw CLIError("\(variable)=\(text) is not a port number (1-65535)")
@@ -290,7 +296,13 @@ final class Stack: @unchecked Sendable {
         CLIError("\(child.name) exited with status \(child.process.terminationStatus) during start-up; its log is above (prefixed [\(child.name)])")
     }
 
+    /// A child ended: stop the stack, unless a signal (Ctrl-C reaches the children too) is
+    /// what ended it; that signal gets a moment to arrive first.
     private func childExited(_ child: ChildProcess) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { [weak self] in self?.childExitSettled(child) }
+    }
+
+    private func childExitSettled(_ child: ChildProcess) {
         let first: Bool = lock.withLock {
             guard stopReason == nil else { return false }
             stopReason = "\(child.name) exited with status \(child.process.terminationStatus)"
@@ -388,8 +400,11 @@ final class Stack: @unchecked Sendable {
 
     /// How the user should type `ekey`: relative to the working directory when possible.
     static func commandName() -> String {
-        let executable = selfExecutable()
+        let typed = CommandLine.arguments[0]
+        guard typed.contains("/") else { return typed }
+        let executable = typed.hasPrefix("/") ? typed : selfExecutable()
         let cwd = FileManager.default.currentDirectoryPath
+        if !typed.hasPrefix("/") { return typed.hasPrefix("./") ? String(typed.dropFirst(2)) : typed }
         if executable.hasPrefix(cwd + "/") { return String(executable.dropFirst(cwd.count + 1)) }
         return executable
     }
