@@ -149,7 +149,18 @@ struct IssuerProcessTests {
         #expect(claims.subject == "oidc:test:acme/app")
         #expect(claims.confirmation == .jwkThumbprint(holder.publicKey.jwk.thumbprint))
 
+        let rsa = try await exchange(try stack.rsaSubjectToken())
+        #expect(rsa.status == 201, "an RS256 subject token (GitHub Actions, Google...) is accepted: \(rsa.body)")
+        let rsaToken = try await stack.verifyAgainstPublisher(try #require(rsa.json["token"]?.stringValue))
+        #expect(rsaToken.claims.subject == "oidc:test:acme/app")
+        var forged = try stack.rsaSubjectToken().split(separator: ".").map(String.init)
+        forged[1] = Base64URL.encode(Array(#"{"iss":"https://idp.example.test","aud":"https://issuer.example.test","repo":"acme/app","exp":9999999999}"#.utf8))
         for (name, token) in [
+            ("RS256 payload swapped", forged.joined(separator: ".")),
+            ("RS256 header naming the EC key", try stack.rsaSubjectToken(kid: "idp-1")),
+            ("alg none", try stack.rsaSubjectToken(algorithm: "none")),
+            ("alg HS256 with the RSA key", try stack.rsaSubjectToken(algorithm: "HS256")),
+            ("alg PS256", try stack.rsaSubjectToken(algorithm: "PS256")),
             ("expired", try stack.subjectToken(expiresIn: -60)),
             ("wrong audience", try stack.subjectToken(audience: "https://other.example")),
             ("unknown issuer", try stack.subjectToken(issuer: "https://evil.example")),

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import CryptoExtras
 import EKeyProtocol
 import EKeyServer
 import EKeyTestSupport
@@ -21,6 +22,8 @@ final class IssuerStack: @unchecked Sendable {
     let workload: DevelopmentPKI.Issued
     let botKey = PrivateSigningKey.p256(.init())
     let idpKey = PrivateSigningKey.p256(.init())
+    /// The IdP's RS256 key (most IdPs sign subject tokens with RSA).
+    let idpRSAKey: _RSA.Signing.PrivateKey
     let jwksPort: Int
     let jwksAdminPort: Int
     var publisher: ServiceProcess?
@@ -36,8 +39,14 @@ final class IssuerStack: @unchecked Sendable {
         try files.write("workload", workload)
         try files.write("legacy", pki.issueClient(commonName: "legacy", spiffeID: nil))
         try files.write("stranger", pki.issueClient(commonName: "stranger", spiffeID: "spiffe://example.org/stranger"))
-        let idpJWKS = JWKSet(keys: [idpKey.publicKey.jwk.with(keyID: "idp-1", algorithm: .es256)])
-        try files.write("idp-jwks.json", idpJWKS.jsonValue.serialized())
+        idpRSAKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let primitives = try idpRSAKey.publicKey.getKeyPrimitives()
+        let rsaJWK: JSONValue = [
+            "kty": "RSA", "kid": "idp-rsa", "alg": "RS256", "use": "sig",
+            "n": .string(Base64URL.encode(Array(primitives.modulus))), "e": .string(Base64URL.encode(Array(primitives.publicExponent))),
+        ]
+        let idpJWKS: JSONValue = ["keys": [idpKey.publicKey.jwk.with(keyID: "idp-1", algorithm: .es256).jsonValue, rsaJWK]]
+        try files.write("idp-jwks.json", idpJWKS.serialized())
         jwksPort = try FreePort.pick()
         jwksAdminPort = try FreePort.pick()
     }
@@ -188,6 +197,19 @@ final class IssuerStack: @unchecked Sendable {
 
     func proof(_ key: PrivateSigningKey, url: String? = nil, issuedAt: Int64? = nil, method: String = "POST", index: Int = 0) throws -> String {
         try DPoPProof(method: method, url: url ?? issuerURL(index) + "/token", issuedAt: issuedAt ?? Self.now()).signed(with: key)
+    }
+
+    /// A subject token signed RS256 by the IdP's RSA key (`alg` may be forced for hostile cases).
+    func rsaSubjectToken(repo: String = "acme/app", algorithm: String = "RS256", kid: String = "idp-rsa") throws -> String {
+        let now = Self.now()
+        let claims: JSONValue = .object([
+            "iss": .string(Self.idpIssuer), "aud": "https://issuer.example.test", "sub": .string("repo:\(repo)"), "repo": .string(repo),
+            "iat": .integer(now - 10), "exp": .integer(now + 300),
+        ])
+        let input = Base64URL.encode(JSONValue.object(["typ": "JWT", "alg": .string(algorithm), "kid": .string(kid)]).serializedBytes()) + "."
+            + Base64URL.encode(claims.serializedBytes())
+        let signature = try idpRSAKey.signature(for: SHA256.hash(data: Array(input.utf8)), padding: .insecurePKCS1v1_5)
+        return input + "." + Base64URL.encode(Array(signature.rawRepresentation))
     }
 
     func subjectToken(issuer: String = IssuerStack.idpIssuer, audience: String = "https://issuer.example.test", expiresIn: Int64 = 300, repo: String = "acme/app")

@@ -11,7 +11,7 @@ public import Logging
 /// an unknown `kid`), its `aud` contains the IdP's `audience`, and `exp`/`nbf` hold within
 /// the clock skew.
 ///
-/// Subject tokens must be signed with ES256 or EdDSA, the algorithms E-Key verifies.
+/// Subject tokens may be signed with RS256 (what most IdPs use), ES256 or EdDSA.
 public struct IdentityProviders: Sendable {
     enum Keys: Sendable {
         case file(JWKSet)
@@ -37,12 +37,14 @@ public struct IdentityProviders: Sendable {
             case .file(let path):
                 do {
                     let data = try Data(contentsOf: URL(fileURLWithPath: path))
-                    keys = .file(try JWKSet(parsing: Array(data)))
+                    keys = .file(try JWKSet(parsing: Array(data), acceptingRSA: true))
                 } catch {
                     throw IssuerSetupError("issuer.idps[\(config.name)].jwks_file: cannot read a JWKS from \(path) (\(error)); check the path and that it holds {\"keys\": [...]}")
                 }
             case .uri(let url):
-                let cache = JWKSCache(url: url.absoluteString, client: httpClient, logger: logger)
+                var policy = JWKSCache.Policy()
+                policy.acceptRSAKeys = true
+                let cache = JWKSCache(url: url.absoluteString, client: httpClient, policy: policy, logger: logger)
                 caches.append(cache)
                 keys = .fetched(cache)
             }
@@ -59,15 +61,10 @@ public struct IdentityProviders: Sendable {
     ///
     /// - Throws: 401 `invalid_client` for an unknown issuer or any failed check.
     public func identity(of subjectToken: String, now: Int64, clockSkew: Int64) async throws(EKeyError) -> String {
-        let jws: JWSCompact
-        do {
-            jws = try JWSCompact(parsing: subjectToken, maximumLength: 16 * 1024)
-        } catch {
-            throw Self.refused("it is not a JWS E-Key can verify (ES256 or EdDSA): \(error.reason)")
-        }
+        let token = try SubjectToken(parsing: subjectToken)
         let claims: [String: JSONValue]
         do {
-            claims = try StrictJSONParser().parseObject(jws.payload)
+            claims = try StrictJSONParser().parseObject(token.payload)
         } catch {
             throw Self.refused("its payload is not a JSON object")
         }
@@ -76,26 +73,21 @@ public struct IdentityProviders: Sendable {
         }
         let config = provider.config
         let key: JWK?
-        let keyID = jws.headerString("kid")
         switch provider.keys {
         case .file(let set):
-            key = keyID.map { set[keyID: $0] } ?? (set.keys.count == 1 ? set.keys.first : nil)
+            key = token.keyID.map { set[keyID: $0] } ?? (set.keys.count == 1 ? set.keys.first : nil)
         case .fetched(let cache):
-            if let keyID {
+            if let keyID = token.keyID {
                 key = await cache.key(forKeyID: keyID)
             } else {
                 let keys = await cache.currentKeys.keys
                 key = keys.count == 1 ? keys.first : nil
             }
         }
-        guard let key, let publicKey = try? key.publicKey() else {
+        guard let key else {
             throw Self.refused("no key of IdP \(config.name) matches its kid")
         }
-        do {
-            try jws.verify(using: publicKey)
-        } catch {
-            throw Self.refused("its signature does not verify with IdP \(config.name)'s keys")
-        }
+        try token.verify(with: key)
         let audiences: [String]
         if let single = claims["aud"]?.stringValue {
             audiences = [single]

@@ -10,7 +10,9 @@ public struct JWKSet: Sendable, Hashable {
 
     /// Parses a JWKS document. Keys E-Key cannot use (other types, curves, private
     /// material) are skipped, as RFC 7517 §5 asks; a document that is not a JWKS throws.
-    public init(parsing bytes: [UInt8]) throws(JWSError) {
+    /// RSA public keys are kept only with `acceptingRSA` (external IdPs' key sets: E-Key
+    /// tokens and proofs are never RSA).
+    public init(parsing bytes: [UInt8], acceptingRSA: Bool = false) throws(JWSError) {
         let document: [String: JSONValue]
         do {
             document = try StrictJSONParser().parseObject(bytes)
@@ -22,7 +24,7 @@ public struct JWKSet: Sendable, Hashable {
         }
         keys = entries.compactMap { entry in
             guard let key = try? JWK(parsing: entry, context: .publicOnly),
-                key.keyType != "RSA", key.keyID != nil
+                acceptingRSA || key.keyType != "RSA", key.keyID != nil
             else { return nil }
             return key
         }

@@ -33,6 +33,8 @@ public actor JWKSCache: Service {
         public var retryAfterFailure: Duration = .seconds(2)
         /// Time allowed for one fetch.
         public var fetchTimeout: Duration = .seconds(5)
+        /// Keep RSA keys (external IdPs); E-Key's own publisher never serves them.
+        public var acceptRSAKeys = false
 
         /// The defaults above.
         public init() {}
@@ -145,7 +147,7 @@ public actor JWKSCache: Service {
                 outcome = .unchanged
             case 200:
                 let body = try await response.body.collect(upTo: 1 << 20)
-                let set = try JWKSet(parsing: Array(body.readableBytesView))
+                let set = try JWKSet(parsing: Array(body.readableBytesView), acceptingRSA: policy.acceptRSAKeys)
                 guard !set.keys.isEmpty else {
                     throw FetchFailure(description: "the publisher sent an empty key set")
                 }
