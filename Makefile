@@ -13,7 +13,7 @@ export EKEY_PYTHON := $(CURDIR)/$(VENV)/bin/python
 .PHONY: up test deploy-check deps apt-deps python-deps build bench-verify clean
 
 up: deps
-	swift build -c release --product ekey --product ekey-issuer --product ekey-gateway --product ekey-jwks
+	for product in ekey ekey-jwks ekey-issuer ekey-gateway; do swift build -c release --product $$product || exit 1; done
 	.build/release/ekey up
 
 test: deps

@@ -218,7 +218,7 @@ final class Stack: @unchecked Sendable {
         for role in roles where !FileManager.default.isExecutableFile(atPath: role.executable) {
             throw CLIError(
                 "\(role.executable) not found: ekey up runs the services next to the ekey binary; build them with "
-                    + "`swift build -c release --product ekey --product ekey-issuer --product ekey-gateway --product ekey-jwks` (or `make up`)")
+                    + "`make up` (or `swift build -c release`, which builds every product)")
         }
         var seen: [Int: String] = [:]
         for role in roles {
