@@ -13,9 +13,9 @@ public struct DevelopmentPKI: Sendable {
         public let privateKey: P256.Signing.PrivateKey
 
         /// The certificate, PEM.
-        public var certificatePEM: String { (try? certificate.serializeAsPEM().pemString) ?? "" }
+        public var certificatePEM: String { ((try? certificate.serializeAsPEM().pemString) ?? "") + "\n" }
         /// The private key, PKCS#8 PEM.
-        public var privateKeyPEM: String { privateKey.pemRepresentation }
+        public var privateKeyPEM: String { privateKey.pemRepresentation + "\n" }
         /// The certificate's DER bytes.
         public var certificateDER: [UInt8] {
             var serializer = DER.Serializer()
