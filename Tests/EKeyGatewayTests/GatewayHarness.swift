@@ -49,6 +49,10 @@ actor UpstreamRecorder {
     }
 
     static func handle(_ request: Request, _ context: BasicRequestContext, _ recorder: UpstreamRecorder) async throws -> Response {
+        if request.uri.path == "/early" {
+            await recorder.record(SeenRequest(method: request.method.rawValue, path: "/early", headers: [:], bodyLength: -1, bodySHA256: ""))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"early\":true}")))
+        }
         var hasher = SHA256()
         var length = 0
         for try await chunk in request.body {

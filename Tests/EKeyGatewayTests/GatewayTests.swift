@@ -273,6 +273,33 @@ struct GatewayTests {
         }
     }
 
+    @Test func upstreamAnsweringBeforeReadingTheBodyDoesNotBreakTheGateway() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        let http1 = try harness.client(http1: true)
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "POST:/early", limit: 1000)
+            let body = ByteBuffer(repeating: 0x41, count: 1 << 20)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<60 {
+                    let proof = try harness.proof(key, token: token, path: "/early")
+                    let client = index % 2 == 0 ? client : http1
+                    group.addTask {
+                        (try? await harness.send(client, port: ports.gateways[0], .POST, "/early", headers: [("Authorization", "DPoP \(token)"), ("DPoP", proof)], body: body).status) ?? -1
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 200 }.count >= 50, "\(statuses)")
+            let after = try await harness.send(
+                client, port: ports.gateways[0], .POST, "/early",
+                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, path: "/early"))], body: ByteBuffer(string: "x"))
+            #expect(after.status == 200, "the gateway is still up after upstreams that answered early")
+        }
+    }
+
     @Test func largeBodiesStreamBothWays() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }

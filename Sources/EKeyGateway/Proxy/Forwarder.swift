@@ -86,17 +86,20 @@ public final class Forwarder: Sendable {
         upstream.headers.add(
             name: "Forwarded", value: HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https"))
         let length = request.headers[.contentLength].flatMap { Int64($0) }
-        if length != 0 || request.method != .get && request.method != .head {
-            upstream.body = .stream(request.body, length: length.map { .known($0) } ?? .unknown)
+        let sendsBody = length != 0 || request.method != .get && request.method != .head
+        let relay = sendsBody ? RequestBodyRelay(request.body) : nil
+        if let relay {
+            upstream.body = .stream(relay.chunks, length: length.map { .known($0) } ?? .unknown)
         }
         let response: HTTPClientResponse
         do {
             response = try await client.execute(upstream, timeout: Self.timeAmount(route.timeouts.firstByte), logger: logger)
         } catch {
+            await relay?.stop()
             throw Self.classify(error, route: route)
         }
         let headers = HeaderPolicy.downstreamHeaders(from: response.headers.map { ($0.name, $0.value) })
-        let body = ObservedBody(base: response.body, onFailure: onBodyFailure)
+        let body = ObservedBody(base: response.body, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
         return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers, body: ResponseBody(asyncSequence: body))
     }
 
@@ -132,20 +135,28 @@ public final class Forwarder: Sendable {
 }
 
 /// The upstream's body, passed through; a failure mid-stream is reported before it
-/// propagates (the downstream stream is then reset).
+/// propagates (the downstream stream is then reset). When it ends either way, `onEnd`
+/// runs first: the request-body relay lets go of the client's body.
 struct ObservedBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let base: HTTPClientResponse.Body
     let onFailure: @Sendable (any Error) -> Void
+    let onEnd: @Sendable () async -> Void
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var base: HTTPClientResponse.Body.AsyncIterator
         let onFailure: @Sendable (any Error) -> Void
+        let onEnd: @Sendable () async -> Void
 
         mutating func next() async throws -> ByteBuffer? {
             do {
-                return try await base.next()
+                guard let chunk = try await base.next() else {
+                    await onEnd()
+                    return nil
+                }
+                return chunk
             } catch {
+                await onEnd()
                 onFailure(error)
                 throw error
             }
@@ -153,6 +164,6 @@ struct ObservedBody: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), onFailure: onFailure)
+        AsyncIterator(base: base.makeAsyncIterator(), onFailure: onFailure, onEnd: onEnd)
     }
 }
