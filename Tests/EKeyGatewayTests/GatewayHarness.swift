@@ -75,7 +75,7 @@ actor UpstreamRecorder {
             let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
             continuation.yield(ByteBuffer(string: "partial"))
             Task {
-                try? await Task.sleep(for: .seconds(30))
+                try? await Task.sleep(for: .seconds(8))
                 continuation.finish()
             }
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(asyncSequence: stream))

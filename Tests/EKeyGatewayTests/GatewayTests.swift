@@ -300,6 +300,25 @@ struct GatewayTests {
         }
     }
 
+    @Test func upstreamStallingMidResponseResetsTheDownstreamStream() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "GET:/stall", limit: 5)
+            let started = ContinuousClock.now
+            let stalled = try? await harness.send(
+                client, port: ports.gateways[0], .GET, "/stall",
+                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/stall"))])
+            #expect(stalled == nil || stalled?.body == "partial", "the client never gets a complete-looking body: \(String(describing: stalled?.body))")
+            #expect(ContinuousClock.now - started < .seconds(6), "the idle timeout (2 s) ends the stalled stream before the upstream (8 s) does")
+            let token2 = try harness.dpopToken(key)
+            let after = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token2)"), ("DPoP", try harness.proof(key, token: token2))])
+            #expect(after.status == 201, "the gateway and the client's connection keep working")
+        }
+    }
+
     @Test func largeBodiesStreamBothWays() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
