@@ -257,7 +257,7 @@ struct PublisherTests {
         policy.unknownKeyRefreshInterval = .milliseconds(300)
         policy.retryAfterFailure = .milliseconds(100)
         policy.minimumMaxAge = .milliseconds(1)
-        policy.maximumMaxAge = .milliseconds(500)
+        policy.maximumMaxAge = .seconds(2)
         let keys = Self.memoryKeys()
         let cache: JWKSCache = try await withPublisher(keys: keys) { port, _ in
             let base = "https://localhost:\(port)"
@@ -278,7 +278,7 @@ struct PublisherTests {
 
             #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/first").status == 204)
             #expect(await cache.key(forKeyID: "first") != nil, "kept while the set is fresh")
-            try await Task.sleep(for: .milliseconds(550))
+            try await Task.sleep(for: .milliseconds(2100))
             #expect(await cache.key(forKeyID: "first") == nil, "a revoked key is dropped at the next refresh")
             #expect(await cache.key(forKeyID: "second") != nil)
             #expect(await cache.refresh() == .unchanged, "If-None-Match gives 304")

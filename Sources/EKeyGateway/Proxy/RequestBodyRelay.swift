@@ -1,28 +1,35 @@
 import AsyncAlgorithms
 public import Hummingbird
 import NIOCore
+import NIOConcurrencyHelpers
 
 /// Carries a request body from the client to the upstream with back-pressure, and lets
 /// the gateway take the body back before Hummingbird reads the rest of it.
 ///
 /// The upstream may answer before it has read the whole request body (nginx's `return`
-/// does). Hummingbird then drains the body once the response is written; if the
-/// upstream client were still reading the same stream, the two readers would collide.
+/// does). Hummingbird reads whatever is left of the body once the response is written; if
+/// the upstream client were still reading the same stream, the two readers would collide.
 /// So one task pumps the body into a channel of one chunk at a time (the client is only
-/// read as fast as the upstream takes data), and ``stop()`` cancels that task and waits
-/// for it, which the gateway does before its response completes.
+/// read as fast as the upstream takes data), and ``stop()`` turns the pump into a drain
+/// that discards the rest of the client's body, waiting until it has ended, so Hummingbird
+/// finds the body finished. A client that neither finishes its body nor closes within
+/// ``drainDeadline`` has its read cancelled instead.
 final class RequestBodyRelay: Sendable {
+    /// How long ``stop()`` waits for the client to finish sending its body.
+    static let drainDeadline: Duration = .seconds(5)
+
     private let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
+    private let forwarding = NIOLockedValueBox(true)
     private let pump: Task<Void, Never>
 
     /// Starts pumping `body`.
     init(_ body: RequestBody) {
         let channel = self.channel
+        let forwarding = self.forwarding
         pump = Task {
             do {
-                for try await chunk in body {
+                for try await chunk in body where forwarding.withLockedValue({ $0 }) {
                     await channel.send(chunk)
-                    if Task.isCancelled { break }
                 }
                 channel.finish()
             } catch {
@@ -34,10 +41,25 @@ final class RequestBodyRelay: Sendable {
     /// The chunks, for the upstream request.
     var chunks: AsyncThrowingChannel<ByteBuffer, any Error> { channel }
 
-    /// Stops reading the client's body and waits until the pump has let go of it.
+    /// Stops forwarding, drains what is left of the client's body, and returns once the
+    /// pump has let go of it (or after ``drainDeadline``, cancelling the read).
     func stop() async {
-        pump.cancel()
+        forwarding.withLockedValue { $0 = false }
         channel.finish()
-        await pump.value
+        let pump = self.pump
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await pump.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: Self.drainDeadline)
+                return false
+            }
+            if await group.next() == false {
+                pump.cancel()
+            }
+            group.cancelAll()
+        }
     }
 }
