@@ -67,13 +67,8 @@ public struct Gateway: Sendable {
 
     /// The services to run; `onRunning` reports the bound ports (`gateway`, `admin`).
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
-        let server: HTTPServerBuilder
-        if let tls {
-            server = .ekeySecure(tlsConfiguration: tls)
-        } else {
-            logger.warning("TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only")
-            server = .http1()
-        }
+        let server = HTTPServerBuilder.ekeyMain(
+            tls: tls, plaintextWarning: "TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only", logger: logger)
         let app = Application(
             responder: responder, server: server,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "ekey-gateway"),

@@ -29,7 +29,7 @@ struct ServiceCommand: AsyncParsableCommand {
                 try InternalHTTPClient.make(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key)
             } ?? InternalHTTPClient.make(tlsConfiguration: nil)
             let gateway = try Gateway(
-                config: settings, tls: try ServiceStartup.serverTLS(settings.tls, section: "gateway", logger: logger),
+                config: settings, tls: try ServiceStartup.serverTLS(settings.tls),
                 store: stores.usage, jwksClient: jwksClient, logger: logger)
             let services = gateway.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])

@@ -34,7 +34,7 @@ struct ServiceCommand: AsyncParsableCommand {
                 configuration: settings, store: stores.usage, registrar: registrar,
                 listeners: .init(
                     host: settings.listen.host, port: settings.listen.port,
-                    tls: try ServiceStartup.serverTLS(settings.tls, section: "issuer", logger: logger),
+                    tls: try ServiceStartup.serverTLS(settings.tls),
                     adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
                 logger: logger)
             let services = issuer.services { role, port in

@@ -36,13 +36,8 @@ public struct Publisher: Sendable {
         let router = Router(context: EKeyRequestContext.self)
         router.add(middleware: InFlightMiddleware(requests))
         routes.register(on: router)
-        let server: HTTPServerBuilder
-        if let tls = listeners.tls {
-            server = .ekeySecure(tlsConfiguration: tls)
-        } else {
-            logger.warning("TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only")
-            server = .http1()
-        }
+        let server = HTTPServerBuilder.ekeyMain(
+            tls: listeners.tls, plaintextWarning: "TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only", logger: logger)
         let app = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-jwks"),

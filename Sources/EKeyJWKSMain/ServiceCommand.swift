@@ -28,7 +28,7 @@ struct ServiceCommand: AsyncParsableCommand {
                 keys: keys,
                 listeners: .init(
                     host: settings.listen.host, port: settings.listen.port,
-                    tls: try ServiceStartup.serverTLS(settings.tls, section: "jwks", logger: logger),
+                    tls: try ServiceStartup.serverTLS(settings.tls),
                     adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
                 logger: logger)
             let services = try publisher.services { role, port in

@@ -204,7 +204,7 @@ struct GatewayHarness {
             for index in 0..<gateways {
                 let config = gatewayConfig(port: 0, adminPort: 0, publisherPort: publisherPort, upstream: "http://127.0.0.1:\(upstreamPort)", nonce: nonce)
                 let gateway = try Gateway(
-                    config: config, tls: try ServiceStartup.serverTLS(config.tls, section: "gateway", logger: logger), store: stores.usage,
+                    config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
                 gatewaySet.append(GatewayServices(gateway: gateway, index: index))
                 gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"])

@@ -83,3 +83,16 @@ extension HTTPServerBuilder {
         }
     }
 }
+
+extension HTTPServerBuilder {
+    /// The main listener of a service: ``ekeySecure(tlsConfiguration:http2Configuration:)``
+    /// with TLS, or plaintext HTTP/1.1 for `tls: none` after logging `plaintextWarning`
+    /// loudly (local debugging only).
+    public static func ekeyMain(tls: TLSConfiguration?, plaintextWarning: String, logger: Logger) -> HTTPServerBuilder {
+        guard let tls else {
+            logger.warning("\(plaintextWarning)")
+            return .http1()
+        }
+        return .ekeySecure(tlsConfiguration: tls)
+    }
+}

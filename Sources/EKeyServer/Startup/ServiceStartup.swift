@@ -45,11 +45,10 @@ public enum ServiceStartup {
         text.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
     }
 
-    /// The server TLS configuration of a `tls` section, or `nil` for `tls: none` (after a
-    /// loud warning naming the section).
-    public static func serverTLS(_ settings: TLSSettings, section: String, logger: Logger) throws -> TLSConfiguration? {
+    /// The server TLS configuration of a `tls` section, or `nil` for `tls: none` (the
+    /// service warns loudly when it starts its plaintext listener).
+    public static func serverTLS(_ settings: TLSSettings) throws -> TLSConfiguration? {
         guard let files = settings.files else {
-            logger.warning("TLS IS OFF (\(section).tls: none): traffic to this listener is plaintext; use this for local debugging only")
             return nil
         }
         return try TLSSetup.server(
