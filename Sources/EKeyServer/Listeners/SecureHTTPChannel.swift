@@ -25,7 +25,7 @@ public struct SecureHTTPChannel: ServerChildChannel {
     /// Creates the channel; ALPN is set to `h2`, `http/1.1`.
     public init(
         tlsConfiguration: TLSConfiguration,
-        http2Configuration: HTTP2ChannelConfiguration = .init(),
+        http2Configuration: HTTP2ChannelConfiguration = ConnectionLimits.http2,
         responder: @escaping HTTPChannelHandler.Responder
     ) throws {
         var tlsConfiguration = tlsConfiguration
@@ -53,6 +53,10 @@ public struct SecureHTTPChannel: ServerChildChannel {
                 }
             }
             try sync.addHandler(negotiation)
+            let handshakeDeadline = channel.eventLoop.scheduleTask(in: ConnectionLimits.handshakeTimeout) {
+                channel.close(promise: nil)
+            }
+            negotiation.protocolNegotiationResult.whenComplete { _ in handshakeDeadline.cancel() }
             return Value(negotiated: negotiation.protocolNegotiationResult, channel: channel)
         }
     }
@@ -76,7 +80,7 @@ extension HTTPServerBuilder {
     /// the peer identity available to every request (`Channel.ekey_peerIdentity()`).
     public static func ekeySecure(
         tlsConfiguration: TLSConfiguration,
-        http2Configuration: HTTP2ChannelConfiguration = .init()
+        http2Configuration: HTTP2ChannelConfiguration = ConnectionLimits.http2
     ) -> HTTPServerBuilder {
         .init { responder in
             try SecureHTTPChannel(tlsConfiguration: tlsConfiguration, http2Configuration: http2Configuration, responder: responder)
@@ -91,8 +95,27 @@ extension HTTPServerBuilder {
     public static func ekeyMain(tls: TLSConfiguration?, plaintextWarning: String, logger: Logger) -> HTTPServerBuilder {
         guard let tls else {
             logger.warning("\(plaintextWarning)")
-            return .http1()
+            return .http1(configuration: ConnectionLimits.http2.streamConfiguration)
         }
         return .ekeySecure(tlsConfiguration: tls)
+    }
+}
+
+/// Limits on downstream connections, so idle or stalled clients cannot pin memory:
+/// a TLS handshake and ALPN must finish within ``handshakeTimeout``; a connection with no
+/// request in flight is closed after ``idleTimeout``. Header lists are bounded by
+/// Hummingbird's defaults (80 KiB per field and per list, 1,000 fields), and HTTP/2 frame
+/// abuse (reset floods, CONTINUATION floods) by SwiftNIO's HTTP/2 handler.
+public enum ConnectionLimits {
+    /// Time allowed for the TLS handshake and protocol negotiation.
+    public static let handshakeTimeout: TimeAmount = .seconds(10)
+    /// Time an HTTP/1.1 keep-alive connection or an HTTP/2 connection without open streams may stay idle.
+    public static let idleTimeout: Duration = .seconds(60)
+
+    /// Hummingbird's HTTP/2 settings with the idle limit on the connection and its streams' HTTP/1 codec.
+    public static var http2: HTTP2ChannelConfiguration {
+        HTTP2ChannelConfiguration(
+            idleTimeout: idleTimeout,
+            streamConfiguration: HTTP1Channel.Configuration(idleTimeout: .seconds(idleTimeout.components.seconds)))
     }
 }
