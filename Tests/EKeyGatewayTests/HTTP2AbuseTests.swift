@@ -1,0 +1,376 @@
+import AsyncHTTPClient
+import EKeyProtocol
+import EKeyServer
+import EKeyTestSupport
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Testing
+
+/// An HTTP/2 connection over TLS that sends hand-made frames, so a test can break the
+/// protocol on purpose; it records what the server sends and when it closes.
+final class RawHTTP2Connection: Sendable {
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private final class Recorder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received = NIOLockedValueBox<[UInt8]>([])
+        let closed = NIOLockedValueBox(false)
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = Self.unwrapInboundIn(data)
+            received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            closed.withLockedValue { $0 = true }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+
+    private let channel: any Channel
+    private let recorder: Recorder
+
+    private init(channel: any Channel, recorder: Recorder) {
+        self.channel = channel
+        self.recorder = recorder
+    }
+
+    /// Connects with TLS and ALPN `h2`; `handshake: false` opens a bare TCP connection that never starts TLS.
+    static func open(port: Int, caFile: String, handshake: Bool = true) async throws -> RawHTTP2Connection {
+        var tls = try TLSSetup.client(caFile: caFile, certificateFile: nil, keyFile: nil)
+        tls.applicationProtocols = ["h2"]
+        let context = try NIOSSLContext(configuration: tls)
+        let recorder = Recorder()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if handshake {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(recorder)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return RawHTTP2Connection(channel: channel, recorder: recorder)
+    }
+
+    /// Writes `bytes`; returns `false` once the server has closed the connection.
+    @discardableResult
+    func send(_ bytes: [UInt8]) async -> Bool {
+        do {
+            try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    var isClosed: Bool { recorder.closed.withLockedValue { $0 } }
+
+    /// Waits up to `timeout` for the server to close the connection.
+    func waitClosed(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !isClosed, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return isClosed
+    }
+
+    /// The frame types the server sent, in order.
+    var receivedFrameTypes: [UInt8] {
+        var bytes = recorder.received.withLockedValue { $0 }[...]
+        var types: [UInt8] = []
+        while bytes.count >= 9 {
+            let length = Int(bytes[bytes.startIndex]) << 16 | Int(bytes[bytes.startIndex + 1]) << 8 | Int(bytes[bytes.startIndex + 2])
+            types.append(bytes[bytes.startIndex + 3])
+            bytes = bytes.dropFirst(9 + length)
+        }
+        return types
+    }
+
+    /// Whether the server sent GOAWAY.
+    var receivedGoAway: Bool { receivedFrameTypes.contains(0x7) }
+
+    func close() async {
+        try? await channel.close()
+    }
+
+    // MARK: Frames
+
+    static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8], declaredLength: Int? = nil) -> [UInt8] {
+        let length = declaredLength ?? payload.count
+        return [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags]
+            + withUnsafeBytes(of: (stream & 0x7FFF_FFFF).bigEndian, Array.init) + payload
+    }
+
+    static func settings() -> [UInt8] { frame(type: 0x4, flags: 0, stream: 0, payload: []) }
+
+    /// HPACK integer with an `prefixBits`-bit prefix (RFC 7541 §5.1).
+    static func hpackInteger(_ value: Int, prefixBits: Int, firstByte: UInt8 = 0) -> [UInt8] {
+        let limit = (1 << prefixBits) - 1
+        guard value >= limit else { return [firstByte | UInt8(value)] }
+        var bytes = [firstByte | UInt8(limit)]
+        var rest = value - limit
+        while rest >= 128 {
+            bytes.append(UInt8(rest % 128 + 128))
+            rest /= 128
+        }
+        bytes.append(UInt8(rest))
+        return bytes
+    }
+
+    /// A header field as a literal without indexing, new name, no Huffman (RFC 7541 §6.2.2).
+    static func literal(_ name: String, _ value: String) -> [UInt8] {
+        [0x00] + hpackInteger(name.utf8.count, prefixBits: 7) + Array(name.utf8) + hpackInteger(value.utf8.count, prefixBits: 7) + Array(value.utf8)
+    }
+
+    static func requestBlock(path: String = "/payments", extra: [(String, String)] = []) -> [UInt8] {
+        var block = literal(":method", "GET") + literal(":scheme", "https") + literal(":path", path) + literal(":authority", "localhost")
+        for (name, value) in extra { block += literal(name, value) }
+        return block
+    }
+}
+
+/// HTTP/2 abuse against the issuer and the gateway running as processes: reset floods,
+/// CONTINUATION floods, oversized header blocks, broken frames, many idle connections and
+/// connections that never finish TLS. Each process must stay up with bounded memory and
+/// keep answering legitimate requests.
+@Suite(.serialized)
+struct HTTP2AbuseTests {
+    /// Publisher, issuer, gateway and the demo legacy API as real processes.
+    final class Stack: @unchecked Sendable {
+        let harness: GatewayHarness
+        let jwksPort: Int
+        let issuerPort: Int
+        let gatewayPort: Int
+        let upstreamPort: Int
+        var processes: [String: ServiceProcess] = [:]
+
+        init() throws {
+            harness = try GatewayHarness()
+            jwksPort = try FreePort.pick()
+            issuerPort = try FreePort.pick()
+            gatewayPort = try FreePort.pick()
+            upstreamPort = try FreePort.pick()
+        }
+
+        func config() throws -> String {
+            let files = harness.files
+            let tls = "{cert: \(files.path("server.crt")), key: \(files.path("server.key")), client_ca: \(files.path("ca.crt")), client_auth: optional}"
+            return try files.write(
+                "stack.yaml",
+                """
+                store: {url: "memory://"}
+                jwks:
+                  listen: 127.0.0.1:\(jwksPort)
+                  admin_listen: 127.0.0.1:\(try FreePort.pick())
+                  tls: \(tls)
+                  authorized_issuers: ["\(GatewayHarness.issuerID)"]
+                issuer:
+                  listen: 127.0.0.1:\(issuerPort)
+                  admin_listen: 127.0.0.1:\(try FreePort.pick())
+                  issuer_url: https://localhost:\(issuerPort)
+                  tls: \(tls)
+                  signing: {alg: ES256}
+                  publisher: {url: "https://localhost:\(jwksPort)", ca: \(files.path("ca.crt")), cert: \(files.path("issuer.crt")), key: \(files.path("issuer.key"))}
+                  templates:
+                    - {name: demo, subjects: ["\(harness.workloadID)"], audiences: ["\(GatewayHarness.audience)"], actions: ["POST:/payments"], max_limit: 5, max_ttl: 30, binds: [DPoP]}
+                gateway:
+                  listen: 127.0.0.1:\(gatewayPort)
+                  admin_listen: 127.0.0.1:\(try FreePort.pick())
+                  tls: \(tls)
+                  issuer: \(GatewayHarness.issuer)
+                  jwks: {url: "https://localhost:\(jwksPort)/.well-known/jwks.json", ca: \(files.path("ca.crt"))}
+                  routes: [{prefix: /, upstream: "http://127.0.0.1:\(upstreamPort)", audience: "\(GatewayHarness.audience)", public_origin: "\(GatewayHarness.audience)"}]
+                """)
+        }
+
+        func start() async throws {
+            let path = try config()
+            processes["api"] = try ServiceProcess("ekey", ["demo-api", "--port", "\(upstreamPort)"])
+            processes["jwks"] = try ServiceProcess("ekey-jwks", ["--config", path])
+            try await processes["jwks"]!.waitUntilListening(port: jwksPort)
+            try await harness.registerSigningKey(publisherPort: jwksPort)
+            processes["issuer"] = try ServiceProcess("ekey-issuer", ["--config", path])
+            processes["gateway"] = try ServiceProcess("ekey-gateway", ["--config", path])
+            try await processes["issuer"]!.waitUntilListening(port: issuerPort)
+            try await processes["gateway"]!.waitUntilListening(port: gatewayPort)
+            try await processes["api"]!.waitUntilListening(port: upstreamPort)
+        }
+
+        func stop() async {
+            await harness.clients.shutdownAll()
+            for process in processes.values {
+                process.signal(SIGTERM)
+                _ = try? await process.waitForExit()
+            }
+            harness.files.remove()
+        }
+
+        /// Resident memory of a process in MiB.
+        func residentMiB(_ name: String) -> Double {
+            let status = (try? String(contentsOfFile: "/proc/\(processes[name]!.pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
+        }
+
+        /// A legitimate request: a DPoP call through the gateway (201), or the issuer's metadata (200).
+        func legitimateRequestSucceeds(_ target: String) async throws -> Bool {
+            let client = try harness.client()
+            if target == "gateway" {
+                let key = PrivateSigningKey(generating: .es256)
+                let token = try harness.dpopToken(key)
+                let answer = try await harness.send(
+                    client, port: gatewayPort, headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: ByteBuffer(string: "{\"amount\":1}"))
+                return answer.status == 201
+            }
+            let answer = try await harness.send(client, port: issuerPort, .GET, "/.well-known/oauth-authorization-server")
+            return answer.status == 200
+        }
+
+        func port(_ target: String) -> Int { target == "gateway" ? gatewayPort : issuerPort }
+    }
+
+    /// What one abuse did to one process.
+    struct Figures: CustomStringConvertible {
+        var target: String
+        var abuse: String
+        var before: Double
+        var after: Double
+        var closedByServer: Bool
+        var description: String {
+            String(format: "%@ %@: RSS %.1f -> %.1f MiB, connection closed by the server: %@", target, abuse, before, after, closedByServer ? "yes" : "no")
+        }
+    }
+
+    static let memoryBoundMiB = 64.0
+
+    func check(_ stack: Stack, _ target: String, _ abuse: String, _ body: () async throws -> Bool) async throws -> Figures {
+        let before = stack.residentMiB(target)
+        let closed = try await body()
+        try await Task.sleep(for: .milliseconds(300))
+        let figures = Figures(target: target, abuse: abuse, before: before, after: stack.residentMiB(target), closedByServer: closed)
+        print("HTTP/2 abuse: \(figures)")
+        #expect(stack.processes[target]!.isRunning, "\(target) survives \(abuse)")
+        #expect(figures.after - figures.before < Self.memoryBoundMiB, "\(figures)")
+        #expect(try await stack.legitimateRequestSucceeds(target), "\(target) still serves legitimate requests after \(abuse)")
+        return figures
+    }
+
+    @Test(arguments: ["gateway", "issuer"])
+    func http2AbuseLeavesTheServiceUpBoundedAndServing(target: String) async throws {
+        let stack = try Stack()
+        do {
+            try await stack.start()
+            #expect(try await stack.legitimateRequestSucceeds(target))
+            let port = stack.port(target)
+            let caFile = stack.harness.files.path("ca.crt")
+            typealias Raw = RawHTTP2Connection
+
+            let reset = try await check(stack, target, "reset flood (2,000 HEADERS + RST_STREAM)") {
+                let connection = try await Raw.open(port: port, caFile: caFile)
+                await connection.send(Raw.preface + Raw.settings())
+                var stream: UInt32 = 1
+                for _ in 0..<20 {
+                    var batch: [UInt8] = []
+                    for _ in 0..<100 {
+                        batch += Raw.frame(type: 0x1, flags: 0x5, stream: stream, payload: Raw.requestBlock())
+                        batch += Raw.frame(type: 0x3, flags: 0, stream: stream, payload: [0, 0, 0, 8])
+                        stream += 2
+                    }
+                    guard await connection.send(batch) else { break }
+                }
+                let closed = await connection.waitClosed(timeout: .seconds(5))
+                await connection.close()
+                return closed
+            }
+            #expect(reset.closedByServer, "a reset flood ends with the server closing the connection")
+
+            let continuation = try await check(stack, target, "CONTINUATION flood (up to 2,000 × 16 KiB, never END_HEADERS)") {
+                let connection = try await Raw.open(port: port, caFile: caFile)
+                await connection.send(Raw.preface + Raw.settings() + Raw.frame(type: 0x1, flags: 0x1, stream: 1, payload: Raw.requestBlock()))
+                let filler = Raw.literal("x-filler", String(repeating: "a", count: 16_000))
+                for _ in 0..<2000 {
+                    guard await connection.send(Raw.frame(type: 0x9, flags: 0, stream: 1, payload: filler)) else { break }
+                }
+                let closed = await connection.waitClosed(timeout: .seconds(5))
+                await connection.close()
+                return closed
+            }
+            #expect(continuation.closedByServer, "a CONTINUATION flood ends with the server closing the connection")
+
+            _ = try await check(stack, target, "oversized header block (256 KiB in one header list)") {
+                let connection = try await Raw.open(port: port, caFile: caFile)
+                let block = Raw.requestBlock(extra: (0..<16).map { ("x-big-\($0)", String(repeating: "b", count: 16_000)) })
+                var frames = Raw.preface + Raw.settings()
+                let chunks = stride(from: 0, to: block.count, by: 16_000).map { Array(block[$0..<min($0 + 16_000, block.count)]) }
+                for (index, chunk) in chunks.enumerated() {
+                    let last = index == chunks.count - 1
+                    frames += Raw.frame(type: index == 0 ? 0x1 : 0x9, flags: (index == 0 ? 0x1 : 0) | (last ? 0x4 : 0), stream: 1, payload: chunk)
+                }
+                await connection.send(frames)
+                let closed = await connection.waitClosed(timeout: .seconds(5))
+                let types = connection.receivedFrameTypes
+                await connection.close()
+                #expect(closed || types.contains(0x3), "the oversized header list is refused (GOAWAY or RST_STREAM), frames: \(types)")
+                return closed
+            }
+
+            let brokenFrames: [(String, [UInt8])] = [
+                ("frame longer than the maximum size", Raw.frame(type: 0x0, flags: 0, stream: 1, payload: [1, 2, 3], declaredLength: 0xFF_FFFF)),
+                ("DATA on stream 0", Raw.frame(type: 0x0, flags: 0, stream: 0, payload: [1, 2, 3])),
+                ("WINDOW_UPDATE of 0", Raw.frame(type: 0x8, flags: 0, stream: 0, payload: [0, 0, 0, 0])),
+                ("SETTINGS of odd length", Raw.frame(type: 0x4, flags: 0, stream: 0, payload: [0, 1, 0])),
+                ("HEADERS with an undecodable block", Raw.frame(type: 0x1, flags: 0x5, stream: 1, payload: [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])),
+                ("HTTP/1.1 text after the preface", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)),
+            ]
+            for (name, frame) in brokenFrames {
+                let figures = try await check(stack, target, "broken frame: \(name)") {
+                    let connection = try await Raw.open(port: port, caFile: caFile)
+                    await connection.send(Raw.preface + Raw.settings() + frame)
+                    let closed = await connection.waitClosed(timeout: .seconds(5))
+                    await connection.close()
+                    return closed
+                }
+                #expect(figures.closedByServer, "\(target) closes the connection after \(name)")
+            }
+
+            var idle: [RawHTTP2Connection] = []
+            _ = try await check(stack, target, "300 idle HTTP/2 connections") {
+                for _ in 0..<300 {
+                    let connection = try await Raw.open(port: port, caFile: caFile)
+                    await connection.send(Raw.preface + Raw.settings())
+                    idle.append(connection)
+                }
+                return false
+            }
+            for connection in idle { await connection.close() }
+
+            var silent: [RawHTTP2Connection] = []
+            let stalled = try await check(stack, target, "100 connections that never start TLS") {
+                for _ in 0..<100 {
+                    silent.append(try await Raw.open(port: port, caFile: caFile, handshake: false))
+                }
+                let deadline = ContinuousClock.now + .seconds(Int64(ConnectionLimits.handshakeTimeout.nanoseconds / 1_000_000_000) + 5)
+                while silent.contains(where: { !$0.isClosed }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                return silent.allSatisfy(\.isClosed)
+            }
+            #expect(stalled.closedByServer, "connections that never finish the TLS handshake are closed after \(ConnectionLimits.handshakeTimeout)")
+            for connection in silent { await connection.close() }
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+}
