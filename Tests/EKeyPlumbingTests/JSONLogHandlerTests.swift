@@ -1,0 +1,52 @@
+import EKeyProtocol
+import EKeyServer
+import Foundation
+import Logging
+import Testing
+
+/// The JSON log lines of DESIGN.md §7: one object per line, RFC 3339 UTC timestamps with
+/// milliseconds, and strings escaped so a hostile value cannot break or forge a line.
+struct JSONLogHandlerTests {
+    func line(_ message: Logger.Message, _ metadata: Logger.Metadata) throws -> [String: JSONValue] {
+        let sink = LogSink.memory()
+        let logger = Logger(label: "audit") { label in JSONLogHandler(label: label, sink: sink) }
+        logger.info(message, metadata: metadata)
+        let lines = sink.lines
+        try #require(lines.count == 1)
+        #expect(lines[0].hasSuffix("}\n"))
+        #expect(lines[0].dropLast().contains("\n") == false, "one event, one line: \(lines[0])")
+        return try StrictJSONParser().parseObject(Array(lines[0].utf8))
+    }
+
+    @Test func timestampIsRFC3339UTCWithMilliseconds() throws {
+        let object = try line("verify allowed", ["outcome": "allowed"])
+        let timestamp = try #require(object["ts"]?.stringValue)
+        #expect(timestamp.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(timestamp)")
+        let parsed = try #require(ISO8601DateFormatter.withFractionalSeconds.date(from: timestamp))
+        #expect(abs(parsed.timeIntervalSinceNow) < 5)
+        #expect(object["label"]?.stringValue == "audit")
+        #expect(object["level"]?.stringValue == "info")
+        #expect(object["outcome"]?.stringValue == "allowed")
+    }
+
+    @Test func hostileStringsAreEscapedAndRoundTrip() throws {
+        let hostile = [
+            "plain ascii", "quote \" and backslash \\", "new\nline and \r return", "tab\tand NUL \u{0} and DEL \u{7F}",
+            "line separator \u{2028} paragraph \u{2029}", "forged\",\"outcome\":\"allowed", "unicode é ☃ \u{1F600} and \u{202E}rtl",
+        ]
+        for value in hostile {
+            let object = try line("\(value)", ["path": .string(value)])
+            #expect(object["path"]?.stringValue == value, "round trip of \(value.debugDescription)")
+            #expect(object["message"]?.stringValue == value)
+            #expect(object["outcome"] == nil, "a value cannot add members")
+        }
+    }
+}
+
+extension ISO8601DateFormatter {
+    static var withFractionalSeconds: ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }
+}
