@@ -90,9 +90,12 @@ let package = Package(
         ),
 
         // MARK: Server plumbing shared by the three services.
+        // CEKeyProcess: prctl(PR_SET_PDEATHSIG), variadic in Glibc and not callable from Swift.
+        .target(name: "CEKeyProcess"),
         .target(
             name: "EKeyServer",
             dependencies: [
+                "CEKeyProcess",
                 "EKeyConfig",
                 "EKeyProtocol",
                 "EKeyStore",

@@ -57,6 +57,26 @@ struct UpTests {
         }
     }
 
+    /// The processes whose parent is `parent`, from /proc.
+    static func processes(withParent parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+            return status.split(separator: "\n").contains { $0.hasPrefix("PPid:") && Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces)) == parent }
+        }.sorted()
+    }
+
+    /// Whether `pid` is a live process: /proc/PID exists and it is not a zombie. A child of a
+    /// killed `ekey up` is reparented to PID 1, which here need not reap it: a zombie has
+    /// stopped all the same.
+    static func isLive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.range(of: ") ", options: .backwards)
+        else { return false }
+        let state = stat[end.upperBound...].first
+        return state != "Z" && state != "X"
+    }
+
     @Test("up, call, replay refused, inspect, config check, and SIGTERM leaves no child behind")
     func testUpCallReplayAndStop() async throws {
         let dir = try CLI.temporaryDirectory()
@@ -134,6 +154,83 @@ struct UpTests {
         #expect(status == 0, "\(up.output)")
         for pid in pids {
             #expect(kill(pid, 0) == -1 && errno == ESRCH, "child \(pid) is still there")
+        }
+    }
+
+    @Test("children live while ekey up idles, and stop within 10 s when it is SIGKILLed")
+    func testSIGKILLLeavesNoChildBehind() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = try Ports.pick()
+        let up = try ServiceProcess("ekey", ["up", "--dir", dir] + ports.arguments, environment: ports.environment)
+        let pids: [Int32]
+        do {
+            try await Self.waitUntilRunning(up)
+            pids = Self.childPIDs(up.output)
+            #expect(pids.count == 4, "\(up.output)")
+            #expect(Self.processes(withParent: up.pid) == pids.sorted(), "/proc and the [up] lines disagree:\n\(up.output)")
+
+            // The parent-death signal follows the thread that forked a child; the threads of
+            // Swift concurrency end after a few idle seconds. The children must outlive them.
+            try await Task.sleep(for: .seconds(10))
+            for pid in pids {
+                #expect(Self.isLive(pid), "child \(pid) stopped while ekey up was still running:\n\(up.output)")
+            }
+            #expect(up.isRunning, "\(up.output)")
+        } catch {
+            up.signal(SIGKILL)
+            throw error
+        }
+
+        up.signal(SIGKILL)
+        _ = try await up.waitForExit(timeout: .seconds(10))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while pids.contains(where: Self.isLive), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let left = pids.filter(Self.isLive)
+        #expect(left.isEmpty, "children still running 10 s after SIGKILL of ekey up: \(left)\n\(up.output)")
+        for pid in left { kill(pid, SIGKILL) }
+    }
+
+    @Test("ekey up --store redis:// keeps usage in that Redis; a call and its replay go through it; SIGTERM exits 0")
+    func testRedisStore() async throws {
+        let redis = try RedisServer()
+        defer { redis.shutdown() }
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = try Ports.pick()
+        let up = try ServiceProcess("ekey", ["up", "--dir", dir, "--store", redis.url] + ports.arguments, environment: ports.environment)
+        var pids: [Int32] = []
+        do {
+            try await Self.waitUntilRunning(up)
+            pids = Self.childPIDs(up.output)
+            #expect(pids.count == 4, "\(up.output)")
+            #expect(up.output.contains("E-Key is running (store \(redis.url))"), "\(up.output)")
+            let stack = try String(contentsOfFile: "\(dir)/stack.yaml", encoding: .utf8)
+            #expect(stack.contains("url: \(redis.url)"), "\(stack)")
+
+            let url = "https://localhost:\(ports.gateway)/payments"
+            let call = try CLI.run(["call", "--dir", dir, "POST", url, "-d", #"{"amount":10}"#, "--replay"])
+            #expect(call.status == 0, "\(call.all)\n\(up.output)")
+            #expect(call.stderr.contains("→ 201"), "\(call.all)")
+            #expect(call.stderr.contains("→ 401 Unauthorized: replay_detected"), "\(call.all)")
+
+            // The token's use counter and the proof's jti, under the stack's prefix "ekey:".
+            let keys = try redis.cli(["--scan", "--pattern", "*"]).split(separator: "\n").map(String.init)
+            #expect(keys.contains { $0.hasPrefix("ekey:trace:{") }, "no trace counter in Redis: \(keys)")
+            #expect(keys.contains { $0.hasPrefix("ekey:dpop:{") }, "no proof jti in Redis: \(keys)")
+            #expect(keys.allSatisfy { $0.hasPrefix("ekey:") }, "keys outside the prefix: \(keys)")
+        } catch {
+            up.signal(SIGKILL)
+            throw error
+        }
+
+        up.signal(SIGTERM)
+        let status = try await up.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(up.output)")
+        for pid in pids {
+            #expect(!Self.isLive(pid), "child \(pid) is still there")
         }
     }
 

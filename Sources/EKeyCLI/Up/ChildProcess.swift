@@ -14,6 +14,46 @@ final class OutputLock: @unchecked Sendable {
     }
 }
 
+/// The one thread that starts every child of `ekey up`, alive as long as the process.
+///
+/// A child asks Linux for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`, see
+/// `ServiceStartup.exitWithParent`), but Linux takes the *thread* that forked it as the
+/// parent: Foundation's `Process.run()` forks from the calling thread, and the threads of
+/// Swift concurrency's pool end after a few idle seconds, which would stop the child while
+/// `ekey up` still runs. Forking from this thread, which never ends, avoids that.
+final class SpawnThread: @unchecked Sendable {
+    static let shared = SpawnThread()
+
+    private let condition = NSCondition()
+    private var work: [@Sendable () -> Void] = []
+
+    private init() {
+        let thread = Thread { [unowned self] in self.serve() }
+        thread.name = "ekey-up-spawn"
+        thread.start()
+    }
+
+    /// Runs `body` on the spawn thread and returns its result.
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.withLock {
+                work.append { continuation.resume(with: Result(catching: body)) }
+                condition.signal()
+            }
+        }
+    }
+
+    private func serve() -> Never {
+        while true {
+            let next: @Sendable () -> Void = condition.withLock {
+                while work.isEmpty { condition.wait() }
+                return work.removeFirst()
+            }
+            next()
+        }
+    }
+}
+
 /// One child of `ekey up`: a real executable whose stdout and stderr are streamed line by
 /// line with a `[name]` prefix.
 final class ChildProcess: @unchecked Sendable {
@@ -35,12 +75,13 @@ final class ChildProcess: @unchecked Sendable {
         process.terminationHandler = { [unowned self] _ in onExit(self) }
     }
 
-    func start() throws {
+    /// Starts the process from ``SpawnThread`` (see there why).
+    func start() async throws {
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             self?.consume(data)
         }
-        try process.run()
+        try await SpawnThread.shared.run { [self] in try self.process.run() }
     }
 
     var pid: Int32 { process.processIdentifier }

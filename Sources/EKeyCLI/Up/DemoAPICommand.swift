@@ -1,4 +1,5 @@
 import ArgumentParser
+import EKeyServer
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -19,6 +20,8 @@ struct DemoAPICommand: AsyncParsableCommand {
     var port = 8080
 
     func run() async throws {
+        // Under `ekey up`: stop when it dies, even by SIGKILL.
+        ServiceStartup.exitWithParent(service: "ekey demo-api", environment: ProcessInfo.processInfo.environment)
         let router = Router()
         router.post("/payments") { request, context in try await Self.create(request, context) }
         router.get("/payments/:id") { request, context in try Self.show(request, context) }

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Dispatch
 import EKeyClient
 import EKeyConfig
+import EKeyServer
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -242,13 +243,15 @@ final class Stack: @unchecked Sendable {
         let roles = try roles(prepared)
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("EKEY_UP_") && $0.key != "EKEY_CONFIG" }
         environment["EKEY_CONFIG"] = nil
+        // Each child asks for SIGTERM when this process dies (ServiceStartup.exitWithParent).
+        environment[ServiceStartup.parentVariable] = String(getpid())
         for role in roles {
             try checkStopped()
             let child = ChildProcess(name: role.name, executable: role.executable, arguments: role.arguments, environment: environment) {
                 [weak self] child in self?.childExited(child)
             }
             lock.withLock { children.append(child) }
-            try child.start()
+            try await child.start()
             log("started \(role.name) (\((role.executable as NSString).lastPathComponent), pid \(child.pid))")
             if let readyURL = role.readyURL {
                 try await waitReady(child, url: readyURL, http: http)

@@ -1,5 +1,9 @@
+import CEKeyProcess
 public import EKeyConfig
 import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 public import Logging
 public import NIOSSL
 
@@ -17,9 +21,12 @@ public enum ServiceStartup {
         service: String, configFlag: String?,
         _ body: (LoadedConfig, Logger) async throws -> Void
     ) async {
+        runTasksOnEventLoops()
         JSONLogHandler.bootstrap(level: logLevel(from: ProcessInfo.processInfo.environment["EKEY_LOG_LEVEL"]))
         let logger = Logger(label: service)
-        let environment = ProcessInfo.processInfo.environment
+        exitWithParent(service: service, environment: ProcessInfo.processInfo.environment, logger: logger)
+        // EKEY_PARENT_PID is read above; it is not a config override.
+        let environment = ProcessInfo.processInfo.environment.filter { $0.key != parentVariable }
         let loaded: LoadedConfig
         do {
             let path = try ConfigLoader.resolvePath(flag: configFlag, environment: environment)
@@ -32,6 +39,52 @@ public enum ServiceStartup {
             try await body(loaded, logger)
         } catch {
             fail(service: service, logger: logger, "\(error)")
+        }
+    }
+
+    /// Makes NIO's event loops the executor of Swift concurrency for the whole process,
+    /// so a request's handler task runs on the same threads as its connection instead of
+    /// hopping to a separate thread pool and back at every `await` (measured in
+    /// loadtest/RESULTS.md). Runs once; later calls do nothing.
+    static func runTasksOnEventLoops() {
+        tookOverConcurrency.withLockedValue { done in
+            if !done {
+                done = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            }
+        }
+    }
+
+    private static let tookOverConcurrency = NIOLockedValueBox(false)
+
+    /// The variable `ekey up` sets to its own process ID in each child's environment.
+    public static let parentVariable = "EKEY_PARENT_PID"
+
+    /// Exit status when the process that started this one (`EKEY_PARENT_PID`) is gone or
+    /// cannot be watched.
+    public static let parentGoneStatus: Int32 = 1
+
+    /// When `EKEY_PARENT_PID` is set (by `ekey up`), asks Linux to send this process SIGTERM
+    /// when that parent dies, even by SIGKILL (`PR_SET_PDEATHSIG`), so no service outlives
+    /// `ekey up`; then exits at once, with a message, if the parent already died. Does
+    /// nothing when the variable is not set. Off Linux only the parent check is made.
+    public static func exitWithParent(service: String, environment: [String: String], logger: Logger? = nil) {
+        guard let text = environment[parentVariable] else { return }
+        func stop(_ message: String) -> Never {
+            logger?.critical("\(service) cannot start: \(message)")
+            FileHandle.standardError.write(Data("\(service): \(message)\n".utf8))
+            exit(parentGoneStatus)
+        }
+        guard let parent = Int32(text), parent > 0 else {
+            stop("\(parentVariable)=\(text) is not a process ID; `ekey up` sets it for its children, unset it to run \(service) alone")
+        }
+        switch ekey_exit_with_parent(parent) {
+        case EKEY_PARENT_WATCHED, EKEY_PARENT_UNSUPPORTED:
+            return
+        case EKEY_PARENT_GONE:
+            stop("the `ekey up` that started it (pid \(parent), \(parentVariable)) has already exited, so it stops too; start the stack again with `ekey up`")
+        default:
+            let reason = String(cString: strerror(errno))
+            stop("cannot ask to be stopped with its parent \(parent): prctl(PR_SET_PDEATHSIG) failed: \(reason); unset \(parentVariable) to run \(service) alone")
         }
     }
 
