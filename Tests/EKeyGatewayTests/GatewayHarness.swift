@@ -24,6 +24,8 @@ struct SeenRequest: Sendable {
     var headers: [String: [String]]
     var bodyLength: Int
     var bodySHA256: String
+    /// Whether the request came over HTTP/2 (known only for the TLS upstream).
+    var http2 = false
 }
 
 /// A legacy API behind the gateway: records every request; `/slow` answers after 3 s,
@@ -38,17 +40,29 @@ actor UpstreamRecorder {
     var count: Int { seen.count }
 
     static func application(recorder: UpstreamRecorder, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let router = Router()
-        router.on("**", method: .get) { request, context in try await handle(request, context, recorder) }
-        router.on("**", method: .post) { request, context in try await handle(request, context, recorder) }
-        router.on("**", method: .put) { request, context in try await handle(request, context, recorder) }
-        router.on("**", method: .delete) { request, context in try await handle(request, context, recorder) }
-        return Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "legacy-api"),
+        Application(
+            router: router(BasicRequestContext.self, recorder), configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "legacy-api"),
             onServerRunning: { await onRunning($0.localAddress?.port ?? port) })
     }
 
-    static func handle(_ request: Request, _ context: BasicRequestContext, _ recorder: UpstreamRecorder) async throws -> Response {
+    /// The same API over TLS with ALPN `h2` and `http/1.1`, recording which one each request used.
+    static func secureApplication(recorder: UpstreamRecorder, tls: TLSConfiguration, onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+        Application(
+            router: router(EKeyRequestContext.self, recorder), server: .ekeySecure(tlsConfiguration: tls),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "legacy-api-tls"),
+            onServerRunning: { await onRunning($0.localAddress?.port ?? 0) })
+    }
+
+    static func router<Context: RequestContext>(_ context: Context.Type, _ recorder: UpstreamRecorder) -> Router<Context> {
+        let router = Router(context: Context.self)
+        for method in [HTTPRequest.Method.get, .post, .put, .delete] {
+            router.on("**", method: method) { request, context in try await handle(request, context, recorder) }
+        }
+        return router
+    }
+
+    static func handle<Context: RequestContext>(_ request: Request, _ context: Context, _ recorder: UpstreamRecorder) async throws -> Response {
+        let http2 = (context as? EKeyRequestContext)?.channel.parent != nil
         if request.uri.path == "/early" {
             await recorder.record(SeenRequest(method: request.method.rawValue, path: "/early", headers: [:], bodyLength: -1, bodySHA256: ""))
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"early\":true}")))
@@ -67,7 +81,7 @@ actor UpstreamRecorder {
         await recorder.record(
             SeenRequest(
                 method: request.method.rawValue, path: request.uri.description, headers: headers, bodyLength: length,
-                bodySHA256: hasher.finalize().map { String(format: "%02x", $0) }.joined()))
+                bodySHA256: hasher.finalize().map { String(format: "%02x", $0) }.joined(), http2: http2))
         if path == "/slow" {
             try await Task.sleep(for: .seconds(6))
         }
@@ -90,8 +104,11 @@ actor UpstreamRecorder {
                 })
         }
         var responseHeaders: HTTPFields = [.contentType: "application/json"]
-        responseHeaders[.connection] = "keep-alive"
-        responseHeaders[HTTPField.Name("Keep-Alive")!] = "timeout=5"
+        if !http2 {
+            // Hop-by-hop headers the gateway must strip (HTTP/2 forbids them altogether).
+            responseHeaders[.connection] = "keep-alive"
+            responseHeaders[HTTPField.Name("Keep-Alive")!] = "timeout=5"
+        }
         return Response(
             status: request.method == .post ? .created : .ok, headers: responseHeaders,
             body: .init(byteBuffer: ByteBuffer(string: "{\"ok\":true,\"length\":\(length)}")))
@@ -153,7 +170,7 @@ struct GatewayHarness {
 
     /// The gateway config for this harness.
     func gatewayConfig(
-        port: Int, adminPort: Int, publisherPort: Int, upstream: String, nonce: Bool = false, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2))
+        port: Int, adminPort: Int, publisherPort: Int, upstream: String, upstreamCA: String? = nil, nonce: Bool = false, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2))
     ) -> GatewayConfig {
         GatewayConfig(
             listen: ListenAddress(host: "127.0.0.1", port: port), adminListen: ListenAddress(host: "127.0.0.1", port: adminPort),
@@ -163,14 +180,16 @@ struct GatewayHarness {
             dpop: DPoPConfig(nonce: nonce, nonceSecretFile: files.path("nonce.key")),
             timeouts: timeouts,
             routes: [
-                RouteConfig(prefix: "/", upstream: URL(string: upstream)!, audience: Self.audience, publicOrigin: URL(string: Self.audience)!, timeouts: timeouts)
+                RouteConfig(
+                    prefix: "/", upstream: URL(string: upstream)!, audience: Self.audience, publicOrigin: URL(string: Self.audience)!, upstreamCA: upstreamCA,
+                    timeouts: timeouts)
             ])
     }
 
     /// Runs publisher, upstream and `gateways` gateways sharing `storeURL`; registers the
     /// signing key before `body` runs.
     func run<R: Sendable>(
-        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true,
+        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstreamTLS: Bool = false,
         _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
@@ -191,7 +210,9 @@ struct GatewayHarness {
         let roles: Set<String> = upstreamUp ? ["jwks", "admin", "upstream"] : ["jwks", "admin"]
         let outcome: Result<R, any Error> = try await LiveServices.with(roles: roles, { report in
             var all = try publisher.services(onRunning: report)
-            if upstreamUp {
+            if upstreamUp, upstreamTLS {
+                all.append(UpstreamRecorder.secureApplication(recorder: recorder, tls: publisherTLS) { port in await report("upstream", port) })
+            } else if upstreamUp {
                 all.append(UpstreamRecorder.application(recorder: recorder, port: 0) { port in await report("upstream", port) })
             }
             return all
@@ -202,7 +223,10 @@ struct GatewayHarness {
             var gatewaySet: [GatewayServices] = []
             var gatewayRoles: Set<String> = []
             for index in 0..<gateways {
-                let config = gatewayConfig(port: 0, adminPort: 0, publisherPort: publisherPort, upstream: "http://127.0.0.1:\(upstreamPort)", nonce: nonce)
+                let config = gatewayConfig(
+                    port: 0, adminPort: 0, publisherPort: publisherPort,
+                    upstream: upstreamTLS ? "https://localhost:\(upstreamPort)" : "http://127.0.0.1:\(upstreamPort)",
+                    upstreamCA: upstreamTLS ? files.path("ca.crt") : nil, nonce: nonce)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy)

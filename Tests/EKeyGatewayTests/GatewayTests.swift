@@ -341,4 +341,30 @@ struct GatewayTests {
             #expect(download.body.utf8.count == 16 << 20)
         }
     }
+    @Test func httpsUpstreamIsReachedOverHTTP2WithBodiesBothWays() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run(upstreamTLS: true) { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "PUT:/upload", limit: 2)
+            let size = 3 << 20
+            let answer = try await harness.send(
+                client, port: ports.gateways[0], .PUT, "/upload",
+                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "PUT", path: "/upload"))],
+                body: ByteBuffer(repeating: 0x42, count: size))
+            #expect(answer.status == 200, "\(answer.body)")
+            let seen = try #require(await harness.recorder.seen.last)
+            #expect(seen.http2, "an https:// upstream offering h2 is spoken to over HTTP/2")
+            #expect(seen.bodyLength == size)
+            #expect(seen.headers["x-ekey-use"] == ["1/2"])
+            #expect(seen.headers["authorization"] == nil)
+            let downloadToken = try harness.dpopToken(key, action: "GET:/big/:n")
+            let download = try await harness.send(
+                client, port: ports.gateways[0], .GET, "/big/4",
+                headers: [("Authorization", "DPoP \(downloadToken)"), ("DPoP", try harness.proof(key, token: downloadToken, method: "GET", path: "/big/4"))])
+            #expect(download.status == 200)
+            #expect(download.body.utf8.count == 4 << 20)
+        }
+    }
 }
