@@ -39,6 +39,8 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 
+    static let dpopField = HTTPField.Name("DPoP")!
+
     /// Epoch seconds from the system clock.
     public static func systemNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
@@ -52,7 +54,7 @@ public struct GatewayResponder: HTTPResponder {
         event.client = context.clientAddress
         let incoming = RequestVerifier.Incoming(
             method: request.method.rawValue, target: request.head.path ?? "", authorization: request.headers[values: .authorization],
-            dpop: request.headers[values: HTTPField.Name("DPoP")!], peer: await context.peerIdentity())
+            dpop: request.headers[values: Self.dpopField], peer: { await context.peerIdentity() })
         let verified: RequestVerifier.Verified
         do {
             verified = try await verifier.verify(incoming, now: now())

@@ -87,9 +87,20 @@ public final class Forwarder: Sendable {
             name: "Forwarded", value: HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https"))
         let length = request.headers[.contentLength].flatMap { Int64($0) }
         let sendsBody = length != 0 || request.method != .get && request.method != .head
-        let relay = sendsBody ? RequestBodyRelay(request.body) : nil
-        if let relay {
-            upstream.body = .stream(relay.chunks, length: length.map { .known($0) } ?? .unknown)
+        var relay: RequestBodyRelay?
+        if let length, length > 0, length <= Self.smallBodyLimit {
+            let body = request.body
+            let bytes: ByteBuffer
+            do {
+                bytes = try await body.collect(upTo: Int(length))
+            } catch {
+                throw Failure(error: EKeyError(.invalidRequest, "the request body did not match its Content-Length: \(error)"), nothingSent: true)
+            }
+            upstream.body = .bytes(bytes)
+        } else if sendsBody {
+            let streaming = RequestBodyRelay(request.body)
+            upstream.body = .stream(streaming.chunks, length: length.map { .known($0) } ?? .unknown)
+            relay = streaming
         }
         let response: HTTPClientResponse
         do {
@@ -99,9 +110,24 @@ public final class Forwarder: Sendable {
             throw Self.classify(error, route: route)
         }
         let headers = HeaderPolicy.downstreamHeaders(from: response.headers.map { ($0.name, $0.value) })
-        let body = ObservedBody(base: response.body, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
-        return Response(status: HTTPResponse.Status(code: Int(response.status.code)), headers: headers, body: ResponseBody(asyncSequence: body))
+        let status = HTTPResponse.Status(code: Int(response.status.code))
+        if relay == nil, let length = response.headers.first(name: "content-length").flatMap(Int64.init), length <= Self.smallBodyLimit {
+            do {
+                let bytes = try await response.body.collect(upTo: Int(length))
+                return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: bytes))
+            } catch {
+                onBodyFailure(error)
+                throw Failure(error: EKeyError(.badGateway, "the upstream \(route.upstream.absoluteString) broke its response body: \(error)"), nothingSent: false)
+            }
+        }
+        let streamingRelay = relay
+        let body = ObservedBody(base: response.body, onFailure: onBodyFailure, onEnd: { await streamingRelay?.stop() })
+        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: body))
     }
+
+    /// Bodies up to this size with a known length are read whole and sent in one piece
+    /// instead of being streamed (fewer hops per request); larger ones are streamed.
+    static let smallBodyLimit: Int64 = 64 * 1024
 
     /// Maps a client error to 502/504 and decides whether the upstream may have seen the request.
     static func classify(_ error: any Error, route: Route) -> Failure {

@@ -11,10 +11,11 @@ public struct RequestVerifier: Sendable {
         public var target: String
         public var authorization: [String]
         public var dpop: [String]
-        public var peer: PeerIdentity?
+        /// Reads the connection's TLS client identity; only called for mTLS-bound tokens.
+        public var peer: @Sendable () async -> PeerIdentity?
 
         /// Creates a request description.
-        public init(method: String, target: String, authorization: [String], dpop: [String], peer: PeerIdentity?) {
+        public init(method: String, target: String, authorization: [String], dpop: [String], peer: @escaping @Sendable () async -> PeerIdentity?) {
             self.method = method
             self.target = target
             self.authorization = authorization
@@ -53,9 +54,10 @@ public struct RequestVerifier: Sendable {
         let (target, route) = try PathCheck.check(target: request.target, routes: routes)
         let extracted = try TokenExtraction.extract(authorization: request.authorization)
         let token = try await tokens.verify(extracted, route: route, now: now)
+        let peer = token.binding.mode == .mtls ? await request.peer() : nil
         let evidence = try binding.verify(
             token, compact: extracted.token, scheme: extracted.scheme, method: request.method, path: target.path, route: route,
-            dpopHeaders: request.dpop, peer: request.peer, now: now)
+            dpopHeaders: request.dpop, peer: peer, now: now)
         let action = try CapabilityCheck.check(token, method: request.method, target: target, scheme: extracted.scheme)
         let jti: String?
         if case .proof(let proof) = evidence {

@@ -1,5 +1,6 @@
 public import EKeyProtocol
 public import EKeyServer
+import NIOConcurrencyHelpers
 
 /// Step 2: structure, `typ`, key by `kid` from the publisher's JWKS (an unknown kid causes
 /// at most one refresh per second), signature, `iss`, `aud` = the route's audience, `exp`
@@ -8,6 +9,9 @@ public struct TokenVerification: Sendable {
     let keys: JWKSCache
     let issuer: String
     let clockSkew: Int64
+    /// Public keys already decoded from the publisher's JWKs, by `kid`; an entry is used
+    /// only while the JWK it came from is unchanged.
+    private let decoded = NIOLockedValueBox<[String: (jwk: JWK, key: PublicSigningKey)]>([:])
 
     /// Creates the step.
     public init(keys: JWKSCache, issuer: String, clockSkew: Int64) {
@@ -32,7 +36,7 @@ public struct TokenVerification: Sendable {
         }
         let verified: VerifiedEKey
         do {
-            let key = try Self.publicKey(jwk)
+            let key = try publicKey(jwk, keyID: token.keyID)
             verified = try token.verify(using: key, policy: TokenValidationPolicy(issuer: issuer, audience: route.audience, clockSkew: clockSkew), now: now)
         } catch {
             throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error))
@@ -45,9 +49,17 @@ public struct TokenVerification: Sendable {
         return verified
     }
 
-    private static func publicKey(_ jwk: JWK) throws(EKeyError) -> PublicSigningKey {
+    private func publicKey(_ jwk: JWK, keyID: String) throws(EKeyError) -> PublicSigningKey {
+        if let cached = decoded.withLockedValue({ $0[keyID] }), cached.jwk == jwk {
+            return cached.key
+        }
         do {
-            return try jwk.publicKey()
+            let key = try jwk.publicKey()
+            decoded.withLockedValue { entries in
+                if entries.count >= 64 { entries.removeAll() }
+                entries[keyID] = (jwk, key)
+            }
+            return key
         } catch {
             throw EKeyError(.invalidToken, "the publisher's key for this kid is unusable: \(error.reason)")
         }

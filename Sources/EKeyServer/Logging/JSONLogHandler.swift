@@ -60,6 +60,9 @@ public struct JSONLogHandler: LogHandler {
     }
 
     private static func quoted(_ text: String) -> String {
+        if !text.utf8.contains(where: needsEscaping) {
+            return "\"" + text + "\""
+        }
         var output = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -79,15 +82,39 @@ public struct JSONLogHandler: LogHandler {
         return output + "\""
     }
 
+    /// Bytes that may need an escape: control characters, `"`, `\\`, DEL, and the lead byte
+    /// of U+2028/U+2029 (checked precisely on the slow path).
+    private static func needsEscaping(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F || byte == 0xE2
+    }
+
     private static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = time_t(now.tv_sec)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-            parts.tm_hour, parts.tm_min, parts.tm_sec, Int(now.tv_nsec / 1_000_000))
+        var text = ""
+        text.reserveCapacity(24)
+        func append(_ value: Int, digits: Int) {
+            var digitsText = String(value)
+            while digitsText.utf8.count < digits { digitsText = "0" + digitsText }
+            text += digitsText
+        }
+        append(Int(parts.tm_year) + 1900, digits: 4)
+        text += "-"
+        append(Int(parts.tm_mon) + 1, digits: 2)
+        text += "-"
+        append(Int(parts.tm_mday), digits: 2)
+        text += "T"
+        append(Int(parts.tm_hour), digits: 2)
+        text += ":"
+        append(Int(parts.tm_min), digits: 2)
+        text += ":"
+        append(Int(parts.tm_sec), digits: 2)
+        text += "."
+        append(Int(now.tv_nsec / 1_000_000), digits: 3)
+        return text + "Z"
     }
 }
 
