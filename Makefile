@@ -20,6 +20,7 @@ test: deps
 	swift build --build-tests
 	swift test
 	Tests/deploy/check.sh
+	Tests/tls/check.sh
 
 # compose/ and k8s/ (issue 8): docker-compose config, kustomize renders validated and
 # checked, alert rules, `ekey config check` on the shipped stack configs.
