@@ -32,6 +32,10 @@ struct EKeyLoad: AsyncParsableCommand {
         case mtls
         /// `POST /token` against the issuer itself (mTLS client), tokens per second.
         case issue
+        /// The soak mix through a gateway, for `--duration` seconds: valid DPoP calls (fresh
+        /// proof signed per request, token renewed every 20 s), replays of a proof the gateway
+        /// already accepted, and invalid tokens (garbage, unknown `kid`, forged signature).
+        case mixed
     }
 
     @Option(help: "Target URL (for dpop and mtls: the gateway URL of the protected route).")
@@ -54,7 +58,7 @@ struct EKeyLoad: AsyncParsableCommand {
     var cert: String?
     @Option(help: "Client key (PEM), for mTLS.")
     var key: String?
-    @Option(help: "Issuer base URL, for dpop, mtls and issue modes.")
+    @Option(help: "Issuer base URL, for dpop, mtls, mixed and issue modes.")
     var issuer: String?
     @Option(help: "Audience of the requested tokens (the route's audience).")
     var audience = "https://api.example.com"
@@ -68,6 +72,22 @@ struct EKeyLoad: AsyncParsableCommand {
     var label = "run"
     @Flag(help: "Print one JSON object instead of the human line.")
     var json = false
+    @Option(help: "mixed mode: run for this many seconds (replaces --requests).")
+    var duration: Double?
+    @Option(help: "At most this many requests per second, paced from the start (0: as fast as the concurrency allows).")
+    var rate: Double = 0
+    @Option(help: "mixed mode: percentage of requests that replay an accepted proof.")
+    var replayPercent = 20
+    @Option(help: "mixed mode: percentage of requests with an invalid token.")
+    var invalidPercent = 10
+
+    func validate() throws {
+        if duration != nil, mode != .mixed { throw ValidationError("--duration is only for --mode mixed") }
+        if mode == .mixed, duration == nil { throw ValidationError("--mode mixed needs --duration") }
+        guard replayPercent >= 0, invalidPercent >= 0, replayPercent + invalidPercent <= 100 else {
+            throw ValidationError("--replay-percent and --invalid-percent must be >= 0 and add up to at most 100")
+        }
+    }
 
     func run() async throws {
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -81,12 +101,23 @@ struct EKeyLoad: AsyncParsableCommand {
         configuration.httpVersion = .automatic
         let clients = (0..<max(1, connections)).map { _ in HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration) }
         do {
-            try await measure(clients)
+            if mode == .mixed { try await soak(clients) } else { try await measure(clients) }
         } catch {
             for client in clients { try? await client.shutdown() }
             throw error
         }
         for client in clients { try? await client.shutdown() }
+    }
+
+    /// Prints the report: one JSON object with `--json`, else the human line.
+    func emit(_ report: Report) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.line)
+        }
     }
 
     func measure(_ clients: [HTTPClient]) async throws {
@@ -113,11 +144,22 @@ struct EKeyLoad: AsyncParsableCommand {
                     }
                 }
             }
-            for _ in 0..<min(concurrency, requests) { submit() }
+            func pace() async throws {
+                guard rate > 0 else { return }
+                let due = started + .microseconds(Int64(Double(next) / rate * 1_000_000))
+                if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+            }
+            for _ in 0..<min(concurrency, requests) {
+                try await pace()
+                submit()
+            }
             while let (status, latency) = try await group.next() {
                 if status < 0 { failures += 1 } else { statuses[status, default: 0] += 1 }
                 _ = histogram.record(latency)
-                if next < requests { submit() }
+                if next < requests {
+                    try await pace()
+                    submit()
+                }
             }
         }
         let elapsed = ContinuousClock.now - started
@@ -128,13 +170,7 @@ struct EKeyLoad: AsyncParsableCommand {
             p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
             p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
             statuses: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), failures: failures)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            print(report.line)
-        }
+        try emit(report)
     }
 
     static func microseconds(_ duration: Duration) -> UInt64 {
@@ -200,7 +236,130 @@ struct EKeyLoad: AsyncParsableCommand {
         case .mtls:
             let token = try await requestToken(client: client, bind: "mTLS", jwk: nil, limit: requests + 10)
             return Prepared(url: url, method: method, body: body) { _ in [("authorization", "EKey \(token)")] }
+        case .mixed:
+            throw ValidationError("mixed mode prepares nothing in advance")
         }
+    }
+
+    /// What a mixed-mode request is, and the status it must get.
+    enum Kind: String, CaseIterable {
+        case valid, replay, invalid
+    }
+
+    /// Mixed mode: requests are made as they are sent (proofs must be fresh over a long run),
+    /// in fixed proportions spread evenly over the sequence, at most `--rate` per second.
+    func soak(_ clients: [HTTPClient]) async throws {
+        guard let duration else { throw ValidationError("--mode mixed needs --duration") }
+        let proofKey = PrivateSigningKey(generating: .es256)
+        let target = htu ?? url
+        let tokenLimit = 100_000_000
+        var token = try await requestToken(client: clients[0], bind: "DPoP", jwk: proofKey.publicKey.jwk, limit: tokenLimit)
+        var tokenIssued = ContinuousClock.now
+        var lastAccepted: [(String, String)]?
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var statuses: [Int: Int] = [:]
+        var byKind: [Kind: [Int: Int]] = [:]
+        var failures = 0
+        var sent = 0
+        let started = ContinuousClock.now
+        let end = started + .milliseconds(Int64(duration * 1000))
+        var nextProgress = started + .seconds(60)
+
+        /// Kind of the request at `index`: the fractional parts of index × golden ratio are
+        /// spread evenly over [0, 1), so each kind gets its share, interleaved.
+        func kindOf(_ index: Int) -> Kind {
+            let x = (Double(index) * 0.6180339887498949).truncatingRemainder(dividingBy: 1) * 100
+            if x < Double(invalidPercent) { return .invalid }
+            if x < Double(invalidPercent + replayPercent), lastAccepted != nil { return .replay }
+            return .valid
+        }
+        func headers(_ kind: Kind, _ index: Int) throws -> [(String, String)] {
+            let proof = try DPoPProof(
+                method: method, url: target, issuedAt: Int64(Date().timeIntervalSince1970), accessTokenHash: EKeyToken.accessTokenHash(token)
+            ).signed(with: proofKey)
+            switch kind {
+            case .valid:
+                return [("authorization", "DPoP \(token)"), ("dpop", proof)]
+            case .replay:
+                return lastAccepted ?? []
+            case .invalid:
+                switch index % 3 {
+                case 0:
+                    return [("authorization", "DPoP not.a.token"), ("dpop", proof)]
+                default:
+                    // The real claims, signed by a key the publisher never saw: under a fresh
+                    // unknown kid (each one may cost the gateway a JWKS refresh, at most one a
+                    // second) or under the real kid (the signature does not verify).
+                    let jws = try JWSCompact(parsing: token)
+                    var header = jws.header
+                    if index % 3 == 1 { header["kid"] = .string("soak-\(DPoPProof.randomJTI())") }
+                    let forged = try JWSCompact.sign(header: header, payload: jws.payload, using: PrivateSigningKey(generating: .es256))
+                    return [("authorization", "DPoP \(forged)"), ("dpop", proof)]
+                }
+            }
+        }
+
+        try await withThrowingTaskGroup(of: (Kind, Int, UInt64, [(String, String)]).self) { group in
+            func submit() throws {
+                let index = sent
+                sent += 1
+                let kind = kindOf(index)
+                let client = clients[index % clients.count]
+                var request = HTTPClientRequest(url: url)
+                request.method = HTTPMethod(rawValue: method)
+                let requestHeaders = try headers(kind, index)
+                for (name, value) in requestHeaders { request.headers.add(name: name, value: value) }
+                if !body.isEmpty {
+                    request.headers.add(name: "content-type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(string: body))
+                }
+                group.addTask {
+                    let start = ContinuousClock.now
+                    do {
+                        let response = try await client.execute(request, timeout: .seconds(30))
+                        _ = try await response.body.collect(upTo: 16 << 20)
+                        return (kind, Int(response.status.code), Self.microseconds(ContinuousClock.now - start), requestHeaders)
+                    } catch {
+                        return (kind, -1, Self.microseconds(ContinuousClock.now - start), requestHeaders)
+                    }
+                }
+            }
+            for _ in 0..<max(1, concurrency) { try submit() }
+            while let (kind, status, latency, requestHeaders) = try await group.next() {
+                if status < 0 { failures += 1 } else { statuses[status, default: 0] += 1 }
+                byKind[kind, default: [:]][status, default: 0] += 1
+                _ = histogram.record(latency)
+                if kind == .valid, status == 200 { lastAccepted = requestHeaders }
+                let now = ContinuousClock.now
+                if now >= nextProgress {
+                    nextProgress = nextProgress + .seconds(60)
+                    let codes = statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                    FileHandle.standardError.write(Data("ekey-load: \(sent) requests sent, statuses \(codes), failures \(failures)\n".utf8))
+                }
+                guard now < end else { continue }
+                if now - tokenIssued >= .seconds(20) {
+                    token = try await requestToken(client: clients[0], bind: "DPoP", jwk: proofKey.publicKey.jwk, limit: tokenLimit)
+                    tokenIssued = ContinuousClock.now
+                }
+                if rate > 0 {
+                    let due = started + .microseconds(Int64(Double(sent) / rate * 1_000_000))
+                    if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                }
+                try submit()
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let report = Report(
+            label: label, mode: mode.rawValue, requests: sent, concurrency: concurrency, connections: connections, seconds: seconds,
+            requestsPerSecond: Double(sent) / seconds,
+            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
+            p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
+            statuses: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), failures: failures,
+            kinds: Dictionary(uniqueKeysWithValues: byKind.map { kind, codes in
+                (kind.rawValue, Dictionary(uniqueKeysWithValues: codes.map { (String($0.key), $0.value) }))
+            }))
+        try emit(report)
     }
 
     /// One token from the issuer over mTLS (the load generator's client certificate).
@@ -238,9 +397,11 @@ struct Report: Encodable {
     let p999: Double
     let statuses: [String: Int]
     let failures: Int
+    /// mixed mode: statuses by kind of request (`valid`, `replay`, `invalid`; -1 = no answer).
+    var kinds: [String: [String: Int]]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case label, mode, requests, concurrency, connections, seconds, statuses, failures
+        case label, mode, requests, concurrency, connections, seconds, statuses, failures, kinds
         case requestsPerSecond = "rps"
         case p50 = "p50_ms"
         case p90 = "p90_ms"
