@@ -9,8 +9,7 @@
 
 int ekey_exit_with_parent(pid_t expected) {
 #if defined(__linux__)
-    signal(SIGTERM, SIG_DFL);
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
         return EKEY_PARENT_PRCTL_FAILED;
     }
     // The parent may have died between fork and prctl: the child was then already

@@ -3,7 +3,7 @@
 
 #include <sys/types.h>
 
-/// `ekey_exit_with_parent` succeeded: SIGTERM arrives when the parent dies.
+/// `ekey_exit_with_parent` succeeded: SIGKILL arrives when the parent dies.
 #define EKEY_PARENT_WATCHED 0
 /// The parent is not `expected` any more: it died before the request was made.
 #define EKEY_PARENT_GONE 1
@@ -12,13 +12,10 @@
 /// Not Linux: there is no parent-death signal; the parent was only checked.
 #define EKEY_PARENT_UNSUPPORTED 2
 
-/// Asks Linux to send this process SIGTERM when its parent dies, however it dies (SIGKILL
-/// included: `PR_SET_PDEATHSIG`), then checks that the parent is still `expected`.
-///
-/// SIGTERM is first reset to its default action: an ignored disposition survives `exec`, and
-/// if the parent had ignored SIGTERM, a parent-death signal arriving before the service
-/// installs its own handler would be discarded. (`ekey up` catches SIGTERM rather than
-/// ignoring it, so under `ekey up` this changes nothing.)
+/// Asks Linux to kill this process (SIGKILL, which cannot be caught, ignored or delayed)
+/// when its parent dies, however it dies (`PR_SET_PDEATHSIG`), then checks that the parent
+/// is still `expected`. A parent that stops normally stops its children gracefully first;
+/// this is the guarantee for a parent that was killed.
 ///
 /// Returns `EKEY_PARENT_WATCHED`, `EKEY_PARENT_GONE`, `EKEY_PARENT_PRCTL_FAILED` (with
 /// `errno` set) or, off Linux, `EKEY_PARENT_UNSUPPORTED` after the same parent check.

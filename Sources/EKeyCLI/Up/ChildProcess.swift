@@ -16,7 +16,7 @@ final class OutputLock: @unchecked Sendable {
 
 /// The one thread that starts every child of `ekey up`, alive as long as the process.
 ///
-/// A child asks Linux for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`, see
+/// A child asks Linux for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`, see
 /// `ServiceStartup.exitWithParent`), but Linux takes the *thread* that forked it as the
 /// parent: Foundation's `Process.run()` forks from the calling thread, and the threads of
 /// Swift concurrency's pool end after a few idle seconds, which would stop the child while

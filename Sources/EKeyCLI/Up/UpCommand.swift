@@ -243,7 +243,7 @@ final class Stack: @unchecked Sendable {
         let roles = try roles(prepared)
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("EKEY_UP_") && $0.key != "EKEY_CONFIG" }
         environment["EKEY_CONFIG"] = nil
-        // Each child asks for SIGTERM when this process dies (ServiceStartup.exitWithParent).
+        // Each child asks to be killed when this process dies (ServiceStartup.exitWithParent).
         environment[ServiceStartup.parentVariable] = String(getpid())
         for role in roles {
             try checkStopped()

@@ -63,8 +63,8 @@ public enum ServiceStartup {
     /// cannot be watched.
     public static let parentGoneStatus: Int32 = 1
 
-    /// When `EKEY_PARENT_PID` is set (by `ekey up`), asks Linux to send this process SIGTERM
-    /// when that parent dies, even by SIGKILL (`PR_SET_PDEATHSIG`), so no service outlives
+    /// When `EKEY_PARENT_PID` is set (by `ekey up`), asks Linux to kill this process when
+    /// that parent dies, even by SIGKILL (`PR_SET_PDEATHSIG`), so no service outlives
     /// `ekey up`; then exits at once, with a message, if the parent already died. Does
     /// nothing when the variable is not set. Off Linux only the parent check is made.
     public static func exitWithParent(service: String, environment: [String: String], logger: Logger? = nil) {
