@@ -34,17 +34,6 @@ struct HostileCorpusTests {
         return try signRaw(header: header, payload: payload, key: key)
     }
 
-    /// A fixed-seed generator, so the corpus is the same on every run.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let base64URLAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -72,7 +61,7 @@ struct HostileCorpusTests {
         let other = try harness.dpopToken(attacker, limit: 1000)
         let otherParts = other.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let now = GatewayHarness.now
-        var generator = SeededGenerator(state: 0xE6E7)
+        var generator = SeededGenerator(seed: 0xE6E7)
         var cases: [HostileCase] = []
 
         func dpop(_ name: String, token: String, proof: String? = nil, target: String = "/payments") throws {

@@ -1,4 +1,5 @@
 import EKeyProtocol
+import EKeyTestSupport
 import Foundation
 import Testing
 
@@ -11,17 +12,7 @@ struct FuzzTests {
     // stability of the canonical form, not equality of the parsed enum.
     static let iterations = Int(ProcessInfo.processInfo.environment["EKEY_FUZZ_ITERATIONS"] ?? "") ?? 4000
 
-    /// SplitMix64: small, fast, reproducible.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Generator = SeededGenerator
 
     static let interesting: [[UInt8]] = [
         "null", "true", "-0", "1e999", "9223372036854775808", "\"\\u0000\"", "\"\\ud800\"", "{}", "[]", "..", "%2e", "%2F", "//", "=", "+", "/",
@@ -60,7 +51,7 @@ struct FuzzTests {
     }
 
     @Test func base64URLAndJSONParsersOnlyThrowTheirErrors() {
-        var random = Generator(state: 0xE4E5)
+        var random = Generator(seed: 0xE4E5)
         let seeds = [Array("eyJhbGciOiJFUzI1NiJ9".utf8), Array(#"{"a":[1,2,{"b":"c\u00e9"}],"d":-1.5e3,"e":null}"#.utf8)]
         for iteration in 0..<Self.iterations {
             let input = Self.mutate(seeds[iteration % seeds.count], &random)
@@ -75,7 +66,7 @@ struct FuzzTests {
     }
 
     @Test func mutatedTokensNeverVerifyWithChangedContent() throws {
-        var random = Generator(state: 0x70C3)
+        var random = Generator(seed: 0x70C3)
         let issuer = PrivateSigningKey(generating: .es256)
         let proofKey = PrivateSigningKey(generating: .edDSA)
         let now: Int64 = 1_800_000_000
@@ -99,7 +90,7 @@ struct FuzzTests {
     }
 
     @Test func mutatedProofsNeverVerifyWithChangedContent() throws {
-        var random = Generator(state: 0xD909)
+        var random = Generator(seed: 0xD909)
         let key = PrivateSigningKey(generating: .es256)
         let now: Int64 = 1_800_000_000
         let proof = try DPoPProof(method: "POST", url: "https://api.test/payments", issuedAt: now, accessTokenHash: EKeyToken.accessTokenHash("t")).signed(with: key)
@@ -118,7 +109,7 @@ struct FuzzTests {
     }
 
     @Test func jwkCapabilityAndPathParsersHoldTheirRules() throws {
-        var random = Generator(state: 0xCA9A)
+        var random = Generator(seed: 0xCA9A)
         let jwk = Array(PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: "k", algorithm: .es256).jsonValue.serializedBytes())
         let actions = ["POST:/payments", "GET:/payments/:id", "PUT:/files/*"].map { Array($0.utf8) }
         let paths = ["/payments/42?x=1", "/a/b/c/", "/files/report.pdf"].map { Array($0.utf8) }
