@@ -1,11 +1,16 @@
 #include "CEKeyProcess.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #if defined(__linux__)
 #include <sys/prctl.h>
 #endif
+
+static int watch_result = EKEY_PARENT_NOT_REQUESTED;
+static int watch_errno = 0;
 
 int ekey_exit_with_parent(pid_t expected) {
 #if defined(__linux__)
@@ -19,3 +24,23 @@ int ekey_exit_with_parent(pid_t expected) {
     return getppid() == expected ? EKEY_PARENT_UNSUPPORTED : EKEY_PARENT_GONE;
 #endif
 }
+
+// Runs on the main thread before any Swift code. Linux keeps the parent-death signal per
+// thread: set from a thread that later ends (a Swift concurrency worker does), it is lost.
+__attribute__((constructor)) static void ekey_watch_parent_at_start(void) {
+    const char *text = getenv("EKEY_PARENT_PID");
+    if (text == NULL || *text == '\0') {
+        return;
+    }
+    char *end = NULL;
+    long pid = strtol(text, &end, 10);
+    if (*end != '\0' || pid <= 0) {
+        return;
+    }
+    watch_result = ekey_exit_with_parent((pid_t)pid);
+    watch_errno = errno;
+}
+
+int ekey_parent_watch_result(void) { return watch_result; }
+
+int ekey_parent_watch_errno(void) { return watch_errno; }

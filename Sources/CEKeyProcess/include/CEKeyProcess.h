@@ -21,4 +21,16 @@
 /// `errno` set) or, off Linux, `EKEY_PARENT_UNSUPPORTED` after the same parent check.
 int ekey_exit_with_parent(pid_t expected);
 
+/// Not asked: `EKEY_PARENT_PID` was unset or not a process ID when the process started.
+#define EKEY_PARENT_NOT_REQUESTED 3
+
+/// What `ekey_exit_with_parent` returned when a constructor called it on the main thread at
+/// process start for `EKEY_PARENT_PID` (the signal setting belongs to the thread that makes
+/// it, so it must be a thread that lives as long as the process), or
+/// `EKEY_PARENT_NOT_REQUESTED`.
+int ekey_parent_watch_result(void);
+
+/// `errno` after that call (meaningful with `EKEY_PARENT_PRCTL_FAILED`).
+int ekey_parent_watch_errno(void);
+
 #endif

@@ -77,13 +77,15 @@ public enum ServiceStartup {
         guard let parent = Int32(text), parent > 0 else {
             stop("\(parentVariable)=\(text) is not a process ID; `ekey up` sets it for its children, unset it to run \(service) alone")
         }
-        switch ekey_exit_with_parent(parent) {
+        // The request was made at process start, on the main thread (CEKeyProcess).
+        let gone = "the `ekey up` that started it (pid \(parent), \(parentVariable)) has already exited, so it stops too; start the stack again with `ekey up`"
+        switch ekey_parent_watch_result() {
         case EKEY_PARENT_WATCHED, EKEY_PARENT_UNSUPPORTED:
-            return
+            if getppid() != parent { stop(gone) }
         case EKEY_PARENT_GONE:
-            stop("the `ekey up` that started it (pid \(parent), \(parentVariable)) has already exited, so it stops too; start the stack again with `ekey up`")
+            stop(gone)
         default:
-            let reason = String(cString: strerror(errno))
+            let reason = String(cString: strerror(ekey_parent_watch_errno()))
             stop("cannot ask to be stopped with its parent \(parent): prctl(PR_SET_PDEATHSIG) failed: \(reason); unset \(parentVariable) to run \(service) alone")
         }
     }
