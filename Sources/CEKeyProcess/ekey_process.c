@@ -12,7 +12,8 @@
 static int watch_result = EKEY_PARENT_NOT_REQUESTED;
 static int watch_errno = 0;
 
-int ekey_exit_with_parent(pid_t expected) {
+/// Asks for SIGKILL when the parent dies, then checks the parent is still `expected`.
+static int ekey_exit_with_parent(pid_t expected) {
 #if defined(__linux__)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
         return EKEY_PARENT_PRCTL_FAILED;
