@@ -1,10 +1,10 @@
 public import AsyncHTTPClient
 public import EKeyConfig
-public import EKeyProtocol
+import EKeyProtocol
 public import EKeyServer
 public import EKeyStore
 import Foundation
-public import Hummingbird
+import Hummingbird
 import HummingbirdCore
 public import Logging
 public import NIOSSL

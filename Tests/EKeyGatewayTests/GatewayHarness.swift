@@ -10,6 +10,7 @@ import EKeyTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdHTTP2
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -24,7 +25,7 @@ struct SeenRequest: Sendable {
     var headers: [String: [String]]
     var bodyLength: Int
     var bodySHA256: String
-    /// Whether the request came over HTTP/2 (known only for the TLS upstream).
+    /// Whether the request came over HTTP/2 (known only for the TLS and h2c upstreams).
     var http2 = false
 }
 
@@ -43,6 +44,15 @@ actor UpstreamRecorder {
         Application(
             router: router(BasicRequestContext.self, recorder), configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "legacy-api"),
             onServerRunning: { await onRunning($0.localAddress?.port ?? port) })
+    }
+
+    /// The same API over HTTP/2 with prior knowledge and no TLS (an `h2c://` upstream). It
+    /// closes connections idle for 1 s, so the gateway has to replace them.
+    static func plaintextHTTP2Application(recorder: UpstreamRecorder, onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+        Application(
+            router: router(EKeyRequestContext.self, recorder), server: .plaintextHTTP2(configuration: .init(idleTimeout: .seconds(1))),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "legacy-api-h2c"),
+            onServerRunning: { await onRunning($0.localAddress?.port ?? 0) })
     }
 
     /// The same API over TLS with ALPN `h2` and `http/1.1`, recording which one each request used.
@@ -136,6 +146,16 @@ final class ClientRegistry: @unchecked Sendable {
 /// A running stack for gateway tests: publisher (in-process, memory keys), the legacy
 /// upstream, and one or more gateways, all on loopback with real TLS and HTTP/2.
 struct GatewayHarness {
+    /// How the gateway reaches the test upstream.
+    enum UpstreamProtocol {
+        /// `http://`: HTTP/1.1 without TLS.
+        case http1
+        /// `https://` with the harness CA: HTTP/2 (or HTTP/1.1) chosen by ALPN.
+        case tls
+        /// `h2c://`: HTTP/2 with prior knowledge, without TLS.
+        case h2c
+    }
+
     static let issuer = "https://issuer.test"
     static let audience = "https://api.test"
     static let issuerID = "spiffe://example.org/ekey/issuer"
@@ -189,7 +209,7 @@ struct GatewayHarness {
     /// Runs publisher, upstream and `gateways` gateways sharing `storeURL`; registers the
     /// signing key before `body` runs.
     func run<R: Sendable>(
-        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstreamTLS: Bool = false,
+        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
         _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
@@ -210,10 +230,15 @@ struct GatewayHarness {
         let roles: Set<String> = upstreamUp ? ["jwks", "admin", "upstream"] : ["jwks", "admin"]
         let outcome: Result<R, any Error> = try await LiveServices.with(roles: roles, { report in
             var all = try publisher.services(onRunning: report)
-            if upstreamUp, upstreamTLS {
-                all.append(UpstreamRecorder.secureApplication(recorder: recorder, tls: publisherTLS) { port in await report("upstream", port) })
-            } else if upstreamUp {
-                all.append(UpstreamRecorder.application(recorder: recorder, port: 0) { port in await report("upstream", port) })
+            if upstreamUp {
+                switch upstreamProtocol {
+                case .http1:
+                    all.append(UpstreamRecorder.application(recorder: recorder, port: 0) { port in await report("upstream", port) })
+                case .tls:
+                    all.append(UpstreamRecorder.secureApplication(recorder: recorder, tls: publisherTLS) { port in await report("upstream", port) })
+                case .h2c:
+                    all.append(UpstreamRecorder.plaintextHTTP2Application(recorder: recorder) { port in await report("upstream", port) })
+                }
             }
             return all
         }) { infrastructure in
@@ -225,8 +250,8 @@ struct GatewayHarness {
             for index in 0..<gateways {
                 let config = gatewayConfig(
                     port: 0, adminPort: 0, publisherPort: publisherPort,
-                    upstream: upstreamTLS ? "https://localhost:\(upstreamPort)" : "http://127.0.0.1:\(upstreamPort)",
-                    upstreamCA: upstreamTLS ? files.path("ca.crt") : nil, nonce: nonce)
+                    upstream: upstreamProtocol.url(port: upstreamPort),
+                    upstreamCA: upstreamProtocol == .tls ? files.path("ca.crt") : nil, nonce: nonce)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
@@ -352,5 +377,16 @@ struct GatewayHarness {
         let response = try await client.execute(request, timeout: .seconds(20))
         let bytes = try await response.body.collect(upTo: 64 << 20)
         return Answer(status: Int(response.status.code), version: response.version, headers: response.headers, body: String(buffer: bytes))
+    }
+}
+
+extension GatewayHarness.UpstreamProtocol {
+    /// The route's upstream URL for a test upstream on `port`.
+    func url(port: Int) -> String {
+        switch self {
+        case .http1: "http://127.0.0.1:\(port)"
+        case .tls: "https://localhost:\(port)"
+        case .h2c: "h2c://127.0.0.1:\(port)"
+        }
     }
 }

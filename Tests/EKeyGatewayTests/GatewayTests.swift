@@ -345,7 +345,7 @@ struct GatewayTests {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
         let client = try harness.client()
-        try await harness.run(upstreamTLS: true) { ports in
+        try await harness.run(upstream: .tls) { ports in
             let key = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(key, action: "PUT:/upload", limit: 2)
             let size = 3 << 20
@@ -365,6 +365,96 @@ struct GatewayTests {
                 headers: [("Authorization", "DPoP \(downloadToken)"), ("DPoP", try harness.proof(key, token: downloadToken, method: "GET", path: "/big/4"))])
             #expect(download.status == 200)
             #expect(download.body.utf8.count == 4 << 20)
+        }
+    }
+
+    @Test func h2cUpstreamCarriesCallsBodiesTimeoutsAndParallelStreams() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        let http1 = try harness.client(http1: true)
+        try await harness.run(upstream: .h2c) { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 2)
+            let answer = try await harness.send(
+                client, port: ports.gateways[0],
+                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token)), ("X-EKey-Sub", "spiffe://evil/admin"), ("Content-Type", "application/json")],
+                body: ByteBuffer(string: "{\"amount\":10}"))
+            #expect(answer.status == 201, "\(answer.body)")
+            #expect(answer.body.contains("\"length\":13"))
+            let seen = try #require(await harness.recorder.seen.last)
+            #expect(seen.http2, "an h2c:// upstream is spoken to over HTTP/2")
+            #expect(seen.path == "/payments")
+            #expect(seen.headers["x-ekey-sub"] == [harness.workloadID])
+            #expect(seen.headers["x-ekey-use"] == ["1/2"])
+            #expect(seen.headers["authorization"] == nil)
+            #expect(seen.headers["dpop"] == nil)
+
+            let uploadToken = try harness.dpopToken(key, action: "PUT:/upload")
+            let size = 3 << 20
+            let upload = try await harness.send(
+                http1, port: ports.gateways[0], .PUT, "/upload",
+                headers: [("Authorization", "DPoP \(uploadToken)"), ("DPoP", try harness.proof(key, token: uploadToken, method: "PUT", path: "/upload"))],
+                body: ByteBuffer(repeating: 0x42, count: size))
+            #expect(upload.status == 200, "\(upload.body)")
+            #expect(await harness.recorder.seen.last?.bodyLength == size)
+            let downloadToken = try harness.dpopToken(key, action: "GET:/big/:n")
+            let download = try await harness.send(
+                client, port: ports.gateways[0], .GET, "/big/4",
+                headers: [("Authorization", "DPoP \(downloadToken)"), ("DPoP", try harness.proof(key, token: downloadToken, method: "GET", path: "/big/4"))])
+            #expect(download.status == 200)
+            #expect(download.body.utf8.count == 4 << 20)
+
+            let parallelToken = try harness.dpopToken(key, limit: 40)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<40 {
+                    let proof = try harness.proof(key, token: parallelToken)
+                    group.addTask {
+                        try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(parallelToken)"), ("DPoP", proof)], body: ByteBuffer(string: "{}")).status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 201, count: 40), "40 streams at once share the h2c connections: \(statuses)")
+
+            let slowToken = try harness.dpopToken(key, action: "GET:/slow", limit: 1)
+            let slow = try await harness.send(
+                client, port: ports.gateways[0], .GET, "/slow",
+                headers: [("Authorization", "DPoP \(slowToken)"), ("DPoP", try harness.proof(key, token: slowToken, method: "GET", path: "/slow"))])
+            #expect(slow.status == 504)
+            #expect(slow.error == "gateway_timeout")
+
+            let stallToken = try harness.dpopToken(key, action: "GET:/stall", limit: 1)
+            let started = ContinuousClock.now
+            let stalled = try? await harness.send(
+                client, port: ports.gateways[0], .GET, "/stall",
+                headers: [("Authorization", "DPoP \(stallToken)"), ("DPoP", try harness.proof(key, token: stallToken, method: "GET", path: "/stall"))])
+            #expect(stalled == nil || stalled?.body == "partial", "the client never gets a complete-looking body: \(String(describing: stalled?.body))")
+            #expect(ContinuousClock.now - started < .seconds(6), "the idle timeout (2 s) ends the stalled stream before the upstream (8 s) does")
+
+            let lastToken = try harness.dpopToken(key, limit: 2)
+            let after = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(lastToken)"), ("DPoP", try harness.proof(key, token: lastToken))])
+            #expect(after.status == 201, "the h2c connection keeps working after a timeout and a reset stream: \(after.body)")
+
+            // The upstream closes connections idle for 1 s (GOAWAY, then close).
+            try await Task.sleep(for: .milliseconds(2500))
+            let reconnected = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(lastToken)"), ("DPoP", try harness.proof(key, token: lastToken))])
+            #expect(reconnected.status == 201, "a closed h2c connection is replaced: \(reconnected.body)")
+        }
+    }
+
+    @Test func unreachableH2CUpstreamGives502AndTheUseBack() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run(upstreamUp: false, upstream: .h2c) { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 1)
+            for attempt in 1...2 {
+                let down = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))])
+                #expect(down.status == 502, "attempt \(attempt): \(down.body)")
+                #expect(down.error == "bad_gateway", "attempt \(attempt): the use was given back, so the limit-1 token is not spent")
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-public import AsyncHTTPClient
+import AsyncHTTPClient
 public import EKeyProtocol
 public import Hummingbird
 import HTTPTypes
@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOHTTP2
 import EKeyServer
 import EKeyConfig
 import Foundation
@@ -26,15 +27,22 @@ public final class Forwarder: Sendable {
     }
 
     private let clients: [String: HTTPClient]
+    private let h2cUpstreams: [String: H2CUpstream]
     private let logger: Logger
 
     /// Creates pooled clients for `routes`.
     public init(routes: [Route], logger: Logger) throws {
         var clients: [String: HTTPClient] = [:]
+        var h2cUpstreams: [String: H2CUpstream] = [:]
         for route in routes {
-            guard ["http", "https"].contains(route.upstream.scheme?.lowercased() ?? "") else {
+            let scheme = route.upstream.scheme?.lowercased() ?? ""
+            if scheme == "h2c" {
+                h2cUpstreams[route.prefix] = try H2CUpstream(upstream: route.upstream, timeouts: route.timeouts)
+                continue
+            }
+            guard ["http", "https"].contains(scheme) else {
                 throw GatewaySetupError(
-                    description: "gateway.routes[\(route.prefix)].upstream: \(route.upstream.absoluteString) is not supported by this release; use http:// (HTTP/1.1) or https:// (h2 or HTTP/1.1 by ALPN)")
+                    description: "gateway.routes[\(route.prefix)].upstream: \(route.upstream.absoluteString) has an unknown scheme; use http:// (HTTP/1.1), https:// (h2 or HTTP/1.1 by ALPN) or h2c:// (HTTP/2 without TLS)")
             }
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
@@ -49,6 +57,7 @@ public final class Forwarder: Sendable {
             clients[route.prefix] = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: configuration)
         }
         self.clients = clients
+        self.h2cUpstreams = h2cUpstreams
         self.logger = logger
     }
 
@@ -56,6 +65,9 @@ public final class Forwarder: Sendable {
     public func shutdown() async {
         for client in clients.values {
             try? await client.shutdown()
+        }
+        for upstream in h2cUpstreams.values {
+            await upstream.shutdown()
         }
     }
 
@@ -66,41 +78,51 @@ public final class Forwarder: Sendable {
         onBodyFailure: @escaping @Sendable (any Error) -> Void
     ) async throws(Failure) -> Response {
         let route = verified.route
+        var target = verified.target.path
+        if let query = verified.target.query { target += "?" + query }
+        var fields = HeaderPolicy.upstreamHeaders(from: request.headers)
+        let claims = verified.token.claims
+        fields.append(("X-EKey-Sub", claims.subject))
+        fields.append(("X-EKey-Trace", claims.trace))
+        fields.append(("X-EKey-Action", verified.action.description))
+        fields.append(("X-EKey-Use", "\(verified.used)/\(verified.limit)"))
+        fields.append(("Forwarded", HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https")))
+        let length = request.headers[.contentLength].flatMap { Int64($0) }
+        let sendsBody = length != 0 || request.method != .get && request.method != .head
+        let body: UpstreamRequestBody
+        var relay: RequestBodyRelay?
+        if let length, length > 0, length <= Self.smallBodyLimit {
+            do {
+                body = .bytes(try await request.body.collect(upTo: Int(length)))
+            } catch {
+                throw Failure(error: EKeyError(.invalidRequest, "the request body did not match its Content-Length: \(error)"), nothingSent: true)
+            }
+        } else if sendsBody {
+            let streaming = RequestBodyRelay(request.body)
+            body = .stream(streaming.chunks)
+            relay = streaming
+        } else {
+            body = .none
+        }
+        if let h2c = h2cUpstreams[route.prefix] {
+            return try await forward(
+                to: h2c, route: route, method: request.method, target: target, fields: fields, body: body, relay: relay, onBodyFailure: onBodyFailure)
+        }
         guard let client = clients[route.prefix] else {
+            await relay?.stop()
             throw Failure(error: EKeyError(.badGateway, "no upstream client for route \(route.prefix)"), nothingSent: true)
         }
         var base = route.upstream.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
-        var url = base + verified.target.path
-        if let query = verified.target.query { url += "?" + query }
-        var upstream = HTTPClientRequest(url: url)
+        var upstream = HTTPClientRequest(url: base + target)
         upstream.method = HTTPMethod(rawValue: request.method.rawValue)
-        for (name, value) in HeaderPolicy.upstreamHeaders(from: request.headers) {
+        for (name, value) in fields {
             upstream.headers.add(name: name, value: value)
         }
-        let claims = verified.token.claims
-        upstream.headers.add(name: "X-EKey-Sub", value: claims.subject)
-        upstream.headers.add(name: "X-EKey-Trace", value: claims.trace)
-        upstream.headers.add(name: "X-EKey-Action", value: verified.action.description)
-        upstream.headers.add(name: "X-EKey-Use", value: "\(verified.used)/\(verified.limit)")
-        upstream.headers.add(
-            name: "Forwarded", value: HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https"))
-        let length = request.headers[.contentLength].flatMap { Int64($0) }
-        let sendsBody = length != 0 || request.method != .get && request.method != .head
-        var relay: RequestBodyRelay?
-        if let length, length > 0, length <= Self.smallBodyLimit {
-            let body = request.body
-            let bytes: ByteBuffer
-            do {
-                bytes = try await body.collect(upTo: Int(length))
-            } catch {
-                throw Failure(error: EKeyError(.invalidRequest, "the request body did not match its Content-Length: \(error)"), nothingSent: true)
-            }
-            upstream.body = .bytes(bytes)
-        } else if sendsBody {
-            let streaming = RequestBodyRelay(request.body)
-            upstream.body = .stream(streaming.chunks, length: length.map { .known($0) } ?? .unknown)
-            relay = streaming
+        switch body {
+        case .none: break
+        case .bytes(let bytes): upstream.body = .bytes(bytes)
+        case .stream(let chunks): upstream.body = .stream(chunks, length: length.map { .known($0) } ?? .unknown)
         }
         let response: HTTPClientResponse
         do {
@@ -121,8 +143,32 @@ public final class Forwarder: Sendable {
             }
         }
         let streamingRelay = relay
-        let body = ObservedBody(base: response.body, onFailure: onBodyFailure, onEnd: { await streamingRelay?.stop() })
-        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: body))
+        let observed = ObservedBody(base: response.body, onFailure: onBodyFailure, onEnd: { await streamingRelay?.stop() })
+        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: observed))
+    }
+
+    /// The `h2c://` leg of ``forward(_:verified:clientAddress:onBodyFailure:)``: one stream
+    /// on a shared prior-knowledge HTTP/2 connection.
+    private func forward(
+        to upstream: H2CUpstream, route: Route, method: HTTPRequest.Method, target: String, fields: [(String, String)],
+        body: UpstreamRequestBody, relay: RequestBodyRelay?, onBodyFailure: @escaping @Sendable (any Error) -> Void
+    ) async throws(Failure) -> Response {
+        var headerFields = HTTPFields()
+        for (name, value) in fields {
+            if let fieldName = HTTPField.Name(name) { headerFields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        let head = HTTPRequest(method: method, scheme: "http", authority: upstream.authority, path: upstream.basePath + target, headerFields: headerFields)
+        let response: HTTPResponse
+        let responseBody: H2CResponseBody
+        do {
+            (response, responseBody) = try await upstream.exchange(head: head, body: body)
+        } catch {
+            await relay?.stop()
+            throw Self.classifyH2C(error, route: route)
+        }
+        let headers = HeaderPolicy.downstreamHeaders(from: response.headerFields.map { ($0.name.rawName, $0.value) })
+        let observed = ObservedBody(base: responseBody, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
+        return Response(status: response.status, headers: headers, body: ResponseBody(asyncSequence: observed))
     }
 
     /// Bodies up to this size with a known length are read whole and sent in one piece
@@ -154,6 +200,30 @@ public final class Forwarder: Sendable {
         return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
     }
 
+    /// Maps an h2c exchange error to 502/504; "nothing sent" holds when no connection or
+    /// stream was made, or when the upstream refused the stream (RFC 9113 §8.7: a stream
+    /// refused with REFUSED_STREAM, or above a GOAWAY's last stream, was not processed).
+    static func classifyH2C(_ error: any Error, route: Route) -> Failure {
+        let upstream = route.upstream.absoluteString
+        switch error {
+        case let failed as H2CConnectFailed:
+            if let channelError = failed.underlying as? ChannelError, case .connectTimeout = channelError {
+                return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
+            }
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
+        case let failed as H2CStreamNotOpened:
+            return Failure(error: EKeyError(.badGateway, "no HTTP/2 stream could be opened to the upstream \(upstream): \(failed.underlying)"), nothingSent: true)
+        case let timeout as UpstreamTimeout:
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time (\(timeout))"), nothingSent: false)
+        case let closed as NIOHTTP2Errors.StreamClosed where closed.errorCode == .refusedStream:
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the stream (REFUSED_STREAM)"), nothingSent: true)
+        case is NIOHTTP2Errors.CreatedStreamAfterGoaway:
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) was closing its connection (GOAWAY)"), nothingSent: true)
+        default:
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
+        }
+    }
+
     static func timeAmount(_ duration: Duration) -> TimeAmount {
         let (seconds, attoseconds) = duration.components
         return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
@@ -163,14 +233,14 @@ public final class Forwarder: Sendable {
 /// The upstream's body, passed through; a failure mid-stream is reported before it
 /// propagates (the downstream stream is then reset). When it ends either way, `onEnd`
 /// runs first: the request-body relay lets go of the client's body.
-struct ObservedBody: AsyncSequence, Sendable {
+struct ObservedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
     typealias Element = ByteBuffer
-    let base: HTTPClientResponse.Body
+    let base: Base
     let onFailure: @Sendable (any Error) -> Void
     let onEnd: @Sendable () async -> Void
 
     struct AsyncIterator: AsyncIteratorProtocol {
-        var base: HTTPClientResponse.Body.AsyncIterator
+        var base: Base.AsyncIterator
         let onFailure: @Sendable (any Error) -> Void
         let onEnd: @Sendable () async -> Void
 

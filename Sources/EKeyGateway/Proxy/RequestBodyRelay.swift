@@ -1,5 +1,5 @@
 import AsyncAlgorithms
-public import Hummingbird
+import Hummingbird
 import NIOCore
 import NIOConcurrencyHelpers
 

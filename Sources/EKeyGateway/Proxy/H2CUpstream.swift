@@ -1,0 +1,413 @@
+import AsyncAlgorithms
+import EKeyConfig
+import EKeyProtocol
+import Foundation
+import HTTPTypes
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP2
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP2
+import NIOPosix
+
+/// An `h2c://` upstream: HTTP/2 with prior knowledge over plain TCP (RFC 9113 §3.3), which
+/// async-http-client cannot speak (DESIGN.md §5 step 6).
+///
+/// A few shared connections (one per event loop), each multiplexing one stream per
+/// forwarded request. A connection is opened on first use, and replaced once it closes or
+/// the upstream sends GOAWAY. Timeouts follow the other upstreams: `connect` for the TCP
+/// connection, `first_byte` from the start of the call to the response head, `idle`
+/// between reads of the response body.
+final class H2CUpstream: Sendable {
+    /// The stream's view: HTTP request parts out, response parts in.
+    typealias Stream = NIOAsyncChannel<HTTPResponsePart, HTTPRequestPart>
+
+    struct Connection: Sendable {
+        let channel: any Channel
+        let multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
+    }
+
+    private enum Slot: Sendable {
+        case empty
+        case connecting(Task<Connection, any Error>)
+        case ready(Connection)
+    }
+
+    private let host: String
+    private let port: Int
+    /// `host:port` as written in the route, for `:authority`.
+    let authority: String
+    /// The path of the upstream URL without its trailing `/`, put before each request's path.
+    let basePath: String
+    private let timeouts: TimeoutsConfig
+    private let slots: [NIOLockedValueBox<Slot>]
+    private let next = NIOLockedValueBox(0)
+
+    /// Prepares (but does not open) the connections to `upstream`, an `h2c://` URL.
+    init(upstream: URL, timeouts: TimeoutsConfig, connections: Int = System.coreCount) throws {
+        guard let host = upstream.host, !host.isEmpty else {
+            throw GatewaySetupError(description: "the h2c upstream \(upstream.absoluteString) has no host; write it as h2c://HOST:PORT")
+        }
+        self.host = host
+        port = upstream.port ?? 80
+        authority = upstream.port.map { "\(host):\($0)" } ?? host
+        var path = upstream.path
+        while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
+        self.timeouts = timeouts
+        slots = (0..<max(1, connections)).map { _ in NIOLockedValueBox(.empty) }
+    }
+
+    /// Closes every open connection.
+    func shutdown() async {
+        for slot in slots {
+            let state = slot.withLockedValue { state in
+                defer { state = .empty }
+                return state
+            }
+            switch state {
+            case .ready(let connection): try? await connection.channel.close()
+            case .connecting(let task): (try? await task.value).map { $0.channel.close(promise: nil) }
+            case .empty: break
+            }
+        }
+    }
+
+    /// Sends `head` and `body` on a new stream and waits for the response head. The
+    /// response body streams on; dropping it before its end resets the upstream stream.
+    func exchange(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody) {
+        let stream = try await openStream()
+        let exchange = H2CExchange(eventLoop: stream.channel.eventLoop)
+        let task = Task { await exchange.run(stream: stream, head: head, body: body) }
+        let response = try await withTaskCancellationHandler {
+            try await exchange.head.futureResult.get()
+        } onCancel: {
+            task.cancel()
+        }
+        return (response, H2CResponseBody(chunks: exchange.body, exchange: ExchangeCancellation(task: task)))
+    }
+
+    /// A fresh stream on a live connection; fails (nothing sent yet) when none can be made.
+    private func openStream() async throws -> Stream {
+        let index = next.withLockedValue { value in
+            defer { value = (value + 1) % slots.count }
+            return value
+        }
+        let connection = try await connection(at: index)
+        let timeouts = self.timeouts
+        do {
+            return try await connection.multiplexer.openStream { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTP2FramePayloadToHTTPClientCodec(),
+                        UpstreamTimeoutHandler(firstByte: Forwarder.timeAmount(timeouts.firstByte), idle: Forwarder.timeAmount(timeouts.idle)),
+                    ])
+                    return try Stream(wrappingChannelSynchronously: channel)
+                }
+            }
+        } catch {
+            retire(index, connection.channel)
+            throw H2CStreamNotOpened(underlying: error)
+        }
+    }
+
+    private func connection(at index: Int) async throws -> Connection {
+        enum Pending {
+            case ready(Connection)
+            case waiting(Task<Connection, any Error>)
+        }
+        let pending: Pending = slots[index].withLockedValue { state in
+            switch state {
+            case .ready(let connection) where connection.channel.isActive:
+                return .ready(connection)
+            case .connecting(let task):
+                return .waiting(task)
+            case .ready, .empty:
+                let task = Task { try await self.connect(slot: index) }
+                state = .connecting(task)
+                return .waiting(task)
+            }
+        }
+        switch pending {
+        case .ready(let connection): return connection
+        case .waiting(let task): return try await task.value
+        }
+    }
+
+    private func connect(slot index: Int) async throws -> Connection {
+        do {
+            let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(Forwarder.timeAmount(timeouts.connect))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        var configuration = NIOHTTP2Handler.Configuration()
+                        configuration.connection.initialSettings = nioDefaultSettings + [HTTP2Setting(parameter: .enablePush, value: 0)]
+                        let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
+                            mode: .client, configuration: configuration, streamInitializer: { $0.close() })
+                        try channel.pipeline.syncOperations.addHandler(GoAwayWatcher { [weak self] in self?.retire(index, channel) })
+                        return Connection(channel: channel, multiplexer: multiplexer)
+                    }
+                }
+            slots[index].withLockedValue { $0 = .ready(connection) }
+            connection.channel.closeFuture.whenComplete { [weak self] _ in self?.retire(index, connection.channel) }
+            return connection
+        } catch {
+            slots[index].withLockedValue { $0 = .empty }
+            throw H2CConnectFailed(underlying: error)
+        }
+    }
+
+    /// Forgets `channel` if it is still the slot's connection: the next call opens a new one.
+    /// Streams already running on it finish (after GOAWAY) or fail (after a close).
+    private func retire(_ index: Int, _ channel: any Channel) {
+        slots[index].withLockedValue { state in
+            if case .ready(let connection) = state, connection.channel === channel {
+                state = .empty
+            }
+        }
+    }
+}
+
+/// The request body as the forwarder hands it to an upstream client.
+enum UpstreamRequestBody: Sendable {
+    case none
+    /// A small body read whole.
+    case bytes(ByteBuffer)
+    /// A body streamed from the client through ``RequestBodyRelay``.
+    case stream(AsyncThrowingChannel<ByteBuffer, any Error>)
+}
+
+/// No TCP connection to the h2c upstream could be made: nothing was sent.
+struct H2CConnectFailed: Error {
+    let underlying: any Error
+}
+
+/// The connection was there but no stream could be opened on it: nothing was sent.
+struct H2CStreamNotOpened: Error {
+    let underlying: any Error
+}
+
+/// The upstream's response did not start with a head, or the stream ended first.
+struct H2CMalformedResponse: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// One request/response exchange on one stream: writes the request while reading the
+/// response, hands the head over through ``head`` and the body chunks through ``body``.
+final class H2CExchange: Sendable {
+    let head: EventLoopPromise<HTTPResponse>
+    let body = AsyncThrowingChannel<ByteBuffer, any Error>()
+    private let headDelivered = NIOLockedValueBox(false)
+
+    init(eventLoop: any EventLoop) {
+        head = eventLoop.makePromise()
+    }
+
+    private enum Side {
+        case requestSent, responseRead
+    }
+
+    func run(stream: H2CUpstream.Stream, head request: HTTPRequest, body requestBody: UpstreamRequestBody) async {
+        do {
+            try await stream.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Side.self) { group in
+                    group.addTask {
+                        try await Self.send(request, requestBody, to: outbound)
+                        return .requestSent
+                    }
+                    group.addTask {
+                        try await self.receive(inbound)
+                        return .responseRead
+                    }
+                    // The response may end before the request body has all been sent (the
+                    // upstream answered early): stop sending then, the stream is closed.
+                    while let side = try await group.next() {
+                        if side == .responseRead {
+                            group.cancelAll()
+                            break
+                        }
+                    }
+                }
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
+    private static func send(
+        _ request: HTTPRequest, _ body: UpstreamRequestBody, to outbound: NIOAsyncChannelOutboundWriter<HTTPRequestPart>
+    ) async throws {
+        switch body {
+        case .none:
+            try await outbound.write(contentsOf: [.head(request), .end(nil)])
+        case .bytes(let bytes):
+            try await outbound.write(contentsOf: [.head(request), .body(bytes), .end(nil)])
+        case .stream(let chunks):
+            try await outbound.write(.head(request))
+            for try await chunk in chunks {
+                try await outbound.write(.body(chunk))
+            }
+            // A cancelled relay also ends its loop; never end the stream on a cut-off body.
+            try Task.checkCancellation()
+            try await outbound.write(.end(nil))
+        }
+    }
+
+    private func receive(_ inbound: NIOAsyncChannelInboundStream<HTTPResponsePart>) async throws {
+        var parts = inbound.makeAsyncIterator()
+        let response = try await Self.responseHead(&parts)
+        headDelivered.withLockedValue { $0 = true }
+        head.succeed(response)
+        while let part = try await parts.next() {
+            switch part {
+            case .body(let chunk):
+                await body.send(chunk)
+                try Task.checkCancellation()
+            case .end:
+                body.finish()
+                return
+            case .head:
+                throw H2CMalformedResponse(description: "the upstream sent a second response head")
+            }
+        }
+        throw H2CMalformedResponse(description: "the upstream ended the stream without finishing its response")
+    }
+
+    /// The final response head; informational (1xx) heads are skipped.
+    private static func responseHead(_ parts: inout NIOAsyncChannelInboundStream<HTTPResponsePart>.AsyncIterator) async throws -> HTTPResponse {
+        while true {
+            switch try await parts.next() {
+            case .head(let head) where head.status.kind != .informational:
+                return head
+            case .head:
+                continue
+            case .body, .end, nil:
+                throw H2CMalformedResponse(description: "the upstream ended the stream before a response head")
+            }
+        }
+    }
+
+    private func fail(_ error: any Error) {
+        if headDelivered.withLockedValue({ $0 }) {
+            body.fail(error)
+        } else {
+            head.fail(error)
+        }
+    }
+}
+
+/// Cancels its exchange when the response body is dropped before its end (the client
+/// went away): the upstream stream is then reset instead of left open.
+final class ExchangeCancellation: Sendable {
+    private let task: Task<Void, Never>
+
+    init(task: Task<Void, Never>) {
+        self.task = task
+    }
+
+    deinit {
+        task.cancel()
+    }
+}
+
+/// The body of an h2c upstream's response, chunk by chunk as the upstream sends it.
+struct H2CResponseBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let chunks: AsyncThrowingChannel<ByteBuffer, any Error>
+    let exchange: ExchangeCancellation
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingChannel<ByteBuffer, any Error>.AsyncIterator
+        let exchange: ExchangeCancellation
+
+        mutating func next() async throws -> ByteBuffer? {
+            try await base.next()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: chunks.makeAsyncIterator(), exchange: exchange)
+    }
+}
+
+/// Which deadline ran out on an upstream stream.
+struct UpstreamTimeout: Error, CustomStringConvertible {
+    enum Stage: Sendable { case firstByte, idle }
+    let stage: Stage
+
+    var description: String {
+        stage == .firstByte ? "no response head within the first_byte timeout" : "no response data within the idle timeout"
+    }
+}
+
+/// Ends an upstream stream that is too slow: `firstByte` until the response head, then
+/// `idle` between reads. The stream's reader gets ``UpstreamTimeout`` and the stream is
+/// closed (RST_STREAM to the upstream).
+final class UpstreamTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPResponsePart
+    typealias InboundOut = HTTPResponsePart
+
+    private let firstByte: TimeAmount
+    private let idle: TimeAmount
+    private var sawHead = false
+    private var deadline: Scheduled<Void>?
+
+    init(firstByte: TimeAmount, idle: TimeAmount) {
+        self.firstByte = firstByte
+        self.idle = idle
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        arm(context, stage: .firstByte)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data), head.status.kind != .informational {
+            sawHead = true
+        }
+        arm(context, stage: sawHead ? .idle : .firstByte)
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+
+    private func arm(_ context: ChannelHandlerContext, stage: UpstreamTimeout.Stage) {
+        deadline?.cancel()
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: stage == .firstByte ? firstByte : idle) {
+            let context = loopBoundContext.value
+            context.fireErrorCaught(UpstreamTimeout(stage: stage))
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Tells the pool when the upstream sends GOAWAY, so no new stream is opened on that
+/// connection; streams already running finish on it.
+final class GoAwayWatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+
+    private let onGoAway: @Sendable () -> Void
+
+    init(onGoAway: @escaping @Sendable () -> Void) {
+        self.onGoAway = onGoAway
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .goAway = unwrapInboundIn(data).payload {
+            onGoAway()
+        }
+        context.fireChannelRead(data)
+    }
+}
