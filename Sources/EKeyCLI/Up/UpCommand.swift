@@ -219,7 +219,7 @@ final class Stack: @unchecked Sendable {
         for role in roles where !FileManager.default.isExecutableFile(atPath: role.executable) {
             throw CLIError(
                 "\(role.executable) not found: ekey up runs the services next to the ekey binary; build them with "
-                    + "`make up` (or `swift build -c release`, which builds every product)")
+                    + "`make up` (or `swift build`, which builds every product)")
         }
         var seen: [Int: String] = [:]
         for role in roles {
