@@ -14,7 +14,7 @@ export EKEY_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
 # One debug build of every product: half the time of a release build on two cores, and
 # `make test` reuses it. Benchmarks (loadtest/) and images (compose/) build release.
-up: deps
+up: apt-deps
 	swift build
 	.build/debug/ekey up
 

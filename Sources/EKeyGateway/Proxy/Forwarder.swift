@@ -54,6 +54,7 @@ public final class Forwarder: Sendable {
                 timeout: .init(connect: Self.timeAmount(route.timeouts.connect), read: Self.timeAmount(route.timeouts.idle)))
             configuration.httpVersion = .automatic
             configuration.decompression = .disabled
+            configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.http1ConnectionsPerRoute)
             clients[route.prefix] = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: configuration)
         }
         self.clients = clients
@@ -170,6 +171,10 @@ public final class Forwarder: Sendable {
         let observed = ObservedBody(base: responseBody, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
         return Response(status: response.status, headers: headers, body: ResponseBody(asyncSequence: observed))
     }
+
+    /// HTTP/1.1 connections kept per route (async-http-client's default is 8, which made
+    /// requests queue inside the gateway at 64 concurrent calls and more).
+    static let http1ConnectionsPerRoute = 64
 
     /// Bodies up to this size with a known length are read whole and sent in one piece
     /// instead of being streamed (fewer hops per request); larger ones are streamed.
