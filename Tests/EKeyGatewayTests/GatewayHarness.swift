@@ -154,6 +154,8 @@ struct GatewayHarness {
         case tls
         /// `h2c://`: HTTP/2 with prior knowledge, without TLS.
         case h2c
+        /// An upstream the test runs itself, at this URL (the recorder is not started).
+        case external(String)
     }
 
     static let issuer = "https://issuer.test"
@@ -227,10 +229,12 @@ struct GatewayHarness {
         let recorder = self.recorder
         // Phase 1: publisher and upstream on kernel-assigned ports; phase 2: the gateways,
         // which need those ports in their config.
-        let roles: Set<String> = upstreamUp ? ["jwks", "admin", "upstream"] : ["jwks", "admin"]
+        let ownUpstream: Bool
+        if case .external = upstreamProtocol { ownUpstream = false } else { ownUpstream = upstreamUp }
+        let roles: Set<String> = ownUpstream ? ["jwks", "admin", "upstream"] : ["jwks", "admin"]
         let outcome: Result<R, any Error> = try await LiveServices.with(roles: roles, { report in
             var all = try publisher.services(onRunning: report)
-            if upstreamUp {
+            if ownUpstream {
                 switch upstreamProtocol {
                 case .http1:
                     all.append(UpstreamRecorder.application(recorder: recorder, port: 0) { port in await report("upstream", port) })
@@ -238,12 +242,14 @@ struct GatewayHarness {
                     all.append(UpstreamRecorder.secureApplication(recorder: recorder, tls: publisherTLS) { port in await report("upstream", port) })
                 case .h2c:
                     all.append(UpstreamRecorder.plaintextHTTP2Application(recorder: recorder) { port in await report("upstream", port) })
+                case .external:
+                    break
                 }
             }
             return all
         }) { infrastructure in
             let publisherPort = infrastructure["jwks"]!
-            let upstreamPort = upstreamUp ? infrastructure["upstream"]! : deadUpstreamPort
+            let upstreamPort = ownUpstream ? infrastructure["upstream"]! : deadUpstreamPort
             try await registerSigningKey(publisherPort: publisherPort)
             var gatewaySet: [GatewayServices] = []
             var gatewayRoles: Set<String> = []
@@ -251,7 +257,7 @@ struct GatewayHarness {
                 let config = gatewayConfig(
                     port: 0, adminPort: 0, publisherPort: publisherPort,
                     upstream: upstreamProtocol.url(port: upstreamPort),
-                    upstreamCA: upstreamProtocol == .tls ? files.path("ca.crt") : nil, nonce: nonce)
+                    upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
@@ -387,6 +393,12 @@ extension GatewayHarness.UpstreamProtocol {
         case .http1: "http://127.0.0.1:\(port)"
         case .tls: "https://localhost:\(port)"
         case .h2c: "h2c://127.0.0.1:\(port)"
+        case .external(let url): url
         }
+    }
+
+    var isTLS: Bool {
+        if case .tls = self { return true }
+        return false
     }
 }

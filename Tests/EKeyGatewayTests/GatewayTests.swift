@@ -457,4 +457,58 @@ struct GatewayTests {
             }
         }
     }
+
+    @Test(arguments: [RefusingH2CUpstream.Refusal.refusedStream, .goAway])
+    func h2cRequestTheUpstreamDidNotProcessIsSentAgain(refusal: RefusingH2CUpstream.Refusal) async throws {
+        let upstream = RefusingH2CUpstream(refusal: refusal)
+        let port = try await upstream.start()
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        do {
+            try await harness.run(upstream: .external("h2c://127.0.0.1:\(port)")) { ports in
+                let key = PrivateSigningKey(generating: .es256)
+                let token = try harness.dpopToken(key, limit: 1)
+                let answer = try await harness.send(
+                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
+                    body: ByteBuffer(string: "{\"amount\":10}"))
+                #expect(answer.status == 200, "\(answer.body)")
+                #expect(answer.body == "ok")
+                #expect(upstream.refused == 1, "the first stream was refused")
+                #expect(upstream.answered == 1, "and the request was sent once more, on a stream the upstream processed")
+            }
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
+    @Test func h2cStreamedBodyRefusedByTheUpstreamGives502AndTheUseBack() async throws {
+        let upstream = RefusingH2CUpstream(refusal: .refusedStream)
+        let port = try await upstream.start()
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        do {
+            try await harness.run(upstream: .external("h2c://127.0.0.1:\(port)")) { ports in
+                let key = PrivateSigningKey(generating: .es256)
+                let token = try harness.dpopToken(key, limit: 1)
+                let body = ByteBuffer(repeating: 0x7B, count: 256 << 10)
+                let refused = try await harness.send(
+                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: body)
+                #expect(refused.status == 502, "a streamed body cannot be sent again: \(refused.body)")
+                #expect(refused.error == "bad_gateway")
+                let again = try await harness.send(
+                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: body)
+                #expect(again.status == 200, "the refused stream was not processed, so the limit-1 token's use was given back: \(again.body)")
+                #expect(upstream.refused == 1)
+                #expect(upstream.answered == 1)
+            }
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
 }

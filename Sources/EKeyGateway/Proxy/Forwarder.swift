@@ -54,7 +54,6 @@ public final class Forwarder: Sendable {
                 timeout: .init(connect: Self.timeAmount(route.timeouts.connect), read: Self.timeAmount(route.timeouts.idle)))
             configuration.httpVersion = .automatic
             configuration.decompression = .disabled
-            configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.http1ConnectionsPerRoute)
             clients[route.prefix] = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: configuration)
         }
         self.clients = clients
@@ -172,10 +171,6 @@ public final class Forwarder: Sendable {
         return Response(status: response.status, headers: headers, body: ResponseBody(asyncSequence: observed))
     }
 
-    /// HTTP/1.1 connections kept per route (async-http-client's default is 8, which made
-    /// requests queue inside the gateway at 64 concurrent calls and more).
-    static let http1ConnectionsPerRoute = 64
-
     /// Bodies up to this size with a known length are read whole and sent in one piece
     /// instead of being streamed (fewer hops per request); larger ones are streamed.
     static let smallBodyLimit: Int64 = 64 * 1024
@@ -220,10 +215,8 @@ public final class Forwarder: Sendable {
             return Failure(error: EKeyError(.badGateway, "no HTTP/2 stream could be opened to the upstream \(upstream): \(failed.underlying)"), nothingSent: true)
         case let timeout as UpstreamTimeout:
             return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time (\(timeout))"), nothingSent: false)
-        case let closed as NIOHTTP2Errors.StreamClosed where closed.errorCode == .refusedStream:
-            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the stream (REFUSED_STREAM)"), nothingSent: true)
-        case is NIOHTTP2Errors.CreatedStreamAfterGoaway:
-            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) was closing its connection (GOAWAY)"), nothingSent: true)
+        case _ where H2CUpstream.notProcessed(error):
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) did not process the request (stream refused or connection closing): \(error)"), nothingSent: true)
         default:
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
         }

@@ -25,6 +25,9 @@ final class H2CUpstream: Sendable {
     struct Connection: Sendable {
         let channel: any Channel
         let multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
+        /// The last stream ID of the upstream's GOAWAY, once it sent one: streams above it
+        /// were not processed.
+        let goAwayLastStreamID: NIOLockedValueBox<HTTP2StreamID?>
     }
 
     private enum Slot: Sendable {
@@ -75,20 +78,63 @@ final class H2CUpstream: Sendable {
 
     /// Sends `head` and `body` on a new stream and waits for the response head. The
     /// response body streams on; dropping it before its end resets the upstream stream.
+    ///
+    /// A request the upstream provably did not process (no stream could be opened, the
+    /// stream was refused with `REFUSED_STREAM`, or it fell above a GOAWAY's last stream
+    /// ID) is sent again, up to ``attempts`` times in all, when its body can be replayed
+    /// (none, or read whole). RFC 9113 §8.7 allows this for every method.
     func exchange(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody) {
-        let stream = try await openStream()
+        var attempt = 1
+        while true {
+            do {
+                return try await exchangeOnce(head: head, body: body)
+            } catch where attempt < Self.attempts && body.isReplayable && Self.notProcessed(error) {
+                attempt += 1
+            }
+        }
+    }
+
+    /// How many times a request the upstream did not process is tried in all.
+    static let attempts = 3
+
+    /// Whether `error` proves that the upstream did not process the request.
+    static func notProcessed(_ error: any Error) -> Bool {
+        switch error {
+        case is H2CStreamNotOpened, is H2CDroppedByGoAway, is NIOHTTP2Errors.CreatedStreamAfterGoaway:
+            return true
+        case let closed as NIOHTTP2Errors.StreamClosed:
+            return closed.errorCode == .refusedStream
+        default:
+            return false
+        }
+    }
+
+    private func exchangeOnce(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody) {
+        let (stream, connection) = try await openStream()
         let exchange = H2CExchange(eventLoop: stream.channel.eventLoop)
         let task = Task { await exchange.run(stream: stream, head: head, body: body) }
-        let response = try await withTaskCancellationHandler {
-            try await exchange.head.futureResult.get()
-        } onCancel: {
-            task.cancel()
+        let response: HTTPResponse
+        do {
+            response = try await withTaskCancellationHandler {
+                try await exchange.head.futureResult.get()
+            } onCancel: {
+                task.cancel()
+            }
+        } catch {
+            // NIOHTTP2 closes the streams a GOAWAY drops with CANCEL, like any reset; the
+            // stream ID against the GOAWAY's last stream ID tells them apart.
+            if let last = connection.goAwayLastStreamID.withLockedValue({ $0 }),
+                let streamID = try? await stream.channel.getOption(HTTP2StreamChannelOptions.streamID).get(), streamID > last
+            {
+                throw H2CDroppedByGoAway(underlying: error)
+            }
+            throw error
         }
         return (response, H2CResponseBody(chunks: exchange.body, exchange: ExchangeCancellation(task: task)))
     }
 
     /// A fresh stream on a live connection; fails (nothing sent yet) when none can be made.
-    private func openStream() async throws -> Stream {
+    private func openStream() async throws -> (Stream, Connection) {
         let index = next.withLockedValue { value in
             defer { value = (value + 1) % slots.count }
             return value
@@ -96,7 +142,7 @@ final class H2CUpstream: Sendable {
         let connection = try await connection(at: index)
         let timeouts = self.timeouts
         do {
-            return try await connection.multiplexer.openStream { channel in
+            let stream = try await connection.multiplexer.openStream { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTP2FramePayloadToHTTPClientCodec(),
@@ -105,6 +151,7 @@ final class H2CUpstream: Sendable {
                     return try Stream(wrappingChannelSynchronously: channel)
                 }
             }
+            return (stream, connection)
         } catch {
             retire(index, connection.channel)
             throw H2CStreamNotOpened(underlying: error)
@@ -145,8 +192,13 @@ final class H2CUpstream: Sendable {
                         configuration.connection.initialSettings = nioDefaultSettings + [HTTP2Setting(parameter: .enablePush, value: 0)]
                         let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
                             mode: .client, configuration: configuration, streamInitializer: { $0.close() })
-                        try channel.pipeline.syncOperations.addHandler(GoAwayWatcher { [weak self] in self?.retire(index, channel) })
-                        return Connection(channel: channel, multiplexer: multiplexer)
+                        let goAwayLastStreamID = NIOLockedValueBox<HTTP2StreamID?>(nil)
+                        try channel.pipeline.syncOperations.addHandler(
+                            GoAwayWatcher { [weak self] lastStreamID in
+                                goAwayLastStreamID.withLockedValue { $0 = lastStreamID }
+                                self?.retire(index, channel)
+                            })
+                        return Connection(channel: channel, multiplexer: multiplexer, goAwayLastStreamID: goAwayLastStreamID)
                     }
                 }
             slots[index].withLockedValue { $0 = .ready(connection) }
@@ -176,6 +228,12 @@ enum UpstreamRequestBody: Sendable {
     case bytes(ByteBuffer)
     /// A body streamed from the client through ``RequestBodyRelay``.
     case stream(AsyncThrowingChannel<ByteBuffer, any Error>)
+
+    /// Whether the body can be sent again (a streamed body is consumed as it is sent).
+    var isReplayable: Bool {
+        if case .stream = self { return false }
+        return true
+    }
 }
 
 /// No TCP connection to the h2c upstream could be made: nothing was sent.
@@ -186,6 +244,12 @@ struct H2CConnectFailed: Error {
 /// The connection was there but no stream could be opened on it: nothing was sent.
 struct H2CStreamNotOpened: Error {
     let underlying: any Error
+}
+
+/// The stream was above the last stream ID of the upstream's GOAWAY: not processed.
+struct H2CDroppedByGoAway: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "the upstream's GOAWAY dropped the stream unprocessed (\(underlying))" }
 }
 
 /// The upstream's response did not start with a head, or the stream ended first.
@@ -344,9 +408,14 @@ struct UpstreamTimeout: Error, CustomStringConvertible {
 /// Ends an upstream stream that is too slow: `firstByte` until the response head, then
 /// `idle` between reads. The stream's reader gets ``UpstreamTimeout`` and the stream is
 /// closed (RST_STREAM to the upstream).
-final class UpstreamTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// It also hands a failed write of the request head (a stream started after the upstream's
+/// GOAWAY, say) to the reader as an error; otherwise the reader would wait for `firstByte`.
+final class UpstreamTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPResponsePart
     typealias InboundOut = HTTPResponsePart
+    typealias OutboundIn = HTTPRequestPart
+    typealias OutboundOut = HTTPRequestPart
 
     private let firstByte: TimeAmount
     private let idle: TimeAmount
@@ -375,6 +444,21 @@ final class UpstreamTimeoutHandler: ChannelInboundHandler, RemovableChannelHandl
         context.fireChannelRead(data)
     }
 
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .head = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        let written = promise ?? context.eventLoop.makePromise()
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.futureResult.whenFailure { error in
+            let context = loopBoundContext.value
+            context.fireErrorCaught(error)
+            context.close(promise: nil)
+        }
+        context.write(data, promise: written)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
@@ -392,21 +476,21 @@ final class UpstreamTimeoutHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 }
 
-/// Tells the pool when the upstream sends GOAWAY, so no new stream is opened on that
-/// connection; streams already running finish on it.
+/// Tells the pool when the upstream sends GOAWAY, with its last stream ID, so no new
+/// stream is opened on that connection; streams at or below that ID finish on it.
 final class GoAwayWatcher: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
 
-    private let onGoAway: @Sendable () -> Void
+    private let onGoAway: @Sendable (HTTP2StreamID) -> Void
 
-    init(onGoAway: @escaping @Sendable () -> Void) {
+    init(onGoAway: @escaping @Sendable (HTTP2StreamID) -> Void) {
         self.onGoAway = onGoAway
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .goAway = unwrapInboundIn(data).payload {
-            onGoAway()
+        if case .goAway(let lastStreamID, _, _) = unwrapInboundIn(data).payload {
+            onGoAway(lastStreamID)
         }
         context.fireChannelRead(data)
     }

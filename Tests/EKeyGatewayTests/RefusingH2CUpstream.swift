@@ -1,0 +1,102 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import Testing
+
+/// An h2c upstream that refuses the very first stream it sees, in one of the two ways
+/// RFC 9113 §8.7 marks as "not processed", and answers every later one with 200 `ok`.
+/// It counts what it refused and what it answered.
+final class RefusingH2CUpstream: Sendable {
+    enum Refusal: Sendable, CustomTestStringConvertible {
+        /// RST_STREAM with REFUSED_STREAM on the stream.
+        case refusedStream
+        /// GOAWAY with last stream ID 0 on the connection, which is then closed.
+        case goAway
+
+        var testDescription: String { self == .refusedStream ? "REFUSED_STREAM" : "GOAWAY" }
+    }
+
+    private let refusal: Refusal
+    private let counts = NIOLockedValueBox((refused: 0, answered: 0))
+    private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+
+    init(refusal: Refusal) {
+        self.refusal = refusal
+    }
+
+    var refused: Int { counts.withLockedValue { $0.refused } }
+    var answered: Int { counts.withLockedValue { $0.answered } }
+
+    /// Listens on a free loopback port and returns it.
+    func start() async throws -> Int {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            try stream.pipeline.syncOperations.addHandler(StreamHandler(upstream: self))
+                        }
+                    }
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        channel.withLockedValue { $0 = server }
+        return server.localAddress!.port!
+    }
+
+    func stop() async {
+        try? await channel.withLockedValue { $0 }?.close()
+    }
+
+    /// Whether this stream is the one to refuse (the first of all).
+    fileprivate func decide() -> Refusal? {
+        counts.withLockedValue { counts in
+            if counts.refused == 0 && counts.answered == 0 {
+                counts.refused += 1
+                return refusal
+            }
+            counts.answered += 1
+            return nil
+        }
+    }
+
+    private final class StreamHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        typealias OutboundOut = HTTP2Frame.FramePayload
+
+        let upstream: RefusingH2CUpstream
+
+        init(upstream: RefusingH2CUpstream) {
+            self.upstream = upstream
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .headers(let headers) where headers.endStream:
+                respond(context)
+            case .data(let data) where data.endStream:
+                respond(context)
+            default:
+                break
+            }
+        }
+
+        private func respond(_ context: ChannelHandlerContext) {
+            switch upstream.decide() {
+            case .refusedStream:
+                context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+            case .goAway:
+                let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
+                let connection = context.channel.parent!
+                connection.writeAndFlush(goAway).whenComplete { _ in connection.close(promise: nil) }
+            case nil:
+                let head = HPACKHeaders([(":status", "200"), ("content-type", "text/plain"), ("content-length", "2")])
+                context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: "ok")), endStream: true))), promise: nil)
+            }
+        }
+    }
+}
