@@ -159,16 +159,22 @@ public final class Forwarder: Sendable {
         }
         let head = HTTPRequest(method: method, scheme: "http", authority: upstream.authority, path: upstream.basePath + target, headerFields: headerFields)
         let response: HTTPResponse
-        let responseBody: H2CResponseBody
+        let contents: H2CResponseBody.Contents
         do {
-            (response, responseBody) = try await upstream.exchange(head: head, body: body)
+            (response, contents) = try await upstream.exchange(head: head, body: body)
         } catch {
             await relay?.stop()
             throw Self.classifyH2C(error, route: route)
         }
         let headers = HeaderPolicy.downstreamHeaders(from: response.headerFields.map { ($0.name.rawName, $0.value) })
-        let observed = ObservedBody(base: responseBody, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
-        return Response(status: response.status, headers: headers, body: ResponseBody(asyncSequence: observed))
+        switch contents {
+        case .whole(let bytes):
+            await relay?.stop()
+            return Response(status: response.status, headers: headers, body: ResponseBody(byteBuffer: bytes))
+        case .streaming(let responseBody):
+            let observed = ObservedBody(base: responseBody, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
+            return Response(status: response.status, headers: headers, body: ResponseBody(asyncSequence: observed))
+        }
     }
 
     /// Bodies up to this size with a known length are read whole and sent in one piece

@@ -83,7 +83,7 @@ final class H2CUpstream: Sendable {
     /// stream was refused with `REFUSED_STREAM`, or it fell above a GOAWAY's last stream
     /// ID) is sent again, up to ``attempts`` times in all, when its body can be replayed
     /// (none, or read whole). RFC 9113 §8.7 allows this for every method.
-    func exchange(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody) {
+    func exchange(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody.Contents) {
         var attempt = 1
         while true {
             do {
@@ -109,13 +109,13 @@ final class H2CUpstream: Sendable {
         }
     }
 
-    private func exchangeOnce(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody) {
+    private func exchangeOnce(head: HTTPRequest, body: UpstreamRequestBody) async throws -> (HTTPResponse, H2CResponseBody.Contents) {
         let (stream, connection) = try await openStream()
         let exchange = H2CExchange(eventLoop: stream.channel.eventLoop)
         let task = Task { await exchange.run(stream: stream, head: head, body: body) }
-        let response: HTTPResponse
+        let start: H2CExchange.Start
         do {
-            response = try await withTaskCancellationHandler {
+            start = try await withTaskCancellationHandler {
                 try await exchange.head.futureResult.get()
             } onCancel: {
                 task.cancel()
@@ -130,7 +130,10 @@ final class H2CUpstream: Sendable {
             }
             throw error
         }
-        return (response, H2CResponseBody(chunks: exchange.body, exchange: ExchangeCancellation(task: task)))
+        if let whole = start.wholeBody {
+            return (start.head, .whole(whole))
+        }
+        return (start.head, .streaming(H2CResponseBody(chunks: exchange.body, exchange: ExchangeCancellation(task: task))))
     }
 
     /// A fresh stream on a live connection; fails (nothing sent yet) when none can be made.
@@ -260,9 +263,22 @@ struct H2CMalformedResponse: Error, CustomStringConvertible {
 /// One request/response exchange on one stream: writes the request while reading the
 /// response, hands the head over through ``head`` and the body chunks through ``body``.
 final class H2CExchange: Sendable {
-    let head: EventLoopPromise<HTTPResponse>
+    /// The response head, with the whole body when it was small enough to collect.
+    struct Start: Sendable {
+        let head: HTTPResponse
+        let wholeBody: ByteBuffer?
+    }
+
+    let head: EventLoopPromise<Start>
     let body = AsyncThrowingChannel<ByteBuffer, any Error>()
     private let headDelivered = NIOLockedValueBox(false)
+
+    /// Request bodies up to this size are written before the response is read, without a
+    /// writer task (any upstream's initial flow-control window takes them at once).
+    static let inlineRequestLimit = 16 * 1024
+    /// Responses with a `content-length` up to this size are collected and handed over
+    /// whole, with the head, when the request was written inline.
+    static let wholeResponseLimit = 64 * 1024
 
     init(eventLoop: any EventLoop) {
         head = eventLoop.makePromise()
@@ -275,13 +291,18 @@ final class H2CExchange: Sendable {
     func run(stream: H2CUpstream.Stream, head request: HTTPRequest, body requestBody: UpstreamRequestBody) async {
         do {
             try await stream.executeThenClose { inbound, outbound in
+                if Self.writesInline(requestBody) {
+                    try await Self.send(request, requestBody, to: outbound)
+                    try await self.receive(inbound, collectingUpTo: Self.wholeResponseLimit)
+                    return
+                }
                 try await withThrowingTaskGroup(of: Side.self) { group in
                     group.addTask {
                         try await Self.send(request, requestBody, to: outbound)
                         return .requestSent
                     }
                     group.addTask {
-                        try await self.receive(inbound)
+                        try await self.receive(inbound, collectingUpTo: nil)
                         return .responseRead
                     }
                     // The response may end before the request body has all been sent (the
@@ -296,6 +317,14 @@ final class H2CExchange: Sendable {
             }
         } catch {
             fail(error)
+        }
+    }
+
+    private static func writesInline(_ body: UpstreamRequestBody) -> Bool {
+        switch body {
+        case .none: true
+        case .bytes(let bytes): bytes.readableBytes <= inlineRequestLimit
+        case .stream: false
         }
     }
 
@@ -318,11 +347,30 @@ final class H2CExchange: Sendable {
         }
     }
 
-    private func receive(_ inbound: NIOAsyncChannelInboundStream<HTTPResponsePart>) async throws {
+    private func receive(_ inbound: NIOAsyncChannelInboundStream<HTTPResponsePart>, collectingUpTo limit: Int?) async throws {
         var parts = inbound.makeAsyncIterator()
         let response = try await Self.responseHead(&parts)
+        if let limit, let length = response.headerFields[.contentLength].flatMap(Int.init), length <= limit {
+            var whole = ByteBuffer()
+            while let part = try await parts.next() {
+                switch part {
+                case .body(var chunk):
+                    guard whole.readableBytes + chunk.readableBytes <= limit else {
+                        throw H2CMalformedResponse(description: "the upstream sent more body than its content-length")
+                    }
+                    whole.writeBuffer(&chunk)
+                case .end:
+                    headDelivered.withLockedValue { $0 = true }
+                    head.succeed(Start(head: response, wholeBody: whole))
+                    return
+                case .head:
+                    throw H2CMalformedResponse(description: "the upstream sent a second response head")
+                }
+            }
+            throw H2CMalformedResponse(description: "the upstream ended the stream without finishing its response")
+        }
         headDelivered.withLockedValue { $0 = true }
-        head.succeed(response)
+        head.succeed(Start(head: response, wholeBody: nil))
         while let part = try await parts.next() {
             switch part {
             case .body(let chunk):
@@ -377,6 +425,14 @@ final class ExchangeCancellation: Sendable {
 
 /// The body of an h2c upstream's response, chunk by chunk as the upstream sends it.
 struct H2CResponseBody: AsyncSequence, Sendable {
+    /// A response body as the exchange hands it over.
+    enum Contents: Sendable {
+        /// A small body with a `content-length`, already read.
+        case whole(ByteBuffer)
+        /// A body still arriving.
+        case streaming(H2CResponseBody)
+    }
+
     typealias Element = ByteBuffer
     let chunks: AsyncThrowingChannel<ByteBuffer, any Error>
     let exchange: ExchangeCancellation
