@@ -458,9 +458,9 @@ struct GatewayTests {
         }
     }
 
-    @Test(arguments: [RefusingH2CUpstream.Refusal.refusedStream, .goAway])
-    func h2cRequestTheUpstreamDidNotProcessIsSentAgain(refusal: RefusingH2CUpstream.Refusal) async throws {
-        let upstream = RefusingH2CUpstream(refusal: refusal)
+    @Test(arguments: [ScriptedH2CUpstream.Refusal.refusedStream, .goAway])
+    func h2cRequestTheUpstreamDidNotProcessIsSentAgain(refusal: ScriptedH2CUpstream.Refusal) async throws {
+        let upstream = ScriptedH2CUpstream(refusal: refusal)
         let port = try await upstream.start()
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
@@ -485,7 +485,7 @@ struct GatewayTests {
     }
 
     @Test func h2cStreamedBodyRefusedByTheUpstreamGives502AndTheUseBack() async throws {
-        let upstream = RefusingH2CUpstream(refusal: .refusedStream)
+        let upstream = ScriptedH2CUpstream(refusal: .refusedStream)
         let port = try await upstream.start()
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
@@ -504,6 +504,42 @@ struct GatewayTests {
                 #expect(again.status == 200, "the refused stream was not processed, so the limit-1 token's use was given back: \(again.body)")
                 #expect(upstream.refused == 1)
                 #expect(upstream.answered == 1)
+            }
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
+    @Test func h2cUpstreamResettingEveryAnsweredStreamKeepsServing() async throws {
+        let upstream = ScriptedH2CUpstream(refusal: .answerEarlyThenReset)
+        let port = try await upstream.start()
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        do {
+            try await harness.run(upstream: .external("h2c://127.0.0.1:\(port)")) { ports in
+                let key = PrivateSigningKey(generating: .es256)
+                let token = try harness.dpopToken(key, limit: 300)
+                // 300 answered streams, each followed by RST_STREAM NO_ERROR.
+                let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                    for _ in 0..<6 {
+                        group.addTask {
+                            var statuses: [Int] = []
+                            for _ in 0..<50 {
+                                let answer = try await harness.send(
+                                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
+                                    body: ByteBuffer(string: "{\"amount\":10}"))
+                                statuses.append(answer.status)
+                            }
+                            return statuses
+                        }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0 += $1 }
+                }
+                #expect(statuses.filter { $0 == 200 }.count == 300, "every early answer reaches the client: \(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+                #expect(upstream.answered == 300)
             }
         } catch {
             await upstream.stop()

@@ -37,7 +37,7 @@ public final class Forwarder: Sendable {
         for route in routes {
             let scheme = route.upstream.scheme?.lowercased() ?? ""
             if scheme == "h2c" {
-                h2cUpstreams[route.prefix] = try H2CUpstream(upstream: route.upstream, timeouts: route.timeouts)
+                h2cUpstreams[route.prefix] = try H2CUpstream(upstream: route.upstream, timeouts: route.timeouts, logger: logger)
                 continue
             }
             guard ["http", "https"].contains(scheme) else {
@@ -219,8 +219,8 @@ public final class Forwarder: Sendable {
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
         case let failed as H2CStreamNotOpened:
             return Failure(error: EKeyError(.badGateway, "no HTTP/2 stream could be opened to the upstream \(upstream): \(failed.underlying)"), nothingSent: true)
-        case let timeout as UpstreamTimeout:
-            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time (\(timeout))"), nothingSent: false)
+        case let failed as H2CStreamFailed where failed.underlying is UpstreamTimeout:
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time (\(failed))"), nothingSent: false)
         case _ where H2CUpstream.notProcessed(error):
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) did not process the request (stream refused or connection closing): \(error)"), nothingSent: true)
         default:

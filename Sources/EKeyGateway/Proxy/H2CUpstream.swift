@@ -3,6 +3,7 @@ import EKeyConfig
 import EKeyProtocol
 import Foundation
 import HTTPTypes
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP2
@@ -43,11 +44,12 @@ final class H2CUpstream: Sendable {
     /// The path of the upstream URL without its trailing `/`, put before each request's path.
     let basePath: String
     private let timeouts: TimeoutsConfig
+    private let logger: Logger
     private let slots: [NIOLockedValueBox<Slot>]
     private let next = NIOLockedValueBox(0)
 
     /// Prepares (but does not open) the connections to `upstream`, an `h2c://` URL.
-    init(upstream: URL, timeouts: TimeoutsConfig, connections: Int = System.coreCount) throws {
+    init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger, connections: Int = System.coreCount) throws {
         guard let host = upstream.host, !host.isEmpty else {
             throw GatewaySetupError(description: "the h2c upstream \(upstream.absoluteString) has no host; write it as h2c://HOST:PORT")
         }
@@ -58,6 +60,7 @@ final class H2CUpstream: Sendable {
         while path.hasSuffix("/") { path.removeLast() }
         basePath = path
         self.timeouts = timeouts
+        self.logger = logger
         slots = (0..<max(1, connections)).map { _ in NIOLockedValueBox(.empty) }
     }
 
@@ -94,16 +97,19 @@ final class H2CUpstream: Sendable {
         }
     }
 
+    /// Resets and stream errors allowed from an upstream per 30 s (NIOHTTP2's default is 200).
+    static let upstreamResetAllowance = 1_000_000
+
     /// How many times a request the upstream did not process is tried in all.
     static let attempts = 3
 
     /// Whether `error` proves that the upstream did not process the request.
     static func notProcessed(_ error: any Error) -> Bool {
         switch error {
-        case is H2CStreamNotOpened, is H2CDroppedByGoAway, is NIOHTTP2Errors.CreatedStreamAfterGoaway:
+        case is H2CStreamNotOpened, is H2CNeverSent, is H2CDroppedByGoAway:
             return true
-        case let closed as NIOHTTP2Errors.StreamClosed:
-            return closed.errorCode == .refusedStream
+        case let failed as H2CStreamFailed:
+            return (failed.underlying as? NIOHTTP2Errors.StreamClosed)?.errorCode == .refusedStream
         default:
             return false
         }
@@ -121,14 +127,16 @@ final class H2CUpstream: Sendable {
                 task.cancel()
             }
         } catch {
-            // NIOHTTP2 closes the streams a GOAWAY drops with CANCEL, like any reset; the
-            // stream ID against the GOAWAY's last stream ID tells them apart.
-            if let last = connection.goAwayLastStreamID.withLockedValue({ $0 }),
-                let streamID = try? await stream.channel.getOption(HTTP2StreamChannelOptions.streamID).get(), streamID > last
-            {
+            // A stream that never got an ID never sent its HEADERS. NIOHTTP2 closes the
+            // streams a GOAWAY drops with CANCEL, like any reset; the stream ID against the
+            // GOAWAY's last stream ID tells them apart.
+            guard let streamID = try? await stream.channel.getOption(HTTP2StreamChannelOptions.streamID).get() else {
+                throw H2CNeverSent(underlying: error)
+            }
+            if let last = connection.goAwayLastStreamID.withLockedValue({ $0 }), streamID > last {
                 throw H2CDroppedByGoAway(underlying: error)
             }
-            throw error
+            throw H2CStreamFailed(streamID: streamID, goAwayLastStreamID: connection.goAwayLastStreamID.withLockedValue({ $0 }), underlying: error)
         }
         if let whole = start.wholeBody {
             return (start.head, .whole(whole))
@@ -193,14 +201,32 @@ final class H2CUpstream: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         var configuration = NIOHTTP2Handler.Configuration()
                         configuration.connection.initialSettings = nioDefaultSettings + [HTTP2Setting(parameter: .enablePush, value: 0)]
+                        // NIOHTTP2's rapid-reset defences (200 resets or stream errors per 30 s)
+                        // are for servers. An upstream legitimately resets every stream it
+                        // answered before reading the body (RST_STREAM NO_ERROR, RFC 9113
+                        // §8.1; nginx `return` does), which tripped them after 200 requests.
+                        configuration.stream.streamResetFrameRateLimit.maximumCount = Self.upstreamResetAllowance
+                        configuration.stream.streamErrorRateLimit.maximumCount = Self.upstreamResetAllowance
+                        configuration.connection.maximumConnectionGlitches = Self.upstreamResetAllowance
                         let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
                             mode: .client, configuration: configuration, streamInitializer: { $0.close() })
                         let goAwayLastStreamID = NIOLockedValueBox<HTTP2StreamID?>(nil)
+                        let upstream = self.authority
+                        let logger = self.logger
                         try channel.pipeline.syncOperations.addHandler(
-                            GoAwayWatcher { [weak self] lastStreamID in
-                                goAwayLastStreamID.withLockedValue { $0 = lastStreamID }
-                                self?.retire(index, channel)
-                            })
+                            ConnectionWatcher(
+                                onGoAway: { [weak self] lastStreamID in
+                                    goAwayLastStreamID.withLockedValue { $0 = lastStreamID }
+                                    self?.retire(index, channel)
+                                },
+                                onError: { [weak self] error in
+                                    // A connection error leaves the connection unusable: close it,
+                                    // which ends its streams, and open a new one for the next call.
+                                    logger.notice(
+                                        "h2c upstream connection failed; closing it", metadata: ["upstream": "\(upstream)", "error": "\(error)"])
+                                    self?.retire(index, channel)
+                                    channel.close(promise: nil)
+                                }))
                         return Connection(channel: channel, multiplexer: multiplexer, goAwayLastStreamID: goAwayLastStreamID)
                     }
                 }
@@ -249,6 +275,22 @@ struct H2CStreamNotOpened: Error {
     let underlying: any Error
 }
 
+/// The stream failed before its HEADERS were sent (it never got a stream ID).
+struct H2CNeverSent: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "the request was never sent (\(underlying))" }
+}
+
+/// The stream failed after its HEADERS were sent, before the response head.
+struct H2CStreamFailed: Error, CustomStringConvertible {
+    let streamID: HTTP2StreamID
+    let goAwayLastStreamID: HTTP2StreamID?
+    let underlying: any Error
+    var description: String {
+        "\(underlying) (stream \(streamID)" + (goAwayLastStreamID.map { ", after a GOAWAY with last stream \($0))" } ?? ")")
+    }
+}
+
 /// The stream was above the last stream ID of the upstream's GOAWAY: not processed.
 struct H2CDroppedByGoAway: Error, CustomStringConvertible {
     let underlying: any Error
@@ -285,21 +327,48 @@ final class H2CExchange: Sendable {
     }
 
     private enum Side {
-        case requestSent, responseRead
+        /// The whole request went out.
+        case requestSent
+        /// Writing failed on the stream's side; the reader tells whether a response came.
+        case requestNotSent
+        /// The whole response came in.
+        case responseRead
+    }
+
+    /// The client's request body broke: the upstream must not wait for the rest of it.
+    private struct ClientBodyFailed: Error {
+        let underlying: any Error
     }
 
     func run(stream: H2CUpstream.Stream, head request: HTTPRequest, body requestBody: UpstreamRequestBody) async {
         do {
             try await stream.executeThenClose { inbound, outbound in
+                // A write can fail because the upstream answered early and reset the stream
+                // (RST_STREAM NO_ERROR, RFC 9113 §8.1): the response it sent still counts.
                 if Self.writesInline(requestBody) {
-                    try await Self.send(request, requestBody, to: outbound)
-                    try await self.receive(inbound, collectingUpTo: Self.wholeResponseLimit)
+                    var writeError: (any Error)?
+                    do {
+                        try await Self.send(request, requestBody, to: outbound)
+                    } catch {
+                        writeError = error
+                    }
+                    do {
+                        try await self.receive(inbound, collectingUpTo: Self.wholeResponseLimit)
+                    } catch {
+                        throw writeError ?? error
+                    }
                     return
                 }
                 try await withThrowingTaskGroup(of: Side.self) { group in
                     group.addTask {
-                        try await Self.send(request, requestBody, to: outbound)
-                        return .requestSent
+                        do {
+                            try await Self.send(request, requestBody, to: outbound)
+                            return .requestSent
+                        } catch let error as ClientBodyFailed {
+                            throw error.underlying
+                        } catch {
+                            return .requestNotSent
+                        }
                     }
                     group.addTask {
                         try await self.receive(inbound, collectingUpTo: nil)
@@ -338,7 +407,15 @@ final class H2CExchange: Sendable {
             try await outbound.write(contentsOf: [.head(request), .body(bytes), .end(nil)])
         case .stream(let chunks):
             try await outbound.write(.head(request))
-            for try await chunk in chunks {
+            var iterator = chunks.makeAsyncIterator()
+            while true {
+                let next: ByteBuffer?
+                do {
+                    next = try await iterator.next()
+                } catch {
+                    throw ClientBodyFailed(underlying: error)
+                }
+                guard let chunk = next else { break }
                 try await outbound.write(.body(chunk))
             }
             // A cancelled relay also ends its loop; never end the stream on a cut-off body.
@@ -508,6 +585,9 @@ final class UpstreamTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandle
         let written = promise ?? context.eventLoop.makePromise()
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.futureResult.whenFailure { error in
+            // A reset or closed stream reports itself to the reader, after the response
+            // parts that came before it; only a head that never left needs reporting here.
+            if error is NIOHTTP2Errors.StreamClosed || error is ChannelError { return }
             let context = loopBoundContext.value
             context.fireErrorCaught(error)
             context.close(promise: nil)
@@ -533,15 +613,18 @@ final class UpstreamTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandle
 }
 
 /// Tells the pool when the upstream sends GOAWAY, with its last stream ID, so no new
-/// stream is opened on that connection; streams at or below that ID finish on it.
-final class GoAwayWatcher: ChannelInboundHandler {
+/// stream is opened on that connection (streams at or below that ID finish on it), and
+/// reports connection errors.
+final class ConnectionWatcher: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
 
     private let onGoAway: @Sendable (HTTP2StreamID) -> Void
+    private let onError: @Sendable (any Error) -> Void
 
-    init(onGoAway: @escaping @Sendable (HTTP2StreamID) -> Void) {
+    init(onGoAway: @escaping @Sendable (HTTP2StreamID) -> Void, onError: @escaping @Sendable (any Error) -> Void) {
         self.onGoAway = onGoAway
+        self.onError = onError
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -549,5 +632,10 @@ final class GoAwayWatcher: ChannelInboundHandler {
             onGoAway(lastStreamID)
         }
         context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        onError(error)
+        context.fireErrorCaught(error)
     }
 }

@@ -5,20 +5,30 @@ import NIOHTTP2
 import NIOPosix
 import Testing
 
-/// An h2c upstream that refuses the very first stream it sees, in one of the two ways
-/// RFC 9113 §8.7 marks as "not processed", and answers every later one with 200 `ok`.
-/// It counts what it refused and what it answered.
-final class RefusingH2CUpstream: Sendable {
+/// A raw h2c upstream (NIOHTTP2, no framework) with scripted behaviour that legitimate
+/// HTTP/2 servers show: it refuses the very first stream it sees, in one of the two ways
+/// RFC 9113 §8.7 marks as "not processed", or it follows every answer with RST_STREAM
+/// NO_ERROR (RFC 9113 §8.1; nginx `return` does this on every request with a body).
+/// Every stream it does not refuse gets 200 `ok`. It counts what it refused and answered.
+final class ScriptedH2CUpstream: Sendable {
     enum Refusal: Sendable, CustomTestStringConvertible {
         /// RST_STREAM with REFUSED_STREAM on the stream.
         case refusedStream
         /// GOAWAY with last stream ID 0 on the connection, which is then closed.
         case goAway
+        /// No refusal: every stream is answered, then reset with NO_ERROR.
+        case answerEarlyThenReset
 
-        var testDescription: String { self == .refusedStream ? "REFUSED_STREAM" : "GOAWAY" }
+        var testDescription: String {
+            switch self {
+            case .refusedStream: "REFUSED_STREAM"
+            case .goAway: "GOAWAY"
+            case .answerEarlyThenReset: "early answer + RST_STREAM(NO_ERROR)"
+            }
+        }
     }
 
-    private let refusal: Refusal
+    fileprivate let refusal: Refusal
     private let counts = NIOLockedValueBox((refused: 0, answered: 0))
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
@@ -54,7 +64,7 @@ final class RefusingH2CUpstream: Sendable {
     /// Whether this stream is the one to refuse (the first of all).
     fileprivate func decide() -> Refusal? {
         counts.withLockedValue { counts in
-            if counts.refused == 0 && counts.answered == 0 {
+            if refusal != .answerEarlyThenReset, counts.refused == 0 && counts.answered == 0 {
                 counts.refused += 1
                 return refusal
             }
@@ -67,9 +77,9 @@ final class RefusingH2CUpstream: Sendable {
         typealias InboundIn = HTTP2Frame.FramePayload
         typealias OutboundOut = HTTP2Frame.FramePayload
 
-        let upstream: RefusingH2CUpstream
+        let upstream: ScriptedH2CUpstream
 
-        init(upstream: RefusingH2CUpstream) {
+        init(upstream: ScriptedH2CUpstream) {
             self.upstream = upstream
         }
 
@@ -92,10 +102,18 @@ final class RefusingH2CUpstream: Sendable {
                 let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
                 let connection = context.channel.parent!
                 connection.writeAndFlush(goAway).whenComplete { _ in connection.close(promise: nil) }
-            case nil:
+            case .answerEarlyThenReset, nil:
                 let head = HPACKHeaders([(":status", "200"), ("content-type", "text/plain"), ("content-length", "2")])
                 context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: "ok")), endStream: true))), promise: nil)
+                if upstream.refusal == .answerEarlyThenReset {
+                    // Once the response has reached the gateway, as nginx's reset does.
+                    let reset = NIOLoopBound((context, self), eventLoop: context.eventLoop)
+                    context.eventLoop.scheduleTask(in: .milliseconds(20)) {
+                        let (context, handler) = reset.value
+                        context.writeAndFlush(handler.wrapOutboundOut(.rstStream(.noError)), promise: nil)
+                    }
+                }
             }
         }
     }
