@@ -458,88 +458,77 @@ struct GatewayTests {
         }
     }
 
-    @Test(arguments: [ScriptedH2CUpstream.Refusal.refusedStream, .goAway])
-    func h2cRequestTheUpstreamDidNotProcessIsSentAgain(refusal: ScriptedH2CUpstream.Refusal) async throws {
-        let upstream = ScriptedH2CUpstream(refusal: refusal)
-        let port = try await upstream.start()
-        let harness = try GatewayHarness()
-        defer { harness.files.remove() }
-        let client = try harness.client()
-        do {
-            try await harness.run(upstream: .external("h2c://127.0.0.1:\(port)")) { ports in
-                let key = PrivateSigningKey(generating: .es256)
-                let token = try harness.dpopToken(key, limit: 1)
-                let answer = try await harness.send(
-                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
-                    body: ByteBuffer(string: "{\"amount\":10}"))
-                #expect(answer.status == 200, "\(answer.body)")
-                #expect(answer.body == "ok")
-                #expect(upstream.refused == 1, "the first stream was refused")
-                #expect(upstream.answered == 1, "and the request was sent once more, on a stream the upstream processed")
-            }
-        } catch {
-            await upstream.stop()
-            throw error
+    @Test(arguments: [ScriptedH2CUpstream.Script.refusedStream, .goAway])
+    func h2cRequestTheUpstreamDidNotProcessIsSentAgain(script: ScriptedH2CUpstream.Script) async throws {
+        try await withScriptedUpstream(script) { harness, client, ports, upstream in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 1)
+            let answer = try await harness.send(
+                client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
+                body: ByteBuffer(string: "{\"amount\":10}"))
+            #expect(answer.status == 200, "\(answer.body)")
+            #expect(answer.body == "ok")
+            #expect(upstream.refused == 1, "the first stream was refused")
+            #expect(upstream.answered == 1, "and the request was sent once more, on a stream the upstream processed")
         }
-        await upstream.stop()
     }
 
     @Test func h2cStreamedBodyRefusedByTheUpstreamGives502AndTheUseBack() async throws {
-        let upstream = ScriptedH2CUpstream(refusal: .refusedStream)
-        let port = try await upstream.start()
-        let harness = try GatewayHarness()
-        defer { harness.files.remove() }
-        let client = try harness.client()
-        do {
-            try await harness.run(upstream: .external("h2c://127.0.0.1:\(port)")) { ports in
-                let key = PrivateSigningKey(generating: .es256)
-                let token = try harness.dpopToken(key, limit: 1)
-                let body = ByteBuffer(repeating: 0x7B, count: 256 << 10)
-                let refused = try await harness.send(
-                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: body)
-                #expect(refused.status == 502, "a streamed body cannot be sent again: \(refused.body)")
-                #expect(refused.error == "bad_gateway")
-                let again = try await harness.send(
-                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: body)
-                #expect(again.status == 200, "the refused stream was not processed, so the limit-1 token's use was given back: \(again.body)")
-                #expect(upstream.refused == 1)
-                #expect(upstream.answered == 1)
-            }
-        } catch {
-            await upstream.stop()
-            throw error
+        try await withScriptedUpstream(.refusedStream) { harness, client, ports, upstream in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 1)
+            let body = ByteBuffer(repeating: 0x7B, count: 256 << 10)
+            let refused = try await harness.send(
+                client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: body)
+            #expect(refused.status == 502, "a streamed body cannot be sent again: \(refused.body)")
+            #expect(refused.error == "bad_gateway")
+            let again = try await harness.send(
+                client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))], body: body)
+            #expect(again.status == 200, "the refused stream was not processed, so the limit-1 token's use was given back: \(again.body)")
+            #expect(upstream.refused == 1)
+            #expect(upstream.answered == 1)
         }
-        await upstream.stop()
     }
 
     @Test func h2cUpstreamResettingEveryAnsweredStreamKeepsServing() async throws {
-        let upstream = ScriptedH2CUpstream(refusal: .answerEarlyThenReset)
+        try await withScriptedUpstream(.resetAfterAnswer) { harness, client, ports, upstream in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, limit: 300)
+            // 300 answered streams, each followed by RST_STREAM NO_ERROR.
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        var statuses: [Int] = []
+                        for _ in 0..<50 {
+                            let answer = try await harness.send(
+                                client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
+                                body: ByteBuffer(string: "{\"amount\":10}"))
+                            statuses.append(answer.status)
+                        }
+                        return statuses
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 300, "every answer reaches the client: \(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+            #expect(upstream.answered == 300)
+        }
+    }
+
+    /// Runs `body` against a gateway whose only route is a fresh ``ScriptedH2CUpstream``,
+    /// which is stopped afterwards, also when `body` fails.
+    private func withScriptedUpstream(
+        _ script: ScriptedH2CUpstream.Script,
+        _ body: (GatewayHarness, HTTPClient, GatewayHarness.Ports, ScriptedH2CUpstream) async throws -> Void
+    ) async throws {
+        let upstream = ScriptedH2CUpstream(script: script)
         let port = try await upstream.start()
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
         let client = try harness.client()
         do {
             try await harness.run(upstream: .external("h2c://127.0.0.1:\(port)")) { ports in
-                let key = PrivateSigningKey(generating: .es256)
-                let token = try harness.dpopToken(key, limit: 300)
-                // 300 answered streams, each followed by RST_STREAM NO_ERROR.
-                let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
-                    for _ in 0..<6 {
-                        group.addTask {
-                            var statuses: [Int] = []
-                            for _ in 0..<50 {
-                                let answer = try await harness.send(
-                                    client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
-                                    body: ByteBuffer(string: "{\"amount\":10}"))
-                                statuses.append(answer.status)
-                            }
-                            return statuses
-                        }
-                    }
-                    return try await group.reduce(into: [Int]()) { $0 += $1 }
-                }
-                #expect(statuses.filter { $0 == 200 }.count == 300, "every early answer reaches the client: \(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
-                #expect(upstream.answered == 300)
+                try await body(harness, client, ports, upstream)
             }
         } catch {
             await upstream.stop()

@@ -11,29 +11,29 @@ import Testing
 /// NO_ERROR (RFC 9113 §8.1; nginx `return` does this on every request with a body).
 /// Every stream it does not refuse gets 200 `ok`. It counts what it refused and answered.
 final class ScriptedH2CUpstream: Sendable {
-    enum Refusal: Sendable, CustomTestStringConvertible {
+    enum Script: Sendable, CustomTestStringConvertible {
         /// RST_STREAM with REFUSED_STREAM on the stream.
         case refusedStream
         /// GOAWAY with last stream ID 0 on the connection, which is then closed.
         case goAway
         /// No refusal: every stream is answered, then reset with NO_ERROR.
-        case answerEarlyThenReset
+        case resetAfterAnswer
 
         var testDescription: String {
             switch self {
             case .refusedStream: "REFUSED_STREAM"
             case .goAway: "GOAWAY"
-            case .answerEarlyThenReset: "early answer + RST_STREAM(NO_ERROR)"
+            case .resetAfterAnswer: "answer + RST_STREAM(NO_ERROR)"
             }
         }
     }
 
-    fileprivate let refusal: Refusal
+    fileprivate let script: Script
     private let counts = NIOLockedValueBox((refused: 0, answered: 0))
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
-    init(refusal: Refusal) {
-        self.refusal = refusal
+    init(script: Script) {
+        self.script = script
     }
 
     var refused: Int { counts.withLockedValue { $0.refused } }
@@ -62,11 +62,11 @@ final class ScriptedH2CUpstream: Sendable {
     }
 
     /// Whether this stream is the one to refuse (the first of all).
-    fileprivate func decide() -> Refusal? {
+    fileprivate func decide() -> Script? {
         counts.withLockedValue { counts in
-            if refusal != .answerEarlyThenReset, counts.refused == 0 && counts.answered == 0 {
+            if script != .resetAfterAnswer, counts.refused == 0 && counts.answered == 0 {
                 counts.refused += 1
-                return refusal
+                return script
             }
             counts.answered += 1
             return nil
@@ -102,11 +102,11 @@ final class ScriptedH2CUpstream: Sendable {
                 let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
                 let connection = context.channel.parent!
                 connection.writeAndFlush(goAway).whenComplete { _ in connection.close(promise: nil) }
-            case .answerEarlyThenReset, nil:
+            case .resetAfterAnswer, nil:
                 let head = HPACKHeaders([(":status", "200"), ("content-type", "text/plain"), ("content-length", "2")])
                 context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: "ok")), endStream: true))), promise: nil)
-                if upstream.refusal == .answerEarlyThenReset {
+                if upstream.script == .resetAfterAnswer {
                     // Once the response has reached the gateway, as nginx's reset does.
                     let reset = NIOLoopBound((context, self), eventLoop: context.eventLoop)
                     context.eventLoop.scheduleTask(in: .milliseconds(20)) {

@@ -221,6 +221,10 @@ public final class Forwarder: Sendable {
             return Failure(error: EKeyError(.badGateway, "no HTTP/2 stream could be opened to the upstream \(upstream): \(failed.underlying)"), nothingSent: true)
         case let failed as H2CStreamFailed where failed.underlying is UpstreamTimeout:
             return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time (\(failed))"), nothingSent: false)
+        case let never as H2CNeverSent where never.underlying is UpstreamTimeout:
+            return Failure(
+                error: EKeyError(.gatewayTimeout, "no HTTP/2 stream to the upstream \(upstream) became free in time; the request was not sent"),
+                nothingSent: true)
         case _ where H2CUpstream.notProcessed(error):
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) did not process the request (stream refused or connection closing): \(error)"), nothingSent: true)
         default:

@@ -14,9 +14,9 @@ import NIOPosix
 /// An `h2c://` upstream: HTTP/2 with prior knowledge over plain TCP (RFC 9113 §3.3), which
 /// async-http-client cannot speak (DESIGN.md §5 step 6).
 ///
-/// A few shared connections (one per event loop), each multiplexing one stream per
-/// forwarded request. A connection is opened on first use, and replaced once it closes or
-/// the upstream sends GOAWAY. Timeouts follow the other upstreams: `connect` for the TCP
+/// As many shared connections as the host has cores, used in turn, each multiplexing one
+/// stream per forwarded request. A connection is opened on first use, and replaced once it
+/// closes, the upstream sends GOAWAY, or a connection error ends it. Timeouts follow the other upstreams: `connect` for the TCP
 /// connection, `first_byte` from the start of the call to the response head, `idle`
 /// between reads of the response body.
 final class H2CUpstream: Sendable {
@@ -91,7 +91,7 @@ final class H2CUpstream: Sendable {
         while true {
             do {
                 return try await exchangeOnce(head: head, body: body)
-            } catch where attempt < Self.attempts && body.isReplayable && Self.notProcessed(error) {
+            } catch where attempt < Self.attempts && body.isReplayable && Self.notProcessed(error) && !Self.timedOut(error) && !Task.isCancelled {
                 attempt += 1
             }
         }
@@ -102,6 +102,16 @@ final class H2CUpstream: Sendable {
 
     /// How many times a request the upstream did not process is tried in all.
     static let attempts = 3
+
+    /// Whether a deadline ended the attempt (a stream still waiting for a free slot on the
+    /// connection times out unsent): sending again would only wait again.
+    static func timedOut(_ error: any Error) -> Bool {
+        switch error {
+        case let never as H2CNeverSent: never.underlying is UpstreamTimeout
+        case let failed as H2CStreamFailed: failed.underlying is UpstreamTimeout
+        default: false
+        }
+    }
 
     /// Whether `error` proves that the upstream did not process the request.
     static func notProcessed(_ error: any Error) -> Bool {
