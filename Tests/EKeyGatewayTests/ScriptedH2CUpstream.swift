@@ -7,8 +7,9 @@ import Testing
 
 /// A raw h2c upstream (NIOHTTP2, no framework) with scripted behaviour that legitimate
 /// HTTP/2 servers show: it refuses the very first stream it sees, in one of the two ways
-/// RFC 9113 §8.7 marks as "not processed", or it follows every answer with RST_STREAM
-/// NO_ERROR (RFC 9113 §8.1; nginx `return` does this on every request with a body).
+/// RFC 9113 §8.7 marks as "not processed", or it answers every request on its HEADERS,
+/// without reading the body, and then resets the stream with NO_ERROR (RFC 9113 §8.1;
+/// nginx `return` does this on every request with a body).
 /// Every stream it does not refuse gets 200 `ok`. It counts what it refused and answered.
 final class ScriptedH2CUpstream: Sendable {
     enum Script: Sendable, CustomTestStringConvertible {
@@ -16,14 +17,14 @@ final class ScriptedH2CUpstream: Sendable {
         case refusedStream
         /// GOAWAY with last stream ID 0 on the connection, which is then closed.
         case goAway
-        /// No refusal: every stream is answered, then reset with NO_ERROR.
+        /// No refusal: every stream is answered before its body is read, then reset with NO_ERROR.
         case resetAfterAnswer
 
         var testDescription: String {
             switch self {
             case .refusedStream: "REFUSED_STREAM"
             case .goAway: "GOAWAY"
-            case .resetAfterAnswer: "answer + RST_STREAM(NO_ERROR)"
+            case .resetAfterAnswer: "early answer + RST_STREAM(NO_ERROR)"
             }
         }
     }
@@ -85,9 +86,9 @@ final class ScriptedH2CUpstream: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .headers(let headers) where headers.endStream:
+            case .headers(let headers) where headers.endStream || upstream.script == .resetAfterAnswer:
                 respond(context)
-            case .data(let data) where data.endStream:
+            case .data(let data) where data.endStream && upstream.script != .resetAfterAnswer:
                 respond(context)
             default:
                 break
@@ -107,9 +108,10 @@ final class ScriptedH2CUpstream: Sendable {
                 context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: "ok")), endStream: true))), promise: nil)
                 if upstream.script == .resetAfterAnswer {
-                    // Once the response has reached the gateway, as nginx's reset does.
+                    // Once the response is on the wire (a reset written in this read cycle
+                    // would drop the DATA still buffered here), as nginx does.
                     let reset = NIOLoopBound((context, self), eventLoop: context.eventLoop)
-                    context.eventLoop.scheduleTask(in: .milliseconds(20)) {
+                    context.eventLoop.scheduleTask(in: .milliseconds(5)) {
                         let (context, handler) = reset.value
                         context.writeAndFlush(handler.wrapOutboundOut(.rstStream(.noError)), promise: nil)
                     }
