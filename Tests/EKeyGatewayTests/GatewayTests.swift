@@ -493,16 +493,17 @@ struct GatewayTests {
     @Test func h2cUpstreamAnsweringEarlyAndResettingEveryStreamKeepsServing() async throws {
         try await withScriptedUpstream(.resetAfterAnswer) { harness, client, ports, upstream in
             let key = PrivateSigningKey(generating: .es256)
-            let token = try harness.dpopToken(key, limit: 300)
-            // 300 streams answered while the gateway is still sending the body, each then
-            // reset with NO_ERROR: more resets than NIOHTTP2's default allowance (200 per
-            // 30 s), and every response must still reach the client.
+            let token = try harness.dpopToken(key, limit: 480)
+            // 480 streams answered while the gateway is still sending the body, each then
+            // reset with NO_ERROR: 240 resets on each of the gateway's two upstream
+            // connections, more than NIOHTTP2's default allowance (200 per 30 s), and every
+            // response must still reach the client.
             let body = ByteBuffer(repeating: 0x41, count: 128 << 10)
             let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
-                for _ in 0..<6 {
+                for _ in 0..<8 {
                     group.addTask {
                         var statuses: [Int] = []
-                        for _ in 0..<50 {
+                        for _ in 0..<60 {
                             let answer = try await harness.send(
                                 client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))],
                                 body: body)
@@ -513,8 +514,8 @@ struct GatewayTests {
                 }
                 return try await group.reduce(into: [Int]()) { $0 += $1 }
             }
-            #expect(statuses.filter { $0 == 200 }.count == 300, "every early answer reaches the client: \(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
-            #expect(upstream.answered == 300)
+            #expect(statuses.filter { $0 == 200 }.count == 480, "every early answer reaches the client: \(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+            #expect(upstream.answered == 480)
         }
     }
 

@@ -15,13 +15,15 @@ import Foundation
 /// Step 6: sends a verified request to its route's upstream and streams the answer back
 /// (DESIGN.md §5). Bodies are streamed both ways, never buffered whole.
 ///
-/// One pooled `HTTPClient` per route carries the route's timeouts: `connect` for the
-/// connection, `first_byte` until the response head, `idle` between body reads.
+/// One pooled `HTTPClient` per `http://` or `https://` route, and one ``H2CUpstream`` per
+/// `h2c://` route, carries the route's timeouts: `connect` for the connection, `first_byte`
+/// until the response head, `idle` between body reads.
 public final class Forwarder: Sendable {
     /// How forwarding failed, and whether the upstream may have seen the request.
     public struct Failure: Error, Sendable {
         public let error: EKeyError
-        /// `true` only when no connection to the upstream was made, so nothing was sent
+        /// `true` only when the upstream cannot have processed the request (no connection,
+        /// or, for h2c, a stream it refused or never received), so nothing was sent
         /// and the use may be given back.
         public let nothingSent: Bool
     }

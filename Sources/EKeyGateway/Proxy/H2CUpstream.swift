@@ -6,6 +6,7 @@ import HTTPTypes
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP2
@@ -624,7 +625,7 @@ final class UpstreamTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandle
 
 /// Tells the pool when the upstream sends GOAWAY, with its last stream ID, so no new
 /// stream is opened on that connection (streams at or below that ID finish on it), and
-/// reports connection errors.
+/// reports the errors that end the connection.
 final class ConnectionWatcher: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -645,7 +646,26 @@ final class ConnectionWatcher: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        onError(error)
+        if Self.endsConnection(error) {
+            onError(error)
+        }
         context.fireErrorCaught(error)
+    }
+
+    /// Whether `error` leaves the connection unusable. NIOHTTP2 reports stream errors (a
+    /// content-length mismatch on one stream, say, which it answers with RST_STREAM) on
+    /// the connection too; those end one stream and the others go on. Connection errors
+    /// (its flood defences, frames it cannot parse, HPACK state lost, socket errors) make
+    /// it send GOAWAY without closing, and streams opened afterwards would wait in vain.
+    static func endsConnection(_ error: any Error) -> Bool {
+        switch error {
+        case is NIOHTTP2Errors.ExcessiveRSTFrames, is NIOHTTP2Errors.ExcessiveControlFrames, is NIOHTTP2Errors.ExcessiveEmptyDataFrames,
+            is NIOHTTP2Errors.ExcessiveStreamErrors, is NIOHTTP2Errors.ExcessiveNumberOfGlitches, is NIOHTTP2Errors.ExcessiveContinuationFrames,
+            is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering, is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock, is NIOHTTP2Errors.UnableToParseFrame,
+            is any NIOHPACKError, is IOError:
+            return true
+        default:
+            return false
+        }
     }
 }
