@@ -368,7 +368,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EKeyConfigTests",
-            dependencies: ["EKeyConfig"],
+            dependencies: ["EKeyConfig", "EKeyTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import EKeyTestSupport
 import Foundation
 import XCTest
 
@@ -16,15 +17,8 @@ final class ConfigCheckCommandTests: XCTestCase {
         process.executableURL = URL(fileURLWithPath: try ekeyBinary())
         process.arguments = arguments
         process.environment = ["PATH": "/usr/bin:/bin", "EKEY_GATEWAY_LISTN": "x"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let result = try ExternalCommand.capture(process)
+        return (result.status, String(decoding: result.stdout, as: UTF8.self), String(decoding: result.stderr, as: UTF8.self))
     }
 
     func testGoodFile() throws {

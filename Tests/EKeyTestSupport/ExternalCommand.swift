@@ -47,21 +47,38 @@ public struct ExternalCommand: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
+        let result = try Self.capture(process, input: input)
+        return Output(status: result.status, stdout: result.stdout, stderr: String(decoding: result.stderr, as: UTF8.self))
+    }
+
+    /// Runs `process` to completion with stdin, stdout and stderr in temporary files, not
+    /// pipes. Tests run in parallel: a pipe end this process holds can be inherited by a
+    /// long-lived server another test starts at the same moment, and a read to end of file
+    /// (or a child reading stdin to its end) would then wait forever, holding one of the
+    /// two cooperative threads of a 2-core machine, which stalls every test.
+    public static func capture(_ process: Process, input: Data = Data()) throws -> (status: Int32, stdout: Data, stderr: Data) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-command-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let inputURL = directory.appendingPathComponent("stdin")
+        let outputURL = directory.appendingPathComponent("stdout")
+        let errorURL = directory.appendingPathComponent("stderr")
+        try input.write(to: inputURL)
+        try Data().write(to: outputURL)
+        try Data().write(to: errorURL)
+        let stdin = try FileHandle(forReadingFrom: inputURL)
+        let stdout = try FileHandle(forWritingTo: outputURL)
+        let stderr = try FileHandle(forWritingTo: errorURL)
+        defer {
+            try? stdin.close()
+            try? stdout.close()
+            try? stderr.close()
+        }
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
-        stdin.fileHandleForWriting.write(input)
-        try stdin.fileHandleForWriting.close()
-        let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errorData = stderr.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let output = Output(
-            status: process.terminationStatus, stdout: outputData,
-            stderr: String(decoding: errorData, as: UTF8.self))
-        return output
+        return (process.terminationStatus, try Data(contentsOf: outputURL), try Data(contentsOf: errorURL))
     }
 }

@@ -177,18 +177,11 @@ public final class RedisServer: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = command
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
+        let result = try ExternalCommand.capture(process)
+        let text = String(decoding: result.stdout, as: UTF8.self)
+        guard result.status == 0 else {
             throw ExternalCommand.Failure(
-                description: "\(command.joined(separator: " ")) exited \(process.terminationStatus): \(text) \(String(decoding: errorData, as: UTF8.self))")
+                description: "\(command.joined(separator: " ")) exited \(result.status): \(text) \(String(decoding: result.stderr, as: UTF8.self))")
         }
         return text
     }
