@@ -147,7 +147,7 @@ final class ClientRegistry: @unchecked Sendable {
 /// upstream, and one or more gateways, all on loopback with real TLS and HTTP/2.
 struct GatewayHarness {
     /// How the gateway reaches the test upstream.
-    enum UpstreamProtocol {
+    enum UpstreamProtocol: Sendable {
         /// `http://`: HTTP/1.1 without TLS.
         case http1
         /// `https://` with the harness CA: HTTP/2 (or HTTP/1.1) chosen by ALPN.

@@ -46,7 +46,15 @@ final class ScriptedH2CUpstream: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
+                    // The gateway resets each stream it stops sending on after an early
+                    // answer (RST_STREAM CANCEL); like nginx, this upstream tolerates that,
+                    // where NIOHTTP2's defaults would GOAWAY after 200 resets.
+                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+                    connection.maximumConnectionGlitches = 100_000
+                    var streams = NIOHTTP2Handler.StreamConfiguration()
+                    streams.streamResetFrameRateLimit.maximumCount = 100_000
+                    streams.streamErrorRateLimit.maximumCount = 100_000
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: streams) { stream in
                         stream.eventLoop.makeCompletedFuture {
                             try stream.pipeline.syncOperations.addHandler(StreamHandler(upstream: self))
                         }
