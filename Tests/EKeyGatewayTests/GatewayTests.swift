@@ -307,13 +307,7 @@ struct GatewayTests {
         let client = try harness.client()
         try await harness.run { ports in
             let key = PrivateSigningKey(generating: .es256)
-            let token = try harness.dpopToken(key, action: "GET:/stall", limit: 5)
-            let started = ContinuousClock.now
-            let stalled = try? await harness.send(
-                client, port: ports.gateways[0], .GET, "/stall",
-                headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/stall"))])
-            #expect(stalled == nil || stalled?.body == "partial", "the client never gets a complete-looking body: \(String(describing: stalled?.body))")
-            #expect(ContinuousClock.now - started < .seconds(6), "the idle timeout (2 s) ends the stalled stream before the upstream (8 s) does")
+            try await expectStalledBodyIsCut(harness, client, port: ports.gateways[0], key: key)
             let token2 = try harness.dpopToken(key)
             let after = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token2)"), ("DPoP", try harness.proof(key, token: token2))])
             #expect(after.status == 201, "the gateway and the client's connection keep working")
@@ -384,13 +378,7 @@ struct GatewayTests {
             #expect(slow.status == 504)
             #expect(slow.error == "gateway_timeout")
 
-            let stallToken = try harness.dpopToken(key, action: "GET:/stall", limit: 1)
-            let started = ContinuousClock.now
-            let stalled = try? await harness.send(
-                client, port: ports.gateways[0], .GET, "/stall",
-                headers: [("Authorization", "DPoP \(stallToken)"), ("DPoP", try harness.proof(key, token: stallToken, method: "GET", path: "/stall"))])
-            #expect(stalled == nil || stalled?.body == "partial", "the client never gets a complete-looking body: \(String(describing: stalled?.body))")
-            #expect(ContinuousClock.now - started < .seconds(6), "the idle timeout (2 s) ends the stalled stream before the upstream (8 s) does")
+            try await expectStalledBodyIsCut(harness, client, port: ports.gateways[0], key: key)
 
             let lastToken = try harness.dpopToken(key, limit: 2)
             let after = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(lastToken)"), ("DPoP", try harness.proof(key, token: lastToken))])
@@ -510,6 +498,19 @@ private func expectBodiesCrossBothWays(
     #expect(download.status == 200)
     #expect(download.body.utf8.count == downloadMiB << 20)
     return seen
+}
+
+/// GETs `/stall`, whose upstream sends a head and part of a body and then nothing for 8 s:
+/// the gateway's idle timeout (2 s) must cut the stream, so the client never sees a
+/// complete-looking body.
+private func expectStalledBodyIsCut(_ harness: GatewayHarness, _ client: HTTPClient, port: Int, key: PrivateSigningKey) async throws {
+    let token = try harness.dpopToken(key, action: "GET:/stall", limit: 1)
+    let started = ContinuousClock.now
+    let stalled = try? await harness.send(
+        client, port: port, .GET, "/stall",
+        headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET", path: "/stall"))])
+    #expect(stalled == nil || stalled?.body == "partial", "the client never gets a complete-looking body: \(String(describing: stalled?.body))")
+    #expect(ContinuousClock.now - started < .seconds(6), "the idle timeout (2 s) ends the stalled stream before the upstream (8 s) does")
 }
 
 extension GatewayHarness.UpstreamProtocol: CustomTestStringConvertible {

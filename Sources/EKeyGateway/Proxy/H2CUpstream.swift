@@ -144,10 +144,11 @@ final class H2CUpstream: Sendable {
             guard let streamID = try? await stream.channel.getOption(HTTP2StreamChannelOptions.streamID).get() else {
                 throw H2CNeverSent(underlying: error)
             }
-            if let last = connection.goAwayLastStreamID.withLockedValue({ $0 }), streamID > last {
+            let goAwayLastStreamID = connection.goAwayLastStreamID.withLockedValue { $0 }
+            if let last = goAwayLastStreamID, streamID > last {
                 throw H2CDroppedByGoAway(underlying: error)
             }
-            throw H2CStreamFailed(streamID: streamID, goAwayLastStreamID: connection.goAwayLastStreamID.withLockedValue({ $0 }), underlying: error)
+            throw H2CStreamFailed(streamID: streamID, goAwayLastStreamID: goAwayLastStreamID, underlying: error)
         }
         if let whole = start.wholeBody {
             return (start.head, .whole(whole))
