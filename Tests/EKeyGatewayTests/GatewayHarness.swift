@@ -188,6 +188,8 @@ struct GatewayHarness {
         var upstream: Int
         var gateways: [Int]
         var admins: [Int]
+        /// The publisher's key store, for tests that rotate or revoke keys.
+        var publishedKeys: StoreBackedKeys
     }
 
     /// The gateway config for this harness.
@@ -212,14 +214,14 @@ struct GatewayHarness {
     /// signing key before `body` runs.
     func run<R: Sendable>(
         gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
-        _ body: (Ports) async throws -> R
+        jwksMaxAge: Duration = .seconds(30), _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
         let publisherTLS = try TLSSetup.server(
             certificateFile: files.path("server.crt"), keyFile: files.path("server.key"), clientCAFile: files.path("ca.crt"), clientCertificates: .optional)
         let publisherKeys = StoreBackedKeys(stores: try Stores.make(url: "memory://", eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
         let publisher = Publisher(
-            settings: .init(authorizedIssuers: [Self.issuerID], admins: []), keys: publisherKeys,
+            settings: .init(authorizedIssuers: [Self.issuerID], admins: [], cacheMaxAge: jwksMaxAge), keys: publisherKeys,
             listeners: .init(host: "127.0.0.1", port: 0, tls: publisherTLS, adminHost: "127.0.0.1", adminPort: 0), logger: logger)
         let stores = try Stores.make(url: storeURL, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let jwksClient = try InternalHTTPClient.make(caFile: files.path("ca.crt"), certificateFile: nil, keyFile: nil)
@@ -269,7 +271,8 @@ struct GatewayHarness {
             }) { gatewayPorts in
                 let ports = Ports(
                     publisher: publisherPort, upstream: upstreamPort,
-                    gateways: (0..<gateways).map { gatewayPorts["gateway-\($0)"]! }, admins: (0..<gateways).map { gatewayPorts["admin-\($0)"]! })
+                    gateways: (0..<gateways).map { gatewayPorts["gateway-\($0)"]! }, admins: (0..<gateways).map { gatewayPorts["admin-\($0)"]! },
+                    publishedKeys: publisherKeys)
                 do {
                     return .success(try await body(ports))
                 } catch {

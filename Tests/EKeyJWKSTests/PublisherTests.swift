@@ -264,6 +264,7 @@ struct PublisherTests {
             let cache = JWKSCache(url: base + "/.well-known/jwks.json", client: fetcher, policy: policy, metrics: metrics, logger: Logger(label: "test"))
             #expect(try await send(issuer, .POST, base + "/internal/v1/keys", body: Self.newKey("first").registration).status == 201)
             #expect(await cache.key(forKeyID: "first") != nil)
+            #expect(cache.freshKey(forKeyID: "first") != nil, "a fresh set is read without entering the actor")
             #expect(await cache.hasKeys)
 
             #expect(try await send(issuer, .POST, base + "/internal/v1/keys", body: Self.newKey("second").registration).status == 201)
@@ -279,8 +280,11 @@ struct PublisherTests {
             #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/first").status == 204)
             #expect(await cache.key(forKeyID: "first") != nil, "kept while the set is fresh")
             try await Task.sleep(for: .milliseconds(2100))
+            #expect(cache.freshKey(forKeyID: "first") == nil, "a stale set is not used without a refresh")
             #expect(await cache.key(forKeyID: "first") == nil, "a revoked key is dropped at the next refresh")
             #expect(await cache.key(forKeyID: "second") != nil)
+            #expect(cache.freshKey(forKeyID: "first") == nil)
+            #expect(cache.freshKey(forKeyID: "second") != nil)
             #expect(await cache.refresh() == .unchanged, "If-None-Match gives 304")
             return cache
         }

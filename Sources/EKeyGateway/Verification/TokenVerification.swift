@@ -12,32 +12,65 @@ public struct TokenVerification: Sendable {
     /// Public keys already decoded from the publisher's JWKs, by `kid`; an entry is used
     /// only while the JWK it came from is unchanged.
     private let decoded = NIOLockedValueBox<[String: (jwk: JWK, key: PublicSigningKey)]>([:])
+    /// Tokens whose signature already verified.
+    let verifiedTokens: VerifiedTokenCache
 
     /// Creates the step.
     public init(keys: JWKSCache, issuer: String, clockSkew: Int64) {
         self.keys = keys
         self.issuer = issuer
         self.clockSkew = clockSkew
+        self.verifiedTokens = VerifiedTokenCache()
     }
 
     /// The verified token, or a rejection.
     public func verify(_ extracted: TokenExtraction.Extracted, route: Route, now: Int64) async throws(Rejection) -> VerifiedEKey {
         let scheme = extracted.scheme
+        let policy = TokenValidationPolicy(issuer: issuer, audience: route.audience, clockSkew: clockSkew)
+        if let known = verifiedTokens.entry(for: extracted.token), await currentKey(forKeyID: known.keyID) == known.jwk {
+            return try checked(scheme: scheme) { () throws(EKeyError) in
+                try EKeyToken.validate(known.claims, bind: known.bind, keyID: known.keyID, policy: policy, now: now)
+            }
+        }
         let token: EKeyToken
         do {
             token = try EKeyToken(parsing: extracted.token)
         } catch {
             throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error))
         }
-        guard let jwk = await keys.key(forKeyID: token.keyID) else {
+        guard let jwk = await currentKey(forKeyID: token.keyID) else {
             throw Rejection(
                 EKeyError(.invalidToken, "the token's kid is not in the publisher's key set; request a new token"),
                 scheme: scheme, outcome: "invalid_token")
         }
+        var signed: EKeyClaims?
+        let verified = try checked(scheme: scheme) { () throws(EKeyError) in
+            let claims = try token.signedClaims(using: publicKey(jwk, keyID: token.keyID))
+            signed = claims
+            return try EKeyToken.validate(claims, bind: token.bind, keyID: token.keyID, policy: policy, now: now)
+        }
+        if let signed {
+            verifiedTokens.insert(
+                .init(jwk: jwk, keyID: token.keyID, bind: token.bind, claims: signed),
+                for: extracted.token, now: now, clockSkew: clockSkew)
+        }
+        return verified
+    }
+
+    /// The publisher's key for `kid`, without entering the cache's actor when the set is fresh.
+    private func currentKey(forKeyID keyID: String) async -> JWK? {
+        if let key = keys.freshKey(forKeyID: keyID) { return key }
+        return await keys.key(forKeyID: keyID)
+    }
+
+    /// Runs the claim checks, maps their error to a rejection, and refuses a DPoP-bound token
+    /// presented as Bearer.
+    private func checked(scheme: AuthorizationScheme, _ validate: () throws(EKeyError) -> VerifiedEKey) throws(Rejection)
+        -> VerifiedEKey
+    {
         let verified: VerifiedEKey
         do {
-            let key = try publicKey(jwk, keyID: token.keyID)
-            verified = try token.verify(using: key, policy: TokenValidationPolicy(issuer: issuer, audience: route.audience, clockSkew: clockSkew), now: now)
+            verified = try validate()
         } catch {
             throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error))
         }

@@ -88,12 +88,27 @@ public struct EKeyToken: Sendable {
     public func verify(using key: PublicSigningKey, policy: TokenValidationPolicy, now: Int64) throws(EKeyError)
         -> VerifiedEKey
     {
+        try Self.validate(signedClaims(using: key), bind: bind, keyID: keyID, policy: policy, now: now)
+    }
+
+    /// The claims, once the signature has verified with `key`; nothing else is checked yet.
+    ///
+    /// - Throws: `invalid_token` for a bad signature or malformed claims.
+    public func signedClaims(using key: PublicSigningKey) throws(EKeyError) -> EKeyClaims {
         do {
             try jws.verify(using: key)
         } catch {
             throw EKeyError(.invalidToken, "the token signature does not verify: \(error.reason)")
         }
-        let claims = try EKeyClaims(payload: jws.payload)
+        return try EKeyClaims(payload: jws.payload)
+    }
+
+    /// The checks of DESIGN.md §5 step 2 that follow the signature: `iss`, `aud`, `exp` and
+    /// `iat` with skew, lifetime, and `cnf` agreeing with `bind`. Run on every use, also for
+    /// a token whose signature was verified before.
+    public static func validate(
+        _ claims: EKeyClaims, bind: BindingMode?, keyID: String, policy: TokenValidationPolicy, now: Int64
+    ) throws(EKeyError) -> VerifiedEKey {
         guard claims.issuer == policy.issuer else {
             throw EKeyError(.invalidToken, "the token's iss is not the configured issuer")
         }

@@ -2,6 +2,7 @@ public import AsyncHTTPClient
 public import EKeyProtocol
 public import Logging
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 public import ServiceLifecycle
@@ -59,6 +60,9 @@ public actor JWKSCache: Service {
     private var lastUnknownKeyRefresh: ContinuousClock.Instant?
     private var lastError: String?
     private var inFlight: Task<RefreshOutcome, Never>?
+    /// The set and its freshness as last stored, readable without entering the actor.
+    private nonisolated let published = NIOLockedValueBox<(keys: JWKSet, freshUntil: ContinuousClock.Instant?)>(
+        (JWKSet(keys: []), nil))
 
     /// Creates a cache for the JWKS at `url`, fetched with `client` (configured for mTLS).
     public init(url: String, client: HTTPClient, policy: Policy = .init(), metrics: MetricsRegistry? = nil, logger: Logger) {
@@ -84,6 +88,14 @@ public actor JWKSCache: Service {
         }
         lastUnknownKeyRefresh = now
         _ = await refresh()
+        return keys[keyID: keyID]
+    }
+
+    /// The key for `kid` when the set is fresh and holds it (the common case), read without
+    /// entering the actor; `nil` otherwise, and then ``key(forKeyID:)`` decides.
+    public nonisolated func freshKey(forKeyID keyID: String) -> JWK? {
+        let (keys, freshUntil) = published.withLockedValue { $0 }
+        guard let freshUntil, ContinuousClock.now < freshUntil else { return nil }
         return keys[keyID: keyID]
     }
 
@@ -159,6 +171,7 @@ public actor JWKSCache: Service {
             }
             let age = clamp(maxAge ?? policy.defaultMaxAge)
             freshUntil = clock.now + age
+            published.withLockedValue { $0 = (keys, freshUntil) }
             lastSuccess = clock.now
             if lastError != nil {
                 logger.info("JWKS refresh succeeded again", metadata: ["url": .string(url), "keys": .stringConvertible(keys.keys.count)])

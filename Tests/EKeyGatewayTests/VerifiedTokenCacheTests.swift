@@ -1,0 +1,127 @@
+import AsyncHTTPClient
+import EKeyConfig
+@testable import EKeyGateway
+import EKeyJWKS
+import EKeyProtocol
+import EKeyServer
+import EKeyTestSupport
+import Foundation
+import Logging
+import NIOCore
+import Testing
+
+/// A token whose signature verified once is not verified again, but nothing else about it is
+/// taken on trust: the key under its `kid`, its claims and its binding are checked on every use.
+@Suite(.serialized)
+struct VerifiedTokenCacheTests {
+    @Test func aCachedTokenIsStillCheckedForExpiryAudienceAndBearerDowngrade() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        try await harness.run { ports in
+            let client = try InternalHTTPClient.make(caFile: harness.files.path("ca.crt"), certificateFile: nil, keyFile: nil)
+            let keys = JWKSCache(url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"))
+            let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: 5)
+            let now = GatewayHarness.now
+            let proofKey = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(proofKey, limit: 5, lifetime: 30, issuedAt: now)
+            let route = Self.route(audience: GatewayHarness.audience)
+            let dpop = TokenExtraction.Extracted(scheme: .dpop, token: token)
+
+            #expect(try await step.verify(dpop, route: route, now: now).keyID == harness.keyID)
+            #expect(step.verifiedTokens.count == 1)
+            #expect(try await step.verify(dpop, route: route, now: now + 10).claims.capability.limit == 5)
+
+            #expect(await Self.error(try await step.verify(dpop, route: route, now: now + 36)) == "expired_token", "exp is checked on every use")
+            #expect(await Self.error(try await step.verify(dpop, route: Self.route(audience: "https://other.test"), now: now)) == "invalid_token",
+                    "aud is the route's, checked on every use")
+            #expect(await Self.error(try await step.verify(.init(scheme: .bearer, token: token), route: route, now: now)) == "invalid_token",
+                    "a DPoP-bound token sent as Bearer is refused also once cached")
+            #expect(await Self.error(try await step.verify(dpop, route: route, now: now - 60)) == "invalid_token", "iat in the future")
+            #expect(step.verifiedTokens.count == 1, "rejections are never stored")
+
+            var tampered = Array(token.utf8)
+            tampered[tampered.count - 3] = tampered[tampered.count - 3] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            let forged = TokenExtraction.Extracted(scheme: .dpop, token: String(decoding: tampered, as: UTF8.self))
+            #expect(await Self.error(try await step.verify(forged, route: route, now: now)) == "invalid_token", "another text is verified on its own")
+            try await client.shutdown()
+        }
+    }
+
+    @Test func aCachedTokenStopsWorkingWhenThePublisherRotatesOrRevokesItsKey() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run(jwksMaxAge: .seconds(1)) { ports in
+            let proofKey = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(proofKey, limit: 100)
+            func call() async throws -> GatewayHarness.Answer {
+                try await harness.send(
+                    client, port: ports.gateways[0],
+                    headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(proofKey, token: token))])
+            }
+            #expect(try await call().status == 201)
+            #expect(try await call().status == 201)
+            let original = try #require(try await ports.publishedKeys.all().first)
+
+            var rotated = original
+            rotated.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: harness.keyID, algorithm: .es256)
+            try await ports.publishedKeys.replaceAll(with: [rotated])
+            let afterRotation = try await Self.firstRefusal(within: .seconds(5), call)
+            #expect(afterRotation.status == 401)
+            #expect(afterRotation.error == "invalid_token", "another key under the same kid does not verify the cached token")
+
+            var other = original
+            other.keyID = "issuer-2"
+            other.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: other.keyID, algorithm: .es256)
+            // Two keys, so that revoking one leaves a set the gateway takes (it keeps its last
+            // good set when the publisher serves an empty one).
+            try await ports.publishedKeys.replaceAll(with: [original, other])
+            try await Self.waitUntilAccepted(within: .seconds(5), call)
+            #expect(try await ports.publishedKeys.revoke(keyID: harness.keyID))
+            let afterRevocation = try await Self.firstRefusal(within: .seconds(5), call)
+            #expect(afterRevocation.status == 401)
+            #expect(afterRevocation.error == "invalid_token", "a revoked kid ends the cached token")
+            #expect(await harness.recorder.count >= 3)
+        }
+    }
+
+    static func route(audience: String) -> Route {
+        Route(
+            RouteConfig(
+                prefix: "/", upstream: URL(string: "http://127.0.0.1:1")!, audience: audience, publicOrigin: URL(string: audience)!,
+                upstreamCA: nil, timeouts: .init()))
+    }
+
+    static func error(_ body: @autoclosure () async throws -> VerifiedEKey) async -> String? {
+        do {
+            _ = try await body()
+            return nil
+        } catch let rejection as Rejection {
+            return rejection.error.code.wireName
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Calls until one is refused (the gateway sees the publisher's change at its next
+    /// refresh, within about a second); fails if every call within `limit` is accepted.
+    static func firstRefusal(within limit: Duration, _ call: () async throws -> GatewayHarness.Answer) async throws -> GatewayHarness.Answer {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let answer = try await call()
+            if answer.status != 201 || ContinuousClock.now >= deadline { return answer }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    static func waitUntilAccepted(within limit: Duration, _ call: () async throws -> GatewayHarness.Answer) async throws {
+        let deadline = ContinuousClock.now + limit
+        while try await call().status != 201 {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the restored key was not accepted within \(limit)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
