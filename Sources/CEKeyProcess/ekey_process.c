@@ -11,6 +11,7 @@
 
 static int watch_result = EKEY_PARENT_NOT_REQUESTED;
 static int watch_errno = 0;
+static pid_t watched_parent = 0;
 
 /// Asks for SIGKILL when the parent dies, then checks the parent is still `expected`.
 static int ekey_exit_with_parent(pid_t expected) {
@@ -38,6 +39,7 @@ __attribute__((constructor)) static void ekey_watch_parent_at_start(void) {
     if (*end != '\0' || pid <= 0) {
         return;
     }
+    watched_parent = (pid_t)pid;
     watch_result = ekey_exit_with_parent((pid_t)pid);
     watch_errno = errno;
 }
@@ -45,3 +47,5 @@ __attribute__((constructor)) static void ekey_watch_parent_at_start(void) {
 int ekey_parent_watch_result(void) { return watch_result; }
 
 int ekey_parent_watch_errno(void) { return watch_errno; }
+
+pid_t ekey_parent_watch_pid(void) { return watched_parent; }

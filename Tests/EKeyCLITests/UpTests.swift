@@ -258,4 +258,18 @@ struct UpTests {
         #expect(up.output.contains("port \(ports.gateway) for the gateway is already in use"), "\(up.output)")
         #expect(up.output.contains("--gateway-port N or set EKEY_UP_GATEWAY_PORT=N"), "\(up.output)")
     }
+
+    @Test("a service told to live with a parent that is not a process ID, or not its parent, refuses to start")
+    func testParentVariable() async throws {
+        for (value, message) in [
+            ("12abc", "EKEY_PARENT_PID=12abc is not a process ID"), ("0", "EKEY_PARENT_PID=0 is not a process ID"),
+            ("1", "has already exited, so it stops too"),
+        ] {
+            let service = try ServiceProcess("ekey-jwks", ["--config", "/nonexistent/stack.yaml"], environment: ["EKEY_PARENT_PID": value])
+            let status = try await service.waitForExit(timeout: .seconds(30))
+            #expect(status == 1, "EKEY_PARENT_PID=\(value): \(service.output)")
+            #expect(service.output.contains(message), "EKEY_PARENT_PID=\(value): \(service.output)")
+            #expect(!service.output.contains("/nonexistent/stack.yaml"), "the parent is checked before the config is read")
+        }
+    }
 }

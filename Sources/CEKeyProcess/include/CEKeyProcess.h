@@ -31,4 +31,7 @@ int ekey_parent_watch_result(void);
 /// `errno` after that call (meaningful with `EKEY_PARENT_PRCTL_FAILED`).
 int ekey_parent_watch_errno(void);
 
+/// The parent process ID read from `EKEY_PARENT_PID` at start; 0 when not requested.
+pid_t ekey_parent_watch_pid(void);
+
 #endif

@@ -7,7 +7,6 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import NIOHTTP2
 import EKeyServer
 import EKeyConfig
 import Foundation

@@ -99,8 +99,9 @@ public struct DPoPProofVerifier: Sendable {
         guard claims["htm"]?.stringValue == request.method else {
             throw .invalidDPoPProof("the DPoP proof's htm does not match the request method \(request.method)")
         }
+        // The same text needs one parse (that it is a valid URI); other text is compared parsed.
         guard let htu = claims["htu"]?.stringValue, let proofURI = HTTPTargetURI(htu),
-            let expectedURI = HTTPTargetURI(request.url), proofURI == expectedURI
+            htu == request.url || HTTPTargetURI(request.url) == proofURI
         else {
             throw .invalidDPoPProof("the DPoP proof's htu does not match \(HTTPTargetURI(request.url)?.description ?? request.url)")
         }

@@ -218,6 +218,14 @@ private struct Cursor {
             guard index < bytes.count else { throw JSONParseError(.unexpectedEnd, at: start) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                if runStart == start + 1 {
+                    // No escape in the string (the common case): one validated copy of its bytes.
+                    guard let text = String(validating: bytes[runStart..<index], as: UTF8.self) else {
+                        throw JSONParseError(.invalidString, at: runStart)
+                    }
+                    index += 1
+                    return text
+                }
                 try flushRun(index, &scalars)
                 index += 1
                 return String(scalars)

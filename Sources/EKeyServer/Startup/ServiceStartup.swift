@@ -74,12 +74,15 @@ public enum ServiceStartup {
             FileHandle.standardError.write(Data("\(service): \(message)\n".utf8))
             exit(parentGoneStatus)
         }
-        guard let parent = Int32(text), parent > 0 else {
+        // The variable was read, and the request made, at process start on the main thread
+        // (CEKeyProcess); a value it did not take as a process ID was not acted on.
+        let result = ekey_parent_watch_result()
+        let parent = ekey_parent_watch_pid()
+        guard result != EKEY_PARENT_NOT_REQUESTED, parent > 0 else {
             stop("\(parentVariable)=\(text) is not a process ID; `ekey up` sets it for its children, unset it to run \(service) alone")
         }
-        // The request was made at process start, on the main thread (CEKeyProcess).
         let gone = "the `ekey up` that started it (pid \(parent), \(parentVariable)) has already exited, so it stops too; start the stack again with `ekey up`"
-        switch ekey_parent_watch_result() {
+        switch result {
         case EKEY_PARENT_WATCHED, EKEY_PARENT_UNSUPPORTED:
             if getppid() != parent { stop(gone) }
         case EKEY_PARENT_GONE:
