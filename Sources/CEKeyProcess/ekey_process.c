@@ -1,3 +1,8 @@
+#if defined(__linux__)
+#define _GNU_SOURCE
+#include <sched.h>
+#endif
+
 #include "CEKeyProcess.h"
 
 #include <errno.h>
@@ -49,3 +54,16 @@ int ekey_parent_watch_result(void) { return watch_result; }
 int ekey_parent_watch_errno(void) { return watch_errno; }
 
 pid_t ekey_parent_watch_pid(void) { return watched_parent; }
+
+int ekey_allowed_cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        return 0;
+    }
+    return CPU_COUNT(&allowed);
+#else
+    return 0;
+#endif
+}

@@ -56,6 +56,24 @@ struct PublisherProcessTests {
         return (process, port, adminPort)
     }
 
+    @Test func aServicePinnedToOneCPURunsOneEventLoop() async throws {
+        defer { files.remove() }
+        for (cpus, expected) in [("0", 1), (nil, System.coreCount)] {
+            let port = try FreePort.pick()
+            let adminPort = try FreePort.pick()
+            let config = try writeConfig(name: "stack-\(port).yaml", port: port, adminPort: adminPort)
+            let process = try ServiceProcess("ekey-jwks", ["--config", config], cpus: cpus)
+            try await process.waitUntilListening(port: port)
+            let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/task").map {
+                (try? String(contentsOfFile: "/proc/\(process.pid)/task/\($0)/comm", encoding: .utf8)) ?? ""
+            }
+            let loops = names.filter { $0.hasPrefix("NIO-SGLTN-") }.count
+            #expect(loops == expected, "taskset -c \(cpus ?? "(none)"): threads \(names.sorted())")
+            process.signal(SIGTERM)
+            #expect(try await process.waitForExit() == 0, "\(process.output)")
+        }
+    }
+
     func client(_ identity: String?, http1: Bool = false) throws -> HTTPClient {
         var tls = try TLSSetup.client(
             caFile: files.path("ca.crt"), certificateFile: identity.map { files.path("\($0).crt") }, keyFile: identity.map { files.path("\($0).key") })

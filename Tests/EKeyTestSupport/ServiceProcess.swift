@@ -24,8 +24,9 @@ public final class ServiceProcess: @unchecked Sendable {
         return packageRoot.appendingPathComponent(".build/debug")
     }
 
-    /// Starts `executable` from ``binaryDirectory`` with `arguments` and extra `environment`.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    /// Starts `executable` from ``binaryDirectory`` with `arguments` and extra `environment`;
+    /// with `cpus`, pinned to those CPUs by `taskset` (which runs it in its own process).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], cpus: String? = nil) throws {
         name = executable
         let binary = Self.binaryDirectory.appendingPathComponent(executable)
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
@@ -34,8 +35,13 @@ public final class ServiceProcess: @unchecked Sendable {
         outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-\(executable)-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: outputFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: outputFile)
-        process.executableURL = binary
-        process.arguments = arguments
+        if let cpus {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", cpus, binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("EKEY_") || $0.key == "EKEY_LOG_LEVEL" }
         merged.merge(environment) { _, new in new }
         process.environment = merged

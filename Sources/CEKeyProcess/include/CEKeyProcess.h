@@ -34,4 +34,8 @@ int ekey_parent_watch_errno(void);
 /// The parent process ID read from `EKEY_PARENT_PID` at start; 0 when not requested.
 pid_t ekey_parent_watch_pid(void);
 
+/// The number of CPUs this process may run on (`sched_getaffinity`: `taskset`, `numactl`),
+/// or 0 when unknown (not Linux, or the call failed).
+int ekey_allowed_cpu_count(void);
+
 #endif

@@ -49,12 +49,20 @@ public enum ServiceStartup {
     static func runTasksOnEventLoops() {
         tookOverConcurrency.withLockedValue { done in
             if !done {
+                NIOSingletons.groupLoopCountSuggestion = eventLoopCount(coreCount: System.coreCount, allowedCPUs: Int(ekey_allowed_cpu_count()))
                 done = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             }
         }
     }
 
     private static let tookOverConcurrency = NIOLockedValueBox(false)
+
+    /// One event loop per CPU the process may use. SwiftNIO's count follows cgroup quotas
+    /// and cpusets (containers, Kubernetes CPU limits) but not the affinity mask of
+    /// `taskset`; more loops than CPUs only add thread switches to every request.
+    static func eventLoopCount(coreCount: Int, allowedCPUs: Int) -> Int {
+        allowedCPUs > 0 ? max(1, min(coreCount, allowedCPUs)) : max(1, coreCount)
+    }
 
     /// The variable `ekey up` sets to its own process ID in each child's environment.
     public static let parentVariable = "EKEY_PARENT_PID"
