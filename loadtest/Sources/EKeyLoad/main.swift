@@ -28,6 +28,9 @@ struct EKeyLoad: AsyncParsableCommand {
         case jwt2
         /// A DPoP-bound E-Key from the issuer, a fresh pre-signed proof per request.
         case dpop
+        /// A fresh limit-1 DPoP-bound E-Key per request (all issued before the timed phase),
+        /// each with its own proof: the gateway verifies every token's signature.
+        case dpopFresh = "dpop-fresh"
         /// An mTLS-bound E-Key from the issuer with a large limit, over the client certificate.
         case mtls
         /// `POST /token` against the issuer itself (mTLS client), tokens per second.
@@ -232,6 +235,32 @@ struct EKeyLoad: AsyncParsableCommand {
             }
             return Prepared(url: url, method: method, body: body) { index in
                 [("authorization", "DPoP \(token)"), ("dpop", proofs[index])]
+            }
+        case .dpopFresh:
+            let proofKey = PrivateSigningKey(generating: .es256)
+            let jwk = proofKey.publicKey.jwk
+            let tokens = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                var tokens = [String](repeating: "", count: requests)
+                var next = 0
+                func issueNext() {
+                    let index = next
+                    next += 1
+                    group.addTask { (index, try await requestToken(client: client, bind: "DPoP", jwk: jwk, limit: 1)) }
+                }
+                while next < min(concurrency, requests) { issueNext() }
+                while let (index, token) = try await group.next() {
+                    tokens[index] = token
+                    if next < requests { issueNext() }
+                }
+                return tokens
+            }
+            let target = htu ?? url
+            let now = Int64(Date().timeIntervalSince1970)
+            let proofs = try tokens.map { token in
+                try DPoPProof(method: self.method, url: target, issuedAt: now, accessTokenHash: EKeyToken.accessTokenHash(token)).signed(with: proofKey)
+            }
+            return Prepared(url: url, method: method, body: body) { index in
+                [("authorization", "DPoP \(tokens[index])"), ("dpop", proofs[index])]
             }
         case .mtls:
             let token = try await requestToken(client: client, bind: "mTLS", jwk: nil, limit: requests + 10)
