@@ -104,6 +104,16 @@ actor UpstreamRecorder {
             }
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(asyncSequence: stream))
         }
+        if path == "/stall-sized" {
+            // Announces 100 bytes, sends 7, then stalls: a small response the gateway reads whole.
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain"],
+                body: ResponseBody(contentLength: 100) { writer in
+                    try await writer.write(ByteBuffer(string: "partial"))
+                    try await Task.sleep(for: .seconds(8))
+                    try await writer.finish(nil)
+                })
+        }
         if path.hasPrefix("/big/"), let mebibytes = Int(path.dropFirst(5)) {
             let chunk = ByteBuffer(repeating: 0x61, count: 1 << 20)
             return Response(

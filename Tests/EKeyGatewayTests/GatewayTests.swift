@@ -274,6 +274,34 @@ struct GatewayTests {
         }
     }
 
+    @Test(arguments: [GatewayHarness.UpstreamProtocol.http1, .h2c])
+    func smallResponseStalledMidBodyGives504AndKeepsTheUse(upstream: GatewayHarness.UpstreamProtocol) async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run(upstream: upstream) { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "POST:/stall-sized", limit: 1)
+            func call() async throws -> GatewayHarness.Answer {
+                // A small request body of known length: the request is sent whole and the
+                // small response is read whole.
+                try await harness.send(
+                    client, port: ports.gateways[0], .POST, "/stall-sized",
+                    headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, path: "/stall-sized"))],
+                    body: ByteBuffer(string: "{\"amount\":10}"))
+            }
+            let started = ContinuousClock.now
+            let stalled = try await call()
+            #expect(stalled.status == 504, "\(stalled.body)")
+            #expect(stalled.error == "gateway_timeout", "a small body is read whole, so the client gets a clean error, never part of it")
+            #expect(!stalled.body.contains("partial"))
+            #expect(ContinuousClock.now - started < .seconds(6), "the idle timeout (2 s) ends it before the upstream (8 s) does")
+            #expect(try await call().error == "replay_detected", "the upstream saw the request, so the use stays spent")
+            let metrics = try await harness.adminGet(port: ports.admins[0], "/metrics")
+            #expect(metrics.contains("ekey_verify_failure_total{reason=\"upstream_error\"} 1"), "one decision, counted once")
+        }
+    }
+
     @Test func upstreamAnsweringBeforeReadingTheBodyDoesNotBreakTheGateway() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }

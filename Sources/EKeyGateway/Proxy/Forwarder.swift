@@ -139,8 +139,8 @@ public final class Forwarder: Sendable {
                 let bytes = try await response.body.collect(upTo: Int(length))
                 return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: bytes))
             } catch {
-                onBodyFailure(error)
-                throw Failure(error: EKeyError(.badGateway, "the upstream \(route.upstream.absoluteString) broke its response body: \(error)"), nothingSent: false)
+                // Returned as a failure (and audited once, as such): nothing was sent downstream yet.
+                throw Self.classifySmallBody(error, route: route)
             }
         }
         let streamingRelay = relay
@@ -181,6 +181,16 @@ public final class Forwarder: Sendable {
     /// Bodies up to this size with a known length are read whole and sent in one piece
     /// instead of being streamed (fewer hops per request); larger ones are streamed.
     static let smallBodyLimit: Int64 = 64 * 1024
+
+    /// A small response read whole (its head not yet sent downstream) that broke: 504 when
+    /// the upstream stalled past `idle`, as on the `h2c://` path, else 502; the use stays spent.
+    static func classifySmallBody(_ error: any Error, route: Route) -> Failure {
+        let upstream = route.upstream.absoluteString
+        if let clientError = error as? HTTPClientError, clientError == .readTimeout || clientError == .deadlineExceeded {
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) stalled in the middle of its response body"), nothingSent: false)
+        }
+        return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) broke its response body: \(error)"), nothingSent: false)
+    }
 
     /// Maps a client error to 502/504 and decides whether the upstream may have seen the request.
     static func classify(_ error: any Error, route: Route) -> Failure {
