@@ -373,4 +373,42 @@ struct HTTP2AbuseTests {
         }
         await stack.stop()
     }
+
+    /// The idle limits of `ConnectionLimits` (60 s), which the issuer's and publisher's
+    /// listeners share: an HTTP/2 connection with no stream is closed with GOAWAY, and a
+    /// stream whose request never ends (HEADERS without END_STREAM, then nothing) is reset.
+    @Test func idleConnectionsAndStalledStreamsEndAfterTheIdleLimit() async throws {
+        let stack = try Stack()
+        do {
+            try await stack.start()
+            typealias Raw = RawHTTP2Connection
+            let caFile = stack.harness.files.path("ca.crt")
+            let started = ContinuousClock.now
+            let idle = try await Raw.open(port: stack.gatewayPort, caFile: caFile)
+            await idle.send(Raw.preface + Raw.settings())
+            let stalled = try await Raw.open(port: stack.gatewayPort, caFile: caFile)
+            await stalled.send(Raw.preface + Raw.settings() + Raw.frame(type: 0x1, flags: 0x4, stream: 1, payload: Raw.requestBlock()))
+
+            let limit = ConnectionLimits.idleTimeout
+            #expect(await idle.waitClosed(timeout: limit + .seconds(15)), "an idle HTTP/2 connection is closed")
+            let closedAfter = ContinuousClock.now - started
+            #expect(closedAfter >= limit - .seconds(2), "closed by the idle limit, not earlier: after \(closedAfter)")
+            #expect(idle.receivedGoAway, "with GOAWAY: \(idle.receivedFrameTypes)")
+
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !stalled.receivedFrameTypes.contains(0x3), !stalled.isClosed, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let types = stalled.receivedFrameTypes
+            #expect(types.contains(0x1), "the request without a token was answered (401) at once: \(types)")
+            #expect(types.contains(0x3) || stalled.isClosed, "the stream whose body never came was reset after the idle limit: \(types)")
+            await idle.close()
+            await stalled.close()
+            #expect(try await stack.legitimateRequestSucceeds("gateway"))
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
 }

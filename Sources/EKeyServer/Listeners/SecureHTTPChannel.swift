@@ -45,7 +45,13 @@ public struct SecureHTTPChannel: ServerChildChannel {
             > { result in
                 switch result {
                 case .negotiated("h2"):
-                    return http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                    return http2.setup(channel: channel, logger: logger).flatMapThrowing { connection in
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(
+                            IdleConnectionCloser(limit: ConnectionLimits.hardIdleLimit),
+                            position: .after(try sync.handler(type: NIOHTTP2Handler.self)))
+                        return .http2(connection)
+                    }
                 case .negotiated("http/1.1"), .fallback:
                     return http1.setup(channel: channel, logger: logger).map { .http1_1($0) }
                 case .negotiated:
@@ -103,7 +109,8 @@ extension HTTPServerBuilder {
 
 /// Limits on downstream connections, so idle or stalled clients cannot pin memory:
 /// a TLS handshake and ALPN must finish within ``handshakeTimeout``; a connection with no
-/// request in flight is closed after ``idleTimeout``. Header lists are bounded by
+/// request in flight is closed after ``idleTimeout`` (an HTTP/2 client that ignores the
+/// graceful GOAWAY gets ``idleCloseGrace`` more, then is closed). Header lists are bounded by
 /// Hummingbird's defaults (80 KiB per field and per list, 1,000 fields), and HTTP/2 frame
 /// abuse (reset floods, CONTINUATION floods) by SwiftNIO's HTTP/2 handler.
 public enum ConnectionLimits {
@@ -111,6 +118,13 @@ public enum ConnectionLimits {
     public static let handshakeTimeout: TimeAmount = .seconds(10)
     /// Time an HTTP/1.1 keep-alive connection or an HTTP/2 connection without open streams may stay idle.
     public static let idleTimeout: Duration = .seconds(60)
+    /// Time an idle HTTP/2 client has, after the graceful GOAWAY and PING sent at
+    /// ``idleTimeout``, to close; then the connection is closed without waiting for it.
+    public static let idleCloseGrace: Duration = .seconds(10)
+
+    static var hardIdleLimit: TimeAmount {
+        .seconds((idleTimeout + idleCloseGrace).components.seconds)
+    }
 
     /// Hummingbird's HTTP/2 settings with the idle limit on the connection and its streams' HTTP/1 codec.
     public static var http2: HTTP2ChannelConfiguration {
