@@ -17,7 +17,7 @@ struct VerifiedTokenCacheTests {
     @Test func aCachedTokenIsStillCheckedForExpiryAudienceAndBearerDowngrade() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
-        try await harness.run { ports in
+        try await harness.run(jwksMaxAge: .seconds(1)) { ports in
             let client = try InternalHTTPClient.make(caFile: harness.files.path("ca.crt"), certificateFile: nil, keyFile: nil)
             let keys = JWKSCache(url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"))
             let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: 5)
@@ -43,6 +43,13 @@ struct VerifiedTokenCacheTests {
             tampered[tampered.count - 3] = tampered[tampered.count - 3] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
             let forged = TokenExtraction.Extracted(scheme: .dpop, token: String(decoding: tampered, as: UTF8.self))
             #expect(await Self.error(try await step.verify(forged, route: route, now: now)) == "invalid_token", "another text is verified on its own")
+
+            var rotated = try #require(try await ports.publishedKeys.all().first)
+            rotated.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: harness.keyID, algorithm: .es256)
+            try await ports.publishedKeys.replaceAll(with: [rotated])
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(await Self.error(try await step.verify(dpop, route: route, now: now)) == "invalid_token", "the key under its kid changed")
+            #expect(step.verifiedTokens.count == 0, "and the token was forgotten")
             try await client.shutdown()
         }
     }

@@ -27,10 +27,14 @@ public struct TokenVerification: Sendable {
     public func verify(_ extracted: TokenExtraction.Extracted, route: Route, now: Int64) async throws(Rejection) -> VerifiedEKey {
         let scheme = extracted.scheme
         let policy = TokenValidationPolicy(issuer: issuer, audience: route.audience, clockSkew: clockSkew)
-        if let known = verifiedTokens.entry(for: extracted.token), await currentKey(forKeyID: known.keyID) == known.jwk {
-            return try checked(scheme: scheme) { () throws(EKeyError) in
-                try EKeyToken.validate(known.claims, bind: known.bind, keyID: known.keyID, policy: policy, now: now)
+        if let known = verifiedTokens.entry(for: extracted.token) {
+            if await currentKey(forKeyID: known.keyID) == known.jwk {
+                return try checked(scheme: scheme) { () throws(EKeyError) in
+                    try EKeyToken.validate(known.claims, bind: known.bind, keyID: known.keyID, policy: policy, now: now)
+                }
             }
+            // The publisher rotated or revoked that key: verify from scratch.
+            verifiedTokens.remove(extracted.token)
         }
         let token: EKeyToken
         do {

@@ -44,6 +44,11 @@ final class VerifiedTokenCache: Sendable {
         }
     }
 
+    /// Forgets a token (its key is no longer the publisher's).
+    func remove(_ token: String) {
+        _ = entries.withLockedValue { $0.removeValue(forKey: token) }
+    }
+
     /// Number of tokens held.
     var count: Int { entries.withLockedValue { $0.count } }
 }
