@@ -274,6 +274,42 @@ struct GatewayTests {
         }
     }
 
+    @Test func requestWithoutContentLengthIsSentWithItsBodyOrWithoutOne() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let client = try harness.client()
+        try await harness.run { ports in
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try harness.dpopToken(key, action: "GET:/payments", limit: 2)
+            func headers() throws -> [(String, String)] {
+                [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, method: "GET"))]
+            }
+            let plain = try await harness.send(client, port: ports.gateways[0], .GET, "/payments", headers: try headers())
+            #expect(plain.status == 200)
+            let bare = try #require(await harness.recorder.seen.last)
+            #expect(bare.headers["transfer-encoding"] == nil, "a GET that ended with its HEADERS reaches a legacy upstream without a chunked body")
+            #expect(bare.headers["content-length"] == nil)
+            #expect(bare.bodyLength == 0)
+
+            // HTTP/2 DATA without Content-Length still reaches the upstream, chunked.
+            var request = HTTPClientRequest(url: "https://localhost:\(ports.gateways[0])/payments")
+            request.method = .GET
+            for (name, value) in try headers() { request.headers.add(name: name, value: value) }
+            let chunks = AsyncStream<ByteBuffer> { continuation in
+                for _ in 0..<4 { continuation.yield(ByteBuffer(repeating: 0x42, count: 25_000)) }
+                continuation.finish()
+            }
+            request.body = .stream(chunks, length: .unknown)
+            let response = try await client.execute(request, timeout: .seconds(20))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            #expect(response.status == .ok)
+            #expect(response.version == .http2)
+            let streamed = try #require(await harness.recorder.seen.last)
+            #expect(streamed.bodyLength == 100_000)
+            #expect(streamed.headers["transfer-encoding"] == ["chunked"])
+        }
+    }
+
     @Test(arguments: [GatewayHarness.UpstreamProtocol.http1, .h2c])
     func smallResponseStalledMidBodyGives504AndKeepsTheUse(upstream: GatewayHarness.UpstreamProtocol) async throws {
         let harness = try GatewayHarness()

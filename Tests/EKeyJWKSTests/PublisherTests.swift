@@ -254,10 +254,12 @@ struct PublisherTests {
         let fetcher = try client(nil)
         let metrics = MetricsRegistry()
         var policy = JWKSCache.Policy()
-        policy.unknownKeyRefreshInterval = .milliseconds(300)
+        // Windows wide enough for a loaded 2-core CI machine: with 300 ms, one full-suite run
+        // saw an extra refresh for the forged kids.
+        policy.unknownKeyRefreshInterval = .seconds(1)
         policy.retryAfterFailure = .milliseconds(100)
         policy.minimumMaxAge = .milliseconds(1)
-        policy.maximumMaxAge = .seconds(2)
+        policy.maximumMaxAge = .seconds(4)
         let keys = Self.memoryKeys()
         let cache: JWKSCache = try await withPublisher(keys: keys) { port, _ in
             let base = "https://localhost:\(port)"
@@ -273,13 +275,13 @@ struct PublisherTests {
             #expect(await cache.key(forKeyID: "forged-1") == nil)
             #expect(await cache.key(forKeyID: "forged-2") == nil)
             #expect(Self.refreshCount(metrics) == fetchesBefore, "unknown kids right after a refresh are rate-limited")
-            try await Task.sleep(for: .milliseconds(350))
+            try await Task.sleep(for: .milliseconds(1100))
             #expect(await cache.key(forKeyID: "forged-3") == nil)
             #expect(Self.refreshCount(metrics) == fetchesBefore + 1, "one refresh once the interval has passed")
 
             #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/first").status == 204)
             #expect(await cache.key(forKeyID: "first") != nil, "kept while the set is fresh")
-            try await Task.sleep(for: .milliseconds(2100))
+            try await Task.sleep(for: .milliseconds(4100))
             #expect(cache.freshKey(forKeyID: "first") == nil, "a stale set is not used without a refresh")
             #expect(await cache.key(forKeyID: "first") == nil, "a revoked key is dropped at the next refresh")
             #expect(await cache.key(forKeyID: "second") != nil)

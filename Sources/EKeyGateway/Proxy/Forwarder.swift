@@ -98,6 +98,24 @@ public final class Forwarder: Sendable {
             } catch {
                 throw Failure(error: EKeyError(.invalidRequest, "the request body did not match its Content-Length: \(error)"), nothingSent: true)
             }
+        } else if sendsBody, length == nil {
+            // No Content-Length: over HTTP/2 the request may still carry DATA, or may have
+            // ended with its HEADERS (a GET, mostly). Reading the first chunk tells which, so
+            // a request without a body is sent without one (not as an empty chunked body).
+            var rest = request.body.makeAsyncIterator()
+            let first: ByteBuffer?
+            do {
+                first = try await rest.next()
+            } catch {
+                throw Failure(error: EKeyError(.invalidRequest, "the request body broke before anything was sent upstream: \(error)"), nothingSent: true)
+            }
+            if let first {
+                let streaming = RequestBodyRelay(first: first, rest: rest)
+                body = .stream(streaming.chunks)
+                relay = streaming
+            } else {
+                body = .none
+            }
         } else if sendsBody {
             let streaming = RequestBodyRelay(request.body)
             body = .stream(streaming.chunks)

@@ -23,13 +23,26 @@ final class RequestBodyRelay: Sendable {
     private let pump: Task<Void, Never>
 
     /// Starts pumping `body`.
-    init(_ body: RequestBody) {
+    convenience init(_ body: RequestBody) {
+        self.init(first: nil, rest: body.makeAsyncIterator())
+    }
+
+    /// Starts pumping a body whose `first` chunk was already read (to tell an empty body
+    /// from one that has content), then the rest of it.
+    init(first: ByteBuffer?, rest: RequestBody.AsyncIterator) {
         let channel = self.channel
         let forwarding = self.forwarding
+        let handOver = IteratorHandOver(iterator: rest)
         pump = Task {
+            var iterator = handOver.iterator
             do {
-                for try await chunk in body where forwarding.withLockedValue({ $0 }) {
-                    await channel.send(chunk)
+                if let first, forwarding.withLockedValue({ $0 }) {
+                    await channel.send(first)
+                }
+                while let chunk = try await iterator.next() {
+                    if forwarding.withLockedValue({ $0 }) {
+                        await channel.send(chunk)
+                    }
                 }
                 channel.finish()
             } catch {
@@ -62,4 +75,10 @@ final class RequestBodyRelay: Sendable {
             group.cancelAll()
         }
     }
+}
+
+/// Moves a body iterator into the relay's task. It is used there only: the caller hands it
+/// over and never touches its own copy again.
+private struct IteratorHandOver: @unchecked Sendable {
+    let iterator: RequestBody.AsyncIterator
 }
