@@ -376,7 +376,9 @@ struct HTTP2AbuseTests {
 
     /// The idle limits of `ConnectionLimits` (60 s), which the issuer's and publisher's
     /// listeners share: an HTTP/2 connection with no stream is closed with GOAWAY, and a
-    /// stream whose request never ends (HEADERS without END_STREAM, then nothing) is reset.
+    /// stream whose request never ends (HEADERS without END_STREAM, then nothing) is reset;
+    /// when that request was verified and waits for its first body chunk, its use is given
+    /// back, since nothing reached the upstream.
     @Test func idleConnectionsAndStalledStreamsEndAfterTheIdleLimit() async throws {
         let stack = try Stack()
         do {
@@ -388,8 +390,27 @@ struct HTTP2AbuseTests {
             await idle.send(Raw.preface + Raw.settings())
             let stalled = try await Raw.open(port: stack.gatewayPort, caFile: caFile)
             await stalled.send(Raw.preface + Raw.settings() + Raw.frame(type: 0x1, flags: 0x4, stream: 1, payload: Raw.requestBlock()))
+            // A verified GET without Content-Length whose stream stays open with no DATA: the
+            // gateway waits for its first body chunk before it contacts the upstream.
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try stack.harness.dpopToken(key, action: "GET:/", limit: 1, lifetime: 60)
+            func authorization() throws -> [(String, String)] {
+                [("authorization", "DPoP \(token)"), ("dpop", try stack.harness.proof(key, token: token, method: "GET", path: "/"))]
+            }
+            let waiting = try await Raw.open(port: stack.gatewayPort, caFile: caFile)
+            await waiting.send(
+                Raw.preface + Raw.settings() + Raw.frame(type: 0x1, flags: 0x4, stream: 1, payload: Raw.requestBlock(path: "/", extra: try authorization())))
 
             let limit = ConnectionLimits.idleTimeout
+            // The token lives 60 s (+ 5 s skew), so the use given back is checked as soon as
+            // the waiting stream is reset, before waiting for the idle connection's close.
+            while !waiting.receivedFrameTypes.contains(0x3), ContinuousClock.now < started + limit + .seconds(4) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(waiting.receivedFrameTypes.contains(0x3), "the verified request whose body never began was reset: \(waiting.receivedFrameTypes)")
+            let again = try await stack.harness.send(try stack.harness.client(), port: stack.gatewayPort, .GET, "/", headers: try authorization())
+            #expect((200..<300).contains(again.status), "nothing reached the upstream, so the limit-1 token's use was given back: \(again.status) \(again.body)")
+
             #expect(await idle.waitClosed(timeout: limit + .seconds(15)), "an idle HTTP/2 connection is closed")
             let closedAfter = ContinuousClock.now - started
             #expect(closedAfter >= limit - .seconds(2), "closed by the idle limit, not earlier: after \(closedAfter)")
@@ -404,6 +425,7 @@ struct HTTP2AbuseTests {
             #expect(types.contains(0x3) || stalled.isClosed, "the stream whose body never came was reset after the idle limit: \(types)")
             await idle.close()
             await stalled.close()
+            await waiting.close()
             #expect(try await stack.legitimateRequestSucceeds("gateway"))
         } catch {
             await stack.stop()
