@@ -5,13 +5,14 @@ public import EKeyServer
 public import EKeyStore
 import Foundation
 import Hummingbird
+import NIOPosix
 import HummingbirdCore
 public import Logging
 public import NIOSSL
 public import ServiceLifecycle
 
 /// `ekey-gateway` assembled from its config: the verifying reverse proxy on the main
-/// listener, the admin listener, and the JWKS cache kept fresh in the background.
+/// listener (``InlineHTTPChannel``), the admin listener, and the JWKS cache kept fresh in the background.
 public struct Gateway: Sendable {
     let config: GatewayConfig
     let tls: TLSConfiguration?
@@ -19,6 +20,8 @@ public struct Gateway: Sendable {
     let keys: JWKSCache
     let forwarder: Forwarder
     let responder: GatewayResponder
+    /// The main listener: requests answered from the channel pipeline, no per-stream async bridge.
+    let listener: InlineHTTPChannel
     let metrics: MetricsRegistry
     let logger: Logger
 
@@ -45,7 +48,11 @@ public struct Gateway: Sendable {
             tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: skew),
             binding: BindingVerification(proofs: proofs),
             usage: UsageAccounting(store: store, proofWindow: .seconds(2 * maximumAge + skew), metrics: metrics))
-        responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
+        let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
+        self.responder = responder
+        listener = try InlineHTTPChannel(tlsConfiguration: tls, serverName: "ekey-gateway") { request, channel in
+            try await responder.respond(to: request, context: EKeyRequestContext(source: .init(channel: channel, logger: logger)))
+        }
     }
 
     /// Reads `gateway.dpop.nonce_secret_file`: at least 32 bytes, used as read, one
@@ -67,12 +74,14 @@ public struct Gateway: Sendable {
 
     /// The services to run; `onRunning` reports the bound ports (`gateway`, `admin`).
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
-        let server = HTTPServerBuilder.ekeyMain(
-            tls: tls, plaintextWarning: "TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only", logger: logger)
-        let app = Application(
-            responder: responder, server: server,
+        if tls == nil {
+            logger.warning("TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only")
+        }
+        let app = Server(
+            childChannelSetup: listener,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "ekey-gateway"),
             onServerRunning: { channel in await onRunning("gateway", channel.localAddress?.port ?? 0) },
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: logger)
         let keys = self.keys
         let store = self.store

@@ -122,6 +122,11 @@ public enum ConnectionLimits {
     /// ``idleTimeout``, to close; then the connection is closed without waiting for it.
     public static let idleCloseGrace: Duration = .seconds(10)
 
+    /// HTTP/1.1 header limits (Hummingbird's defaults): bytes per field, bytes per list, fields.
+    public static let maxHeaderFieldSize = 80 * 1024
+    public static let maxHeaderListSize = 80 * 1024
+    public static let maxHeaderFieldCount = 1000
+
     static var hardIdleLimit: TimeAmount {
         .seconds((idleTimeout + idleCloseGrace).components.seconds)
     }

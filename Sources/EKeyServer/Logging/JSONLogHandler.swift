@@ -89,9 +89,9 @@ public struct JSONLogHandler: LogHandler {
     }
 
     private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = time_t(now.tv_sec)
+        let now = Date().timeIntervalSince1970
+        var seconds = time_t(now.rounded(.down))
+        let milliseconds = Int((now - now.rounded(.down)) * 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         var text = ""
@@ -113,7 +113,7 @@ public struct JSONLogHandler: LogHandler {
         text += ":"
         append(Int(parts.tm_sec), digits: 2)
         text += "."
-        append(Int(now.tv_nsec / 1_000_000), digits: 3)
+        append(min(milliseconds, 999), digits: 3)
         return text + "Z"
     }
 }

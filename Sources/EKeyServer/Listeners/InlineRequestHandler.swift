@@ -1,0 +1,200 @@
+import HTTPTypes
+public import Hummingbird
+import Logging
+public import NIOCore
+import NIOHTTPTypes
+
+/// Answers a request: called once per request with the channel it came on (an HTTP/2
+/// stream, or the HTTP/1.1 connection). It returns the response, its body possibly still
+/// streaming; thrown errors become an empty 500.
+public typealias InlineResponder = @Sendable (Request, any Channel) async throws -> Response
+
+/// Serves requests straight from the channel pipeline: one per HTTP/2 stream, or one after
+/// the other on an HTTP/1.1 connection (NIO's pipelining handler holds back the next).
+///
+/// The head starts the responder at once, in a task on the channel's event loop; the body
+/// follows through an ``InboundBodyStream`` with back-pressure, and the response is written
+/// straight to the channel. This replaces the async channel bridge and request loop that
+/// Hummingbird's server runs per stream.
+///
+/// Idle limit (an `IdleStateHandler` read timeout in front of this handler): a request
+/// whose body stops arriving, or an HTTP/1.1 connection with no request, is closed; a
+/// request waiting for its response is left to the responder's own timeouts.
+final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let responder: InlineResponder
+    private let serverName: String
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    /// The body of the request being read, until it ends or its response is complete.
+    private var body: InboundBodyStream?
+    private var requestEnded = true
+    private var responding = false
+    private var closeAfterResponse = false
+    private var readHeldBack = false
+
+    init(responder: @escaping InlineResponder, serverName: String, logger: Logger) {
+        self.responder = responder
+        self.serverName = serverName
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            start(head, context: context)
+        case .body(let buffer):
+            body?.append(buffer)
+        case .end:
+            requestEnded = true
+            body?.finish()
+            body = nil
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        body?.finish(ChannelError.eof)
+        body = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        body?.finish(error)
+        body = nil
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !requestEnded || !responding {
+            body?.finish(ChannelError.eof)
+            body = nil
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let body, body.isPaused {
+            readHeldBack = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        requestEnded = false
+        responding = true
+        closeAfterResponse = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let stream = InboundBodyStream {
+            eventLoop.execute { loopBound.value.resumeReading() }
+        }
+        body = stream
+        let request = Request(head: head, body: RequestBody(asyncSequence: stream))
+        let channel = context.channel
+        let responder = self.responder
+        let serverName = self.serverName
+        let logger = self.logger
+        Task {
+            var response: Response
+            do {
+                response = try await responder(request, channel)
+            } catch {
+                logger.debug("responder failed", metadata: ["error": "\(error)"])
+                response = Response(status: .internalServerError)
+            }
+            response.headers[.date] = HTTPDate.now()
+            response.headers[.server] = serverName
+            do {
+                try await response.body.write(ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength))
+            } catch {
+                channel.close(promise: nil)
+            }
+            eventLoop.execute { loopBound.value.responseWritten() }
+        }
+    }
+
+    private func resumeReading() {
+        guard readHeldBack, let context, !(body?.isPaused ?? false) else { return }
+        readHeldBack = false
+        context.read()
+    }
+
+    /// The response is on its way; a request body still arriving is dropped from now on.
+    private func responseWritten() {
+        responding = false
+        if !requestEnded {
+            body?.finish(ResponseCompleteError())
+            body = nil
+        }
+        if readHeldBack, let context {
+            readHeldBack = false
+            context.read()
+        }
+        if closeAfterResponse {
+            context?.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension InlineRequestHandler: Sendable {}
+
+/// The responder finished while the client was still sending its request body.
+struct ResponseCompleteError: Error, CustomStringConvertible {
+    var description: String { "the response was sent before the request body ended" }
+}
+
+/// Writes a response's body to the channel: the head goes out with the first part; a body
+/// of known length is flushed once, with its end; a streamed body is flushed part by part
+/// and waits for the channel to drain whenever it stops being writable.
+struct ChannelResponseBodyWriter: ResponseBodyWriter {
+    let channel: any Channel
+    var head: HTTPResponse?
+    var remaining: Int?
+
+    init(channel: any Channel, head: HTTPResponse, length: Int?) {
+        self.channel = channel
+        self.head = head
+        self.remaining = length
+    }
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        if let head {
+            channel.write(HTTPResponsePart.head(head), promise: nil)
+            self.head = nil
+        }
+        if let remaining {
+            self.remaining = remaining - buffer.readableBytes
+        }
+        if remaining == 0 {
+            channel.write(HTTPResponsePart.body(buffer), promise: nil)
+            return
+        }
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(HTTPResponsePart.body(buffer), promise: written)
+        if !channel.isWritable {
+            try await written.futureResult.get()
+        }
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        if let head {
+            channel.write(HTTPResponsePart.head(head), promise: nil)
+        }
+        try await channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders))
+    }
+}
