@@ -14,8 +14,9 @@ import Foundation
 /// Step 6: sends a verified request to its route's upstream and streams the answer back
 /// (DESIGN.md §5). Bodies are streamed both ways, never buffered whole.
 ///
-/// One pooled `HTTPClient` per `http://` or `https://` route, and one ``H2CUpstream`` per
-/// `h2c://` route, carries the route's timeouts: `connect` for the connection, `first_byte`
+/// One ``HTTP1Upstream`` per `http://` route, one pooled `HTTPClient` per `https://` route
+/// (TLS, `h2` or HTTP/1.1 by ALPN), and one ``H2CUpstream`` per `h2c://` route carry the
+/// route's timeouts: `connect` for the connection, `first_byte`
 /// until the response head, `idle` between body reads.
 public final class Forwarder: Sendable {
     /// How forwarding failed, and whether the upstream may have seen the request.
@@ -28,17 +29,23 @@ public final class Forwarder: Sendable {
     }
 
     private let clients: [String: HTTPClient]
+    private let http1Upstreams: [String: HTTP1Upstream]
     private let h2cUpstreams: [String: H2CUpstream]
     private let logger: Logger
 
     /// Creates pooled clients for `routes`.
     public init(routes: [Route], logger: Logger) throws {
         var clients: [String: HTTPClient] = [:]
+        var http1Upstreams: [String: HTTP1Upstream] = [:]
         var h2cUpstreams: [String: H2CUpstream] = [:]
         for route in routes {
             let scheme = route.upstream.scheme?.lowercased() ?? ""
             if scheme == "h2c" {
                 h2cUpstreams[route.prefix] = try H2CUpstream(upstream: route.upstream, timeouts: route.timeouts, logger: logger)
+                continue
+            }
+            if scheme == "http" {
+                http1Upstreams[route.prefix] = try HTTP1Upstream(upstream: route.upstream, timeouts: route.timeouts, logger: logger)
                 continue
             }
             guard ["http", "https"].contains(scheme) else {
@@ -58,6 +65,7 @@ public final class Forwarder: Sendable {
             clients[route.prefix] = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: configuration)
         }
         self.clients = clients
+        self.http1Upstreams = http1Upstreams
         self.h2cUpstreams = h2cUpstreams
         self.logger = logger
     }
@@ -68,6 +76,9 @@ public final class Forwarder: Sendable {
             try? await client.shutdown()
         }
         for upstream in h2cUpstreams.values {
+            await upstream.shutdown()
+        }
+        for upstream in http1Upstreams.values {
             await upstream.shutdown()
         }
     }
@@ -126,6 +137,10 @@ public final class Forwarder: Sendable {
         if let h2c = h2cUpstreams[route.prefix] {
             return try await forward(
                 to: h2c, route: route, method: request.method, target: target, fields: fields, body: body, relay: relay, onBodyFailure: onBodyFailure)
+        }
+        if let http1 = http1Upstreams[route.prefix] {
+            return try await forward(
+                to: http1, route: route, method: request.method, target: target, fields: fields, body: body, relay: relay, onBodyFailure: onBodyFailure)
         }
         guard let client = clients[route.prefix] else {
             await relay?.stop()
@@ -193,6 +208,60 @@ public final class Forwarder: Sendable {
         case .streaming(let responseBody):
             let observed = ObservedBody(base: responseBody, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
             return Response(status: response.status, headers: headers, body: ResponseBody(asyncSequence: observed))
+        }
+    }
+
+    /// The `http://` leg of ``forward(_:verified:clientAddress:onBodyFailure:)``: one
+    /// exchange on a pooled HTTP/1.1 connection of the running event loop.
+    private func forward(
+        to upstream: HTTP1Upstream, route: Route, method: HTTPRequest.Method, target: String, fields: [(String, String)],
+        body: UpstreamRequestBody, relay: RequestBodyRelay?, onBodyFailure: @escaping @Sendable (any Error) -> Void
+    ) async throws(Failure) -> Response {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 2)
+        for (name, value) in fields {
+            headers.add(name: name, value: value)
+        }
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: upstream.basePath + target, headers: headers)
+        let response: HTTPResponseHead
+        let contents: HTTP1ResponseContents
+        do {
+            (response, contents) = try await upstream.exchange(head: head, body: body)
+        } catch {
+            await relay?.stop()
+            throw Self.classifyHTTP1(error, route: route)
+        }
+        let responseHeaders = HeaderPolicy.downstreamHeaders(from: response.headers.map { ($0.name, $0.value) })
+        let status = HTTPResponse.Status(code: Int(response.status.code))
+        switch contents {
+        case .whole(let bytes):
+            await relay?.stop()
+            return Response(status: status, headers: responseHeaders, body: ResponseBody(byteBuffer: bytes))
+        case .streaming(let responseBody):
+            let observed = ObservedBody(base: responseBody, onFailure: onBodyFailure, onEnd: { await relay?.stop() })
+            return Response(status: status, headers: responseHeaders, body: ResponseBody(asyncSequence: observed))
+        }
+    }
+
+    /// Maps an `http://` exchange error to 502/504; "nothing sent" holds only when no
+    /// connection could be made or none came free in time.
+    static func classifyHTTP1(_ error: any Error, route: Route) -> Failure {
+        let upstream = route.upstream.absoluteString
+        switch error {
+        case let failed as HTTP1ConnectFailed:
+            if let channelError = failed.underlying as? ChannelError, case .connectTimeout = channelError {
+                return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
+            }
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
+        case is HTTP1NeverSent:
+            return Failure(
+                error: EKeyError(.gatewayTimeout, "no connection to the upstream \(upstream) came free in time; the request was not sent"), nothingSent: true)
+        case let timeout as UpstreamTimeout where timeout.stage == .firstByte:
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time"), nothingSent: false)
+        case let timeout as UpstreamTimeout where timeout.stage == .idle:
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) stalled in the middle of its response body"), nothingSent: false)
+        default:
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
         }
     }
 

@@ -1,18 +1,19 @@
 import NIOConcurrencyHelpers
-import NIOCore
+package import NIOCore
 
-/// The body of one request: filled by ``InlineRequestHandler`` on the channel's event loop,
-/// read once by the responder.
+/// A body arriving on a channel: filled by its handler on the channel's event loop, read
+/// once by an async reader. Request bodies on the gateway's listener (``InlineRequestHandler``)
+/// and response bodies from `http://` upstreams use it.
 ///
 /// Back-pressure: above ``pauseAbove`` buffered bytes the handler stops asking the channel
 /// for more (an HTTP/2 stream then stops granting flow-control window, an HTTP/1.1
 /// connection stops reading its socket); once the reader has taken the buffer below half
 /// of that, `onDemand` asks the handler to read again.
-final class InboundBodyStream: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
+package final class InboundBodyStream: AsyncSequence, Sendable {
+    package typealias Element = ByteBuffer
 
     /// Buffered bytes above which reading pauses.
-    static let pauseAbove = 256 * 1024
+    package static let pauseAbove = 256 * 1024
 
     private struct State {
         var buffers = CircularBuffer<ByteBuffer>()
@@ -27,15 +28,23 @@ final class InboundBodyStream: AsyncSequence, Sendable {
     private let onDemand: @Sendable () -> Void
 
     /// `onDemand` runs, on any thread, when a paused body has been read down.
-    init(onDemand: @escaping @Sendable () -> Void) {
+    package init(onDemand: @escaping @Sendable () -> Void) {
         self.onDemand = onDemand
     }
 
     /// Whether the handler should stop reading until `onDemand` runs.
-    var isPaused: Bool { state.withLockedValue { $0.paused } }
+    package var isPaused: Bool { state.withLockedValue { $0.paused } }
+
+    /// Whether the body ended normally (the reader may not have read all of it yet).
+    package var hasEnded: Bool {
+        state.withLockedValue { state in
+            if case .success = state.ending { return true }
+            return false
+        }
+    }
 
     /// Hands `buffer` to the reader; dropped once the body has ended or failed.
-    func append(_ buffer: ByteBuffer) {
+    package func append(_ buffer: ByteBuffer) {
         let waiter: CheckedContinuation<ByteBuffer?, any Error>? = state.withLockedValue { state in
             guard state.ending == nil else { return nil }
             if let waiter = state.waiter {
@@ -52,7 +61,7 @@ final class InboundBodyStream: AsyncSequence, Sendable {
 
     /// Ends the body: normally with `nil`, or with the error the reader will get after
     /// the bytes already buffered. Later calls change nothing.
-    func finish(_ error: (any Error)? = nil) {
+    package func finish(_ error: (any Error)? = nil) {
         let waiter: CheckedContinuation<ByteBuffer?, any Error>? = state.withLockedValue { state in
             guard state.ending == nil else { return nil }
             state.ending = error.map { .failure($0) } ?? .success(())
@@ -113,15 +122,15 @@ final class InboundBodyStream: AsyncSequence, Sendable {
         }
     }
 
-    struct AsyncIterator: AsyncIteratorProtocol {
+    package struct AsyncIterator: AsyncIteratorProtocol {
         fileprivate let stream: InboundBodyStream
 
-        mutating func next() async throws -> ByteBuffer? {
+        package mutating func next() async throws -> ByteBuffer? {
             try await stream.next()
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator {
+    package func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(stream: self)
     }
 }

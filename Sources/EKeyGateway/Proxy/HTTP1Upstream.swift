@@ -1,0 +1,515 @@
+import AsyncAlgorithms
+import EKeyConfig
+import EKeyServer
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An `http://` upstream: HTTP/1.1 over plain TCP on keep-alive connections kept per event
+/// loop, so a forwarded request is written and answered on the loop that runs it
+/// (DESIGN.md §5 step 6).
+///
+/// A request takes an idle connection of its loop or opens one; at most
+/// ``connectionsPerLoop`` are open per loop, and a request beyond that waits for one to be
+/// free (up to `first_byte`, then 504 with nothing sent). A connection goes back to the pool
+/// when its response ended and both sides kept it alive; otherwise it is closed. Idle pooled
+/// connections are closed after ``idleLimit``.
+///
+/// Timeouts: `connect` for the TCP connection, `first_byte` from the request to the response
+/// head, `idle` between reads of the response body. Only a connection that could not be
+/// made, or a slot that never came free, counts as "nothing sent".
+final class HTTP1Upstream: Sendable {
+    /// `host:port` as written in the route, sent as `Host`.
+    let authority: String
+    /// The path of the upstream URL without its trailing `/`, put before each request's path.
+    let basePath: String
+    private let host: String
+    private let port: Int
+    private let timeouts: TimeoutsConfig
+    private let logger: Logger
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: LoopPool]>([:])
+    private let nextWaiter = NIOLockedValueBox(0)
+
+    /// Open connections allowed per event loop.
+    static let connectionsPerLoop = 256
+    /// How long a pooled connection may stay idle.
+    static let idleLimit: TimeAmount = .seconds(60)
+
+    private struct LoopPool {
+        var idle: [HTTP1UpstreamConnection] = []
+        var open = 0
+        var waiters: [(id: Int, continuation: CheckedContinuation<HTTP1UpstreamConnection?, any Error>)] = []
+    }
+
+    /// Prepares (but does not open) connections to `upstream`, an `http://` URL.
+    init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger) throws {
+        guard let host = upstream.host, !host.isEmpty else {
+            throw GatewaySetupError(description: "the upstream \(upstream.absoluteString) has no host; write it as http://HOST:PORT")
+        }
+        self.host = host
+        port = upstream.port ?? 80
+        authority = upstream.port.map { "\(host):\($0)" } ?? host
+        var path = upstream.path
+        while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    /// Closes every pooled connection.
+    func shutdown() async {
+        let idle = pools.withLockedValue { pools in
+            defer { for key in pools.keys { pools[key]?.idle = [] } }
+            return pools.values.flatMap(\.idle)
+        }
+        for connection in idle {
+            try? await connection.channel.close()
+        }
+    }
+
+    /// Sends the request and waits for the response head. A small response with a
+    /// `content-length` (and no streamed request body) arrives whole; any other streams.
+    func exchange(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
+        let connection = try await acquire()
+        let eventLoop = connection.channel.eventLoop
+        let started = eventLoop.makePromise(of: HTTP1ResponseStart.self)
+        var head = head
+        head.headers.replaceOrAdd(name: "host", value: authority)
+        let bytes: ByteBuffer?
+        let streamed: AsyncThrowingChannel<ByteBuffer, any Error>?
+        switch body {
+        case .none:
+            bytes = nil
+            streamed = nil
+            if !head.headers.contains(name: "content-length"), ![.GET, .HEAD, .DELETE, .OPTIONS, .TRACE, .CONNECT].contains(head.method) {
+                head.headers.add(name: "content-length", value: "0")
+            }
+        case .bytes(let buffer):
+            bytes = buffer
+            streamed = nil
+        case .stream(let chunks):
+            bytes = nil
+            streamed = chunks
+            if !head.headers.contains(name: "content-length") {
+                head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            }
+        }
+        let request = head
+        eventLoop.execute {
+            connection.handler.value.start(request, body: bytes, bodyFollows: streamed != nil, promise: started)
+        }
+        if let streamed {
+            let channel = connection.channel
+            Task {
+                do {
+                    for try await chunk in streamed {
+                        let written = channel.eventLoop.makePromise(of: Void.self)
+                        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk)), promise: written)
+                        if !channel.isWritable { try await written.futureResult.get() }
+                    }
+                    try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
+                } catch {
+                    channel.close(promise: nil)
+                }
+            }
+        }
+        let start = try await started.futureResult.get()
+        return (start.head, start.contents)
+    }
+
+    private func acquire() async throws -> HTTP1UpstreamConnection {
+        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        let key = ObjectIdentifier(eventLoop)
+        enum Choice {
+            case reuse(HTTP1UpstreamConnection)
+            case open
+            case wait
+        }
+        let choice: Choice = pools.withLockedValue { pools in
+            var pool = pools[key] ?? LoopPool()
+            defer { pools[key] = pool }
+            while let connection = pool.idle.popLast() {
+                if connection.channel.isActive { return .reuse(connection) }
+            }
+            guard pool.open < Self.connectionsPerLoop else { return .wait }
+            pool.open += 1
+            return .open
+        }
+        switch choice {
+        case .reuse(let connection):
+            return connection
+        case .open:
+            return try await connect(on: eventLoop, key: key)
+        case .wait:
+            if let handedOver = try await waitForConnection(key: key, eventLoop: eventLoop) {
+                return handedOver
+            }
+            return try await connect(on: eventLoop, key: key)
+        }
+    }
+
+    /// Waits for a connection of the loop to be released (returned) or closed (`nil`: a
+    /// slot to open one); throws ``HTTP1NeverSent`` after `first_byte`.
+    private func waitForConnection(key: ObjectIdentifier, eventLoop: any EventLoop) async throws -> HTTP1UpstreamConnection? {
+        let id = nextWaiter.withLockedValue { next in
+            next += 1
+            return next
+        }
+        let pools = self.pools
+        return try await withCheckedThrowingContinuation { continuation in
+            pools.withLockedValue { $0[key, default: LoopPool()].waiters.append((id, continuation)) }
+            eventLoop.scheduleTask(in: Forwarder.timeAmount(timeouts.firstByte)) {
+                let expired = pools.withLockedValue { pools -> CheckedContinuation<HTTP1UpstreamConnection?, any Error>? in
+                    guard let index = pools[key]?.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return pools[key]?.waiters.remove(at: index).continuation
+                }
+                expired?.resume(throwing: HTTP1NeverSent(underlying: UpstreamTimeout(stage: .firstByte)))
+            }
+        }
+    }
+
+    private func connect(on eventLoop: any EventLoop, key: ObjectIdentifier) async throws -> HTTP1UpstreamConnection {
+        let timeouts = self.timeouts
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(Forwarder.timeAmount(timeouts.connect))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTP1ExchangeHandler(firstByte: Forwarder.timeAmount(timeouts.firstByte), idle: Forwarder.timeAmount(timeouts.idle)))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: host, port: port).get()
+        } catch {
+            slotFreed(key: key)
+            throw HTTP1ConnectFailed(underlying: error)
+        }
+        let connection: HTTP1UpstreamConnection
+        do {
+            connection = try await channel.eventLoop.submit {
+                let handler = try channel.pipeline.syncOperations.handler(type: HTTP1ExchangeHandler.self)
+                let connection = HTTP1UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                handler.onReusable = { [weak self] in self?.release(connection, key: key) }
+                return connection
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            slotFreed(key: key)
+            throw HTTP1ConnectFailed(underlying: error)
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            self?.closed(connection, key: key)
+        }
+        return connection
+    }
+
+    /// A connection whose exchange ended cleanly: to a waiting request, else to the pool.
+    private func release(_ connection: HTTP1UpstreamConnection, key: ObjectIdentifier) {
+        let waiter = pools.withLockedValue { pools -> CheckedContinuation<HTTP1UpstreamConnection?, any Error>? in
+            if pools[key]?.waiters.isEmpty == false {
+                return pools[key]?.waiters.removeFirst().continuation
+            }
+            pools[key, default: LoopPool()].idle.append(connection)
+            return nil
+        }
+        if let waiter {
+            waiter.resume(returning: connection)
+        } else {
+            connection.handler.value.idleSince(limit: Self.idleLimit)
+        }
+    }
+
+    private func closed(_ connection: HTTP1UpstreamConnection, key: ObjectIdentifier) {
+        pools.withLockedValue { pools in
+            pools[key]?.idle.removeAll { $0 === connection }
+        }
+        slotFreed(key: key)
+    }
+
+    /// A connection of the loop is gone: a waiting request may open one in its place.
+    private func slotFreed(key: ObjectIdentifier) {
+        let waiter = pools.withLockedValue { pools -> CheckedContinuation<HTTP1UpstreamConnection?, any Error>? in
+            if pools[key]?.waiters.isEmpty == false {
+                return pools[key]?.waiters.removeFirst().continuation
+            }
+            pools[key]?.open -= 1
+            return nil
+        }
+        waiter?.resume(returning: nil)
+    }
+}
+
+/// One pooled connection and its exchange handler (used on the connection's event loop only).
+final class HTTP1UpstreamConnection: Sendable {
+    let channel: any Channel
+    let handler: NIOLoopBound<HTTP1ExchangeHandler>
+
+    init(channel: any Channel, handler: NIOLoopBound<HTTP1ExchangeHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+}
+
+/// A response head and how its body arrives.
+struct HTTP1ResponseStart: Sendable {
+    let head: HTTPResponseHead
+    let contents: HTTP1ResponseContents
+}
+
+/// The body of an `http://` upstream's response.
+enum HTTP1ResponseContents: Sendable {
+    /// A small body with a `content-length`, already read.
+    case whole(ByteBuffer)
+    /// A body still arriving.
+    case streaming(HTTP1ResponseBody)
+}
+
+/// A response body still arriving from an `http://` upstream. Dropped before its end (the
+/// client went away), it closes the upstream connection instead of leaving it half-read.
+struct HTTP1ResponseBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let stream: InboundBodyStream
+    let guardian: ConnectionGuardian
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: InboundBodyStream.AsyncIterator
+        let guardian: ConnectionGuardian
+
+        mutating func next() async throws -> ByteBuffer? {
+            try await base.next()
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: stream.makeAsyncIterator(), guardian: guardian)
+    }
+}
+
+/// Closes the upstream connection when the last reference to an unfinished response body goes.
+final class ConnectionGuardian: Sendable {
+    let channel: any Channel
+    let stream: InboundBodyStream
+
+    init(channel: any Channel, stream: InboundBodyStream) {
+        self.channel = channel
+        self.stream = stream
+    }
+
+    deinit {
+        if !stream.hasEnded {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// No TCP connection to the upstream could be made: nothing was sent.
+struct HTTP1ConnectFailed: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "\(underlying)" }
+}
+
+/// No connection to the upstream came free in time: the request was never sent.
+struct HTTP1NeverSent: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "the request was never sent (\(underlying))" }
+}
+
+/// The upstream answered with something other than an HTTP/1.1 response to the request.
+struct HTTP1UnexpectedResponse: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs one exchange at a time on an upstream connection: writes the request, hands over
+/// the response head (with the body whole or streaming), enforces `first_byte` and `idle`,
+/// and reports the connection reusable when both sides kept it alive.
+final class HTTP1ExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        case idle
+        case waitingForHead(EventLoopPromise<HTTP1ResponseStart>, readsWhole: Bool)
+        case collecting(EventLoopPromise<HTTP1ResponseStart>, HTTPResponseHead, ByteBuffer)
+        case streaming(InboundBodyStream)
+        case closed
+    }
+
+    private let firstByte: TimeAmount
+    private let idle: TimeAmount
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    private var requestEnded = true
+    private var keepAlive = true
+    private var deadline: Scheduled<Void>?
+    private var readHeldBack = false
+    /// Runs when an exchange ended and the connection can carry another.
+    var onReusable: (() -> Void)?
+
+    init(firstByte: TimeAmount, idle: TimeAmount) {
+        self.firstByte = firstByte
+        self.idle = idle
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(ChannelError.ioOnClosedChannel)
+        self.context = nil
+        onReusable = nil
+    }
+
+    /// Writes the request head, and the whole body with the end unless `bodyFollows`
+    /// (then the caller writes body parts and the end through the channel).
+    func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyFollows: Bool, promise: EventLoopPromise<HTTP1ResponseStart>) {
+        guard case .idle = state, let context, context.channel.isActive else {
+            promise.fail(HTTP1UnexpectedResponse(description: "the upstream connection closed before the request could be written"))
+            return
+        }
+        deadline?.cancel()
+        state = .waitingForHead(promise, readsWhole: !bodyFollows)
+        keepAlive = true
+        requestEnded = !bodyFollows
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        if !bodyFollows {
+            context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        context.flush()
+        arm(context, after: firstByte, stage: .firstByte)
+    }
+
+    /// The connection is back in the pool: closed if nothing uses it within `limit`.
+    func idleSince(limit: TimeAmount) {
+        guard let context, case .idle = state else { return }
+        deadline?.cancel()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            requestEnded = true
+        }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .streaming(let stream) = state, stream.isPaused {
+            readHeldBack = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if head.status.code < 200 && head.status != .switchingProtocols { return }
+            guard case .waitingForHead(let promise, let readsWhole) = state else {
+                fail(HTTP1UnexpectedResponse(description: "the upstream sent a response nobody asked for"))
+                context.close(promise: nil)
+                return
+            }
+            keepAlive = head.isKeepAlive
+            arm(context, after: idle, stage: .idle)
+            if readsWhole, let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= Forwarder.smallBodyLimit {
+                state = .collecting(promise, head, context.channel.allocator.buffer(capacity: length))
+            } else {
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let eventLoop = context.eventLoop
+                let stream = InboundBodyStream { eventLoop.execute { loopBound.value.resumeReading() } }
+                state = .streaming(stream)
+                let body = HTTP1ResponseBody(stream: stream, guardian: ConnectionGuardian(channel: context.channel, stream: stream))
+                promise.succeed(HTTP1ResponseStart(head: head, contents: .streaming(body)))
+            }
+        case .body(let buffer):
+            arm(context, after: idle, stage: .idle)
+            switch state {
+            case .collecting(let promise, let head, var collected):
+                state = .idle
+                collected.writeImmutableBuffer(buffer)
+                state = .collecting(promise, head, collected)
+            case .streaming(let stream):
+                stream.append(buffer)
+            default:
+                break
+            }
+        case .end:
+            deadline?.cancel()
+            deadline = nil
+            switch state {
+            case .collecting(let promise, let head, let collected):
+                promise.succeed(HTTP1ResponseStart(head: head, contents: .whole(collected)))
+            case .streaming(let stream):
+                stream.finish()
+            default:
+                break
+            }
+            state = .idle
+            if keepAlive && requestEnded {
+                onReusable?()
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        fail(HTTP1UnexpectedResponse(description: "the upstream closed the connection before the response ended"))
+        state = .closed
+        onReusable = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    private func resumeReading() {
+        guard readHeldBack, let context else { return }
+        if case .streaming(let stream) = state, stream.isPaused { return }
+        readHeldBack = false
+        context.read()
+    }
+
+    private func fail(_ error: any Error) {
+        switch state {
+        case .waitingForHead(let promise, _), .collecting(let promise, _, _):
+            promise.fail(error)
+        case .streaming(let stream):
+            stream.finish(error)
+        case .idle, .closed:
+            break
+        }
+        state = .idle
+    }
+
+    private func arm(_ context: ChannelHandlerContext, after limit: TimeAmount, stage: UpstreamTimeout.Stage) {
+        deadline?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: limit) {
+            loopBound.value.fail(UpstreamTimeout(stage: stage))
+            loopBound.value.state = .closed
+            channel.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HTTP1ExchangeHandler: Sendable {}
