@@ -13,7 +13,7 @@ import NIOPosix
 /// (DESIGN.md §5 step 6).
 ///
 /// A request takes an idle connection of its loop or opens one; at most
-/// ``connectionsPerLoop`` are open per loop, and a request beyond that waits for one to be
+/// ``defaultConnectionsPerLoop`` are open per loop, and a request beyond that waits for one to be
 /// free (up to `first_byte`, then 504 with nothing sent). A connection goes back to the pool
 /// when its response ended and both sides kept it alive; otherwise it is closed. Idle pooled
 /// connections are closed after ``idleLimit``.
@@ -30,11 +30,14 @@ final class HTTP1Upstream: Sendable {
     private let port: Int
     private let timeouts: TimeoutsConfig
     private let logger: Logger
+    private let connectionsPerLoop: Int
+    /// The loop whose connections serve callers not running on an event loop.
+    private let offLoopCallers: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
     private let pools = NIOLockedValueBox<[ObjectIdentifier: LoopPool]>([:])
     private let nextWaiter = NIOLockedValueBox(0)
 
-    /// Open connections allowed per event loop.
-    static let connectionsPerLoop = 256
+    /// Open connections allowed per event loop, unless the initializer says otherwise.
+    static let defaultConnectionsPerLoop = 256
     /// How long a pooled connection may stay idle.
     static let idleLimit: TimeAmount = .seconds(60)
 
@@ -45,7 +48,7 @@ final class HTTP1Upstream: Sendable {
     }
 
     /// Prepares (but does not open) connections to `upstream`, an `http://` URL.
-    init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger) throws {
+    init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger, connectionsPerLoop: Int = HTTP1Upstream.defaultConnectionsPerLoop) throws {
         guard let host = upstream.host, !host.isEmpty else {
             throw GatewaySetupError(description: "the upstream \(upstream.absoluteString) has no host; write it as http://HOST:PORT")
         }
@@ -57,6 +60,7 @@ final class HTTP1Upstream: Sendable {
         basePath = path
         self.timeouts = timeouts
         self.logger = logger
+        self.connectionsPerLoop = max(1, connectionsPerLoop)
     }
 
     /// Closes every pooled connection.
@@ -121,7 +125,7 @@ final class HTTP1Upstream: Sendable {
     }
 
     private func acquire() async throws -> HTTP1UpstreamConnection {
-        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? offLoopCallers
         let key = ObjectIdentifier(eventLoop)
         enum Choice {
             case reuse(HTTP1UpstreamConnection)
@@ -134,7 +138,7 @@ final class HTTP1Upstream: Sendable {
             while let connection = pool.idle.popLast() {
                 if connection.channel.isActive { return .reuse(connection) }
             }
-            guard pool.open < Self.connectionsPerLoop else { return .wait }
+            guard pool.open < connectionsPerLoop else { return .wait }
             pool.open += 1
             return .open
         }
@@ -448,19 +452,22 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         case .end:
             deadline?.cancel()
             deadline = nil
-            switch state {
+            let finished = state
+            state = .idle
+            // The connection is back in the pool before the reader hears of the end, so a
+            // next request on its heels finds it there.
+            if keepAlive && requestEnded {
+                onReusable?()
+            } else {
+                context.close(promise: nil)
+            }
+            switch finished {
             case .collecting(let promise, let head, let collected):
                 promise.succeed(HTTP1ResponseStart(head: head, contents: .whole(collected)))
             case .streaming(let stream):
                 stream.finish()
             default:
                 break
-            }
-            state = .idle
-            if keepAlive && requestEnded {
-                onReusable?()
-            } else {
-                context.close(promise: nil)
             }
         }
     }

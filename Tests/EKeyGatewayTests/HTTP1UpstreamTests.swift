@@ -1,0 +1,226 @@
+import EKeyConfig
+@testable import EKeyGateway
+import EKeyProtocol
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// A raw HTTP/1.1 upstream (bytes on a socket, no framework) whose answers are scripted by
+/// path, with the framings and behaviours legacy servers show. It counts the connections it
+/// accepted and saw closed.
+///
+/// - `/keep`: 200 `ok` with `content-length`, connection kept;
+/// - `/close`: the same with `Connection: close`, then the server closes;
+/// - `/chunked`: `hello` in chunked encoding;
+/// - `/eof`: a body delimited by closing the connection;
+/// - `/head` (HEAD): `content-length: 1000` and no body, as RFC 9110 §9.3.2 says;
+/// - `/continue`: `100 Continue`, then 200 `ok`;
+/// - `/hold`: 200 `ok` after 0.5 s;
+/// - `/trickle`: a chunked body, one chunk every 0.2 s for 3 s;
+/// - `/silent`: never answers.
+final class ScriptedHTTP1Upstream: Sendable {
+    private let counts = NIOLockedValueBox((accepted: 0, closed: 0))
+
+    var accepted: Int { counts.withLockedValue { $0.accepted } }
+    var closed: Int { counts.withLockedValue { $0.closed } }
+
+    /// Listens on a free loopback port and returns it.
+    func start() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Handler(upstream: self))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return channel.localAddress?.port ?? 0
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let upstream: ScriptedHTTP1Upstream
+        var pending = ""
+
+        init(upstream: ScriptedHTTP1Upstream) {
+            self.upstream = upstream
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            upstream.counts.withLockedValue { $0.accepted += 1 }
+            context.fireChannelActive()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            upstream.counts.withLockedValue { $0.closed += 1 }
+            context.fireChannelInactive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            pending += String(buffer: unwrapInboundIn(data))
+            while let end = pending.range(of: "\r\n\r\n") {
+                let head = pending[..<end.lowerBound]
+                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                guard pending.utf8.count - pending[..<end.upperBound].utf8.count >= length else { return }
+                let requestLine = head.split(separator: "\r\n").first.map(String.init) ?? ""
+                pending = String(pending.utf8.dropFirst(pending[..<end.upperBound].utf8.count + length))!
+                answer(requestLine.split(separator: " ").dropFirst().first.map(String.init) ?? "", context: context)
+            }
+        }
+
+        private func answer(_ path: String, context: ChannelHandlerContext) {
+            let channel = context.channel
+            func send(_ text: String, thenClose: Bool = false) {
+                channel.writeAndFlush(ByteBuffer(string: text)).whenComplete { _ in
+                    if thenClose { channel.close(promise: nil) }
+                }
+            }
+            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            switch path {
+            case "/keep": send(ok)
+            case "/close": send("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok", thenClose: true)
+            case "/chunked": send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            case "/eof": send("HTTP/1.1 200 OK\r\n\r\nuntil-close", thenClose: true)
+            case "/head": send("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+            case "/continue": send("HTTP/1.1 100 Continue\r\n\r\n" + ok)
+            case "/hold":
+                context.eventLoop.scheduleTask(in: .milliseconds(500)) { send(ok) }
+            case "/trickle":
+                send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                for tick in 1...15 {
+                    context.eventLoop.scheduleTask(in: .milliseconds(Int64(200 * tick))) {
+                        send(tick == 15 ? "1\r\nz\r\n0\r\n\r\n" : "1\r\nz\r\n")
+                    }
+                }
+            default: break
+            }
+        }
+    }
+}
+
+@Suite struct HTTP1UpstreamTests {
+    static func upstream(port: Int, firstByte: Duration = .seconds(5), idle: Duration = .seconds(2), connectionsPerLoop: Int = 8) throws -> HTTP1Upstream {
+        try HTTP1Upstream(
+            upstream: URL(string: "http://127.0.0.1:\(port)")!, timeouts: TimeoutsConfig(connect: .seconds(2), firstByte: firstByte, idle: idle),
+            logger: Logger(label: "test"), connectionsPerLoop: connectionsPerLoop)
+    }
+
+    static func call(_ upstream: HTTP1Upstream, _ path: String, method: HTTPMethod = .GET) async throws -> (status: Int, body: String) {
+        let (head, contents) = try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: method, uri: path), body: .none)
+        switch contents {
+        case .whole(let bytes):
+            return (Int(head.status.code), String(buffer: bytes))
+        case .streaming(let body):
+            var text = ""
+            for try await chunk in body { text += String(buffer: chunk) }
+            return (Int(head.status.code), text)
+        }
+    }
+
+    @Test func keepAliveConnectionsAreReusedAndEveryFramingIsRead() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let upstream = try Self.upstream(port: try await server.start())
+        for _ in 0..<5 {
+            #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        }
+        #expect(server.accepted == 1, "five calls in a row share one keep-alive connection")
+
+        #expect(try await Self.call(upstream, "/close") == (200, "ok"))
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 2, "a connection the upstream closed is replaced, not reused")
+
+        #expect(try await Self.call(upstream, "/chunked") == (200, "hello"))
+        #expect(try await Self.call(upstream, "/eof") == (200, "until-close"))
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 3, "a body delimited by the connection's end uses the connection up")
+
+        #expect(try await Self.call(upstream, "/head", method: .HEAD) == (200, ""))
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 3, "HEAD leaves the connection usable")
+        #expect(try await Self.call(upstream, "/continue") == (200, "ok"))
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 3, "a 100 Continue leaves the connection usable")
+        await upstream.shutdown()
+    }
+
+    @Test func aFullPoolQueuesRequestsAndNeverSendsOneThatWaitedTooLong() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let port = try await server.start()
+        let upstream = try Self.upstream(port: port, firstByte: .seconds(1), connectionsPerLoop: 1)
+        async let held = Self.call(upstream, "/hold")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"), "the queued call gets the connection once the first is answered")
+        #expect(try await held == (200, "ok"))
+        #expect(server.accepted == 1, "with one connection allowed, the queued call reused it")
+
+        // A response still streaming holds the only connection (first_byte no longer applies
+        // to it); a second call waits first_byte, then fails without having been sent.
+        let (_, contents) = try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/trickle"), body: .none)
+        let waited = ContinuousClock.now
+        await #expect(throws: HTTP1NeverSent.self) { try await Self.call(upstream, "/keep") }
+        #expect(ContinuousClock.now - waited >= .milliseconds(900))
+        let failure = Forwarder.classifyHTTP1(HTTP1NeverSent(underlying: UpstreamTimeout(stage: .firstByte)), route: Self.route(port))
+        #expect(failure.nothingSent && failure.error.code == .gatewayTimeout, "a call never sent gets 504 and its use back")
+        guard case .streaming(let body) = contents else {
+            Issue.record("the trickled body streams")
+            return
+        }
+        var received = 0
+        for try await chunk in body { received += chunk.readableBytes }
+        #expect(received == 15)
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        await upstream.shutdown()
+    }
+
+    @Test func aResponseDroppedBeforeItsEndClosesTheConnection() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let upstream = try Self.upstream(port: try await server.start())
+        do {
+            let (_, contents) = try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/trickle"), body: .none)
+            guard case .streaming(let body) = contents else {
+                Issue.record("the trickled body streams")
+                return
+            }
+            var iterator = body.makeAsyncIterator()
+            _ = try await iterator.next()
+        }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while server.closed == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(server.closed == 1, "the half-read connection is closed, not pooled")
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 2)
+        await upstream.shutdown()
+    }
+
+    @Test func silenceAndStallsEndWithTheRightTimeout() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let port = try await server.start()
+        let upstream = try Self.upstream(port: port, firstByte: .milliseconds(500), idle: .milliseconds(100))
+        await #expect(throws: UpstreamTimeout.self) { try await Self.call(upstream, "/silent") }
+        do {
+            _ = try await Self.call(upstream, "/silent")
+        } catch {
+            let failure = Forwarder.classifyHTTP1(error, route: Self.route(port))
+            #expect(failure.error.code == .gatewayTimeout && !failure.nothingSent, "no answer in time: 504, and the use stays spent")
+        }
+        do {
+            _ = try await Self.call(upstream, "/trickle")
+            Issue.record("a body pausing longer than idle fails")
+        } catch {
+            let failure = Forwarder.classifyHTTP1(error, route: Self.route(port))
+            #expect(failure.error.code == .gatewayTimeout && !failure.nothingSent)
+        }
+        await upstream.shutdown()
+    }
+
+    static func route(_ port: Int) -> Route {
+        Route(RouteConfig(prefix: "/", upstream: URL(string: "http://127.0.0.1:\(port)")!, audience: "https://api.example", publicOrigin: URL(string: "https://api.example")!))
+    }
+}
