@@ -3,6 +3,7 @@ import EKeyProtocol
 import EKeyServer
 import EKeyTestSupport
 import Foundation
+import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -153,6 +154,7 @@ struct HTTP2AbuseTests {
         let gatewayPort: Int
         let upstreamPort: Int
         var processes: [String: ServiceProcess] = [:]
+        var upstreamTask: Task<Void, Never>?
 
         init() throws {
             harness = try GatewayHarness()
@@ -193,9 +195,16 @@ struct HTTP2AbuseTests {
                 """)
         }
 
-        func start() async throws {
+        /// Starts the stack; `slowUpstream` puts the test's recording upstream (whose
+        /// `/slow` answers after 6 s) in place of `ekey demo-api`.
+        func start(slowUpstream: Bool = false) async throws {
             let path = try config()
-            processes["api"] = try ServiceProcess("ekey", ["demo-api", "--port", "\(upstreamPort)"])
+            if slowUpstream {
+                let app = UpstreamRecorder.application(recorder: UpstreamRecorder(), port: upstreamPort)
+                upstreamTask = Task { try? await app.run() }
+            } else {
+                processes["api"] = try ServiceProcess("ekey", ["demo-api", "--port", "\(upstreamPort)"])
+            }
             processes["jwks"] = try ServiceProcess("ekey-jwks", ["--config", path])
             try await processes["jwks"]!.waitUntilListening(port: jwksPort)
             try await harness.registerSigningKey(publisherPort: jwksPort)
@@ -203,7 +212,9 @@ struct HTTP2AbuseTests {
             processes["gateway"] = try ServiceProcess("ekey-gateway", ["--config", path])
             try await processes["issuer"]!.waitUntilListening(port: issuerPort)
             try await processes["gateway"]!.waitUntilListening(port: gatewayPort)
-            try await processes["api"]!.waitUntilListening(port: upstreamPort)
+            for _ in 0..<100 where !ServiceProcess.canConnect(port: upstreamPort) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
         }
 
         func stop() async {
@@ -212,6 +223,7 @@ struct HTTP2AbuseTests {
                 process.signal(SIGTERM)
                 _ = try? await process.waitForExit()
             }
+            upstreamTask?.cancel()
             harness.files.remove()
         }
 
@@ -367,6 +379,34 @@ struct HTTP2AbuseTests {
             }
             #expect(stalled.closedByServer, "connections that never finish the TLS handshake are closed after \(ConnectionLimits.handshakeTimeout)")
             for connection in silent { await connection.close() }
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+
+    /// SIGTERM while a request waits on a slow upstream (6 s): the gateway finishes it over
+    /// the same HTTP/2 connection and exits 0 (graceful drain).
+    @Test func aGatewayStoppedMidRequestFinishesItAndExitsCleanly() async throws {
+        let stack = try Stack()
+        do {
+            try await stack.start(slowUpstream: true)
+            let key = PrivateSigningKey(generating: .es256)
+            let token = try stack.harness.dpopToken(key, action: "POST:/slow", limit: 1, lifetime: 60)
+            let client = try stack.harness.client()
+            let proof = try stack.harness.proof(key, token: token, method: "POST", path: "/slow")
+            let harness = stack.harness
+            let port = stack.gatewayPort
+            let slow = Task {
+                try await harness.send(client, port: port, .POST, "/slow", headers: [("authorization", "DPoP \(token)"), ("dpop", proof)], body: ByteBuffer(string: "{}"))
+            }
+            try await Task.sleep(for: .seconds(1))
+            let gateway = stack.processes["gateway"]!
+            gateway.signal(SIGTERM)
+            let answer = try await slow.value
+            #expect(answer.status == 201, "the request in flight at SIGTERM is answered: \(answer.status) \(answer.body)")
+            #expect(try await gateway.waitForExit() == 0, "the gateway exits 0 once drained")
         } catch {
             await stack.stop()
             throw error
