@@ -352,6 +352,10 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     private var requestEnded = true
     private var keepAlive = true
     private var deadline: Scheduled<Void>?
+    /// When the scheduled deadline fires, and which limit it serves.
+    private var deadlineTime: NIODeadline?
+    private var stage = UpstreamTimeout.Stage.firstByte
+    private var lastRead = NIODeadline.now()
     private var readHeldBack = false
     /// Runs when an exchange ended and the connection can carry another.
     var onReusable: (() -> Void)?
@@ -390,13 +394,15 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(.end(nil)), promise: nil)
         }
         context.flush()
-        arm(context, after: firstByte, stage: .firstByte)
+        stage = .firstByte
+        schedule(at: .now() + firstByte, context: context)
     }
 
     /// The connection is back in the pool: closed if nothing uses it within `limit`.
     func idleSince(limit: TimeAmount) {
         guard let context, case .idle = state else { return }
         deadline?.cancel()
+        deadlineTime = nil
         let channel = context.channel
         deadline = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
     }
@@ -426,7 +432,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
                 return
             }
             keepAlive = head.isKeepAlive
-            arm(context, after: idle, stage: .idle)
+            noteRead(context)
             if readsWhole, let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= Forwarder.smallBodyLimit {
                 state = .collecting(promise, head, context.channel.allocator.buffer(capacity: length))
             } else {
@@ -438,7 +444,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
                 promise.succeed(HTTP1ResponseStart(head: head, contents: .streaming(body)))
             }
         case .body(let buffer):
-            arm(context, after: idle, stage: .idle)
+            noteRead(context)
             switch state {
             case .collecting(let promise, let head, var collected):
                 state = .idle
@@ -452,6 +458,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         case .end:
             deadline?.cancel()
             deadline = nil
+            deadlineTime = nil
             let finished = state
             state = .idle
             // The connection is back in the pool before the reader hears of the end, so a
@@ -506,15 +513,41 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         state = .idle
     }
 
-    private func arm(_ context: ChannelHandlerContext, after limit: TimeAmount, stage: UpstreamTimeout.Stage) {
+    /// Response data arrived: from now on `idle` applies, counted from this read. The
+    /// scheduled deadline is moved only when it would fire too late; one that fires early
+    /// checks again and waits for the rest.
+    private func noteRead(_ context: ChannelHandlerContext) {
+        lastRead = .now()
+        stage = .idle
+        let due = lastRead + idle
+        if let scheduled = deadlineTime, scheduled <= due { return }
+        schedule(at: due, context: context)
+    }
+
+    private func schedule(at time: NIODeadline, context: ChannelHandlerContext) {
         deadline?.cancel()
+        deadlineTime = time
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: limit) {
-            loopBound.value.fail(UpstreamTimeout(stage: stage))
-            loopBound.value.state = .closed
-            channel.close(promise: nil)
+        deadline = context.eventLoop.scheduleTask(deadline: time) {
+            loopBound.value.deadlineReached()
         }
+    }
+
+    private func deadlineReached() {
+        deadline = nil
+        deadlineTime = nil
+        guard let context else { return }
+        switch state {
+        case .waitingForHead, .collecting, .streaming: break
+        case .idle, .closed: return
+        }
+        if stage == .idle, lastRead + idle > .now() {
+            schedule(at: lastRead + idle, context: context)
+            return
+        }
+        fail(UpstreamTimeout(stage: stage))
+        state = .closed
+        context.close(promise: nil)
     }
 }
 

@@ -91,8 +91,8 @@ public struct InlineHTTPChannel: ServerChildChannel {
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
                 try sync.addHandler(HTTP2FramePayloadToHTTPServerCodec())
-                try sync.addHandler(IdleStateHandler(readTimeout: idleLimit))
-                try sync.addHandler(InlineRequestHandler(responder: responder, serverName: serverName, logger: logger))
+                try sync.addHandler(
+                    InlineRequestHandler(responder: responder, serverName: serverName, logger: logger, idleLimit: idleLimit, servesManyRequests: false))
             }
         }
         let sync = channel.pipeline.syncOperations
@@ -115,8 +115,8 @@ public struct InlineHTTPChannel: ServerChildChannel {
             withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false,
             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
-        try sync.addHandler(IdleStateHandler(readTimeout: streamIdleLimit))
-        try sync.addHandler(InlineRequestHandler(responder: responder, serverName: serverName, logger: logger))
+        try sync.addHandler(
+            InlineRequestHandler(responder: responder, serverName: serverName, logger: logger, idleLimit: streamIdleLimit, servesManyRequests: true))
     }
 }
 

@@ -17,9 +17,10 @@ public typealias InlineResponder = @Sendable (Request, any Channel) async throws
 /// straight to the channel. This replaces the async channel bridge and request loop that
 /// Hummingbird's server runs per stream.
 ///
-/// Idle limit (an `IdleStateHandler` read timeout in front of this handler): a request
-/// whose body stops arriving, or an HTTP/1.1 connection with no request, is closed; a
-/// request waiting for its response is left to the responder's own timeouts.
+/// Idle limit: a request whose body stops arriving for `idleLimit`, or an HTTP/1.1
+/// connection without a request for that long, is closed; a request waiting for its
+/// response is left to the responder's own timeouts. The timer runs only while one of
+/// those can happen, so a request that arrives whole in one read never schedules one.
 final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -28,6 +29,11 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let responder: InlineResponder
     private let serverName: String
     private let logger: Logger
+    private let idleLimit: TimeAmount
+    /// An HTTP/1.1 connection, which waits for further requests; else an HTTP/2 stream.
+    private let servesManyRequests: Bool
+    private var idleTimer: Scheduled<Void>?
+    private var lastRead = NIODeadline.now()
     private var context: ChannelHandlerContext?
     /// The body of the request being read, until it ends or its response is complete.
     private var body: InboundBodyStream?
@@ -36,21 +42,67 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var closeAfterResponse = false
     private var readHeldBack = false
 
-    init(responder: @escaping InlineResponder, serverName: String, logger: Logger) {
+    init(responder: @escaping InlineResponder, serverName: String, logger: Logger, idleLimit: TimeAmount, servesManyRequests: Bool) {
         self.responder = responder
         self.serverName = serverName
         self.logger = logger
+        self.idleLimit = idleLimit
+        self.servesManyRequests = servesManyRequests
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        updateIdleTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
         self.context = nil
     }
 
+    /// Whether the idle limit applies now: a request body still to come, or an idle HTTP/1.1 connection.
+    private var mayGoIdle: Bool {
+        !requestEnded || (servesManyRequests && !responding)
+    }
+
+    private func updateIdleTimer() {
+        guard mayGoIdle else {
+            idleTimer?.cancel()
+            idleTimer = nil
+            return
+        }
+        guard idleTimer == nil, let context else { return }
+        scheduleIdleCheck(at: lastRead + idleLimit, context: context)
+    }
+
+    private func scheduleIdleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBound.value.idleCheck()
+        }
+    }
+
+    private func idleCheck() {
+        idleTimer = nil
+        guard mayGoIdle, let context else { return }
+        let deadline = lastRead + idleLimit
+        if deadline > .now() {
+            scheduleIdleCheck(at: deadline, context: context)
+            return
+        }
+        body?.finish(ChannelError.eof)
+        body = nil
+        context.close(promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        updateIdleTimer()
+        context.fireChannelReadComplete()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if idleTimer != nil { lastRead = .now() }
         switch unwrapInboundIn(data) {
         case .head(let head):
             start(head, context: context)
@@ -75,16 +127,6 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         context.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !requestEnded || !responding {
-            body?.finish(ChannelError.eof)
-            body = nil
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
     func read(context: ChannelHandlerContext) {
         if let body, body.isPaused {
             readHeldBack = true
@@ -94,6 +136,7 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        lastRead = .now()
         requestEnded = false
         responding = true
         closeAfterResponse = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
@@ -146,6 +189,9 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         if closeAfterResponse {
             context?.close(promise: nil)
+        } else {
+            lastRead = .now()
+            updateIdleTimer()
         }
     }
 }
