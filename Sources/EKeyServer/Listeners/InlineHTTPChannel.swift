@@ -96,6 +96,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
             }
         }
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescer())
         try sync.addHandler(http2)
         try sync.addHandler(manager)
         try sync.addHandler(IdleConnectionCloser(limit: ConnectionLimits.hardIdleLimit))
@@ -127,5 +128,26 @@ final class ConnectionErrorCloser: ChannelInboundHandler, RemovableChannelHandle
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Merges the flushes that an HTTP/2 connection's streams make within one turn of the event
+/// loop into one, so responses finished by several request tasks in a row leave in one TLS
+/// write instead of one each.
+final class FlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    private var flushScheduled = false
+
+    func flush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loopBound.value
+            handler.flushScheduled = false
+            context.flush()
+        }
     }
 }
