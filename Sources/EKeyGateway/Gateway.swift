@@ -77,7 +77,7 @@ public struct Gateway: Sendable {
         if tls == nil {
             logger.warning("TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only")
         }
-        let app = Server(
+        let server = Server(
             childChannelSetup: listener,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "ekey-gateway"),
             onServerRunning: { channel in await onRunning("gateway", channel.localAddress?.port ?? 0) },
@@ -94,7 +94,7 @@ public struct Gateway: Sendable {
                 return Readiness(problems: problems)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [keys, ForwarderShutdown(forwarder: forwarder), app, admin, DrainService(responder.inFlight)]
+        return [keys, ForwarderShutdown(forwarder: forwarder), server, admin, DrainService(responder.inFlight)]
     }
 }
 
