@@ -220,6 +220,28 @@ final class ScriptedHTTP1Upstream: Sendable {
         await upstream.shutdown()
     }
 
+    /// A pooled connection that closed between being taken and being written to: nothing
+    /// was sent, so the exchange may move to another connection and the use may be given back.
+    @Test func aConnectionClosedBeforeTheRequestIsWrittenCountsAsNothingSent() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let port = try await server.start()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+        let handler = try await channel.eventLoop.submit {
+            let handler = HTTP1ExchangeHandler(firstByte: .seconds(1), idle: .seconds(1))
+            try channel.pipeline.syncOperations.addHandler(handler)
+            return NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        }.get()
+        try await channel.close()
+        let started = channel.eventLoop.makePromise(of: HTTP1ResponseStart.self)
+        let written = try await channel.eventLoop.submit {
+            handler.value.start(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/keep"), body: nil, bodyFollows: false, promise: started)
+        }.get()
+        #expect(!written, "a connection that closed takes no request")
+        await #expect(throws: HTTP1ConnectionGone.self) { try await started.futureResult.get() }
+        let failure = Forwarder.classifyHTTP1(HTTP1ConnectionGone(), route: Self.route(port))
+        #expect(failure.nothingSent && failure.error.code == .badGateway, "502 with the use given back")
+    }
+
     static func route(_ port: Int) -> Route {
         Route(RouteConfig(prefix: "/", upstream: URL(string: "http://127.0.0.1:\(port)")!, audience: "https://api.example", publicOrigin: URL(string: "https://api.example")!))
     }

@@ -244,7 +244,8 @@ public final class Forwarder: Sendable {
     }
 
     /// Maps an `http://` exchange error to 502/504; "nothing sent" holds only when no
-    /// connection could be made or none came free in time.
+    /// connection could be made, none came free in time, or those offered closed before
+    /// the request was written.
     static func classifyHTTP1(_ error: any Error, route: Route) -> Failure {
         let upstream = route.upstream.absoluteString
         switch error {
@@ -253,6 +254,8 @@ public final class Forwarder: Sendable {
                 return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
             }
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
+        case is HTTP1ConnectionGone:
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) closed every connection offered before the request was written"), nothingSent: true)
         case is HTTP1NeverSent:
             return Failure(
                 error: EKeyError(.gatewayTimeout, "no connection to the upstream \(upstream) came free in time; the request was not sent"), nothingSent: true)

@@ -77,6 +77,20 @@ final class HTTP1Upstream: Sendable {
     /// Sends the request and waits for the response head. A small response with a
     /// `content-length` (and no streamed request body) arrives whole; any other streams.
     func exchange(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
+        var attempt = 1
+        while true {
+            do {
+                return try await exchangeOnce(head: head, body: body)
+            } catch is HTTP1ConnectionGone where attempt < Self.attempts {
+                attempt += 1
+            }
+        }
+    }
+
+    /// How many pooled connections a request tries when each turns out closed before anything was written.
+    static let attempts = 3
+
+    private func exchangeOnce(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
         let connection = try await acquire()
         let eventLoop = connection.channel.eventLoop
         let started = eventLoop.makePromise(of: HTTP1ResponseStart.self)
@@ -102,10 +116,12 @@ final class HTTP1Upstream: Sendable {
             }
         }
         let request = head
-        eventLoop.execute {
-            connection.handler.value.start(request, body: bytes, bodyFollows: streamed != nil, promise: started)
-        }
         if let streamed {
+            // The body is consumed as it is sent, so it starts only on a connection that took the head.
+            let wrote = try await eventLoop.submit {
+                connection.handler.value.start(request, body: nil, bodyFollows: true, promise: started)
+            }.get()
+            guard wrote else { throw HTTP1ConnectionGone() }
             let channel = connection.channel
             Task {
                 do {
@@ -118,6 +134,10 @@ final class HTTP1Upstream: Sendable {
                 } catch {
                     channel.close(promise: nil)
                 }
+            }
+        } else {
+            eventLoop.execute {
+                _ = connection.handler.value.start(request, body: bytes, bodyFollows: false, promise: started)
             }
         }
         let start = try await started.futureResult.get()
@@ -324,6 +344,11 @@ struct HTTP1NeverSent: Error, CustomStringConvertible {
     var description: String { "the request was never sent (\(underlying))" }
 }
 
+/// The pooled connection closed before the request was written: nothing was sent.
+struct HTTP1ConnectionGone: Error, CustomStringConvertible {
+    var description: String { "the upstream closed its pooled connections before the request could be written" }
+}
+
 /// The upstream answered with something other than an HTTP/1.1 response to the request.
 struct HTTP1UnexpectedResponse: Error, CustomStringConvertible {
     let description: String
@@ -376,11 +401,13 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     }
 
     /// Writes the request head, and the whole body with the end unless `bodyFollows`
-    /// (then the caller writes body parts and the end through the channel).
-    func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyFollows: Bool, promise: EventLoopPromise<HTTP1ResponseStart>) {
+    /// (then the caller writes body parts and the end through the channel). Returns
+    /// `false`, and fails `promise` with ``HTTP1ConnectionGone``, when the connection
+    /// closed before anything was written.
+    func start(_ head: HTTPRequestHead, body: ByteBuffer?, bodyFollows: Bool, promise: EventLoopPromise<HTTP1ResponseStart>) -> Bool {
         guard case .idle = state, let context, context.channel.isActive else {
-            promise.fail(HTTP1UnexpectedResponse(description: "the upstream connection closed before the request could be written"))
-            return
+            promise.fail(HTTP1ConnectionGone())
+            return false
         }
         deadline?.cancel()
         state = .waitingForHead(promise, readsWhole: !bodyFollows)
@@ -396,6 +423,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         context.flush()
         stage = .firstByte
         schedule(at: .now() + firstByte, context: context)
+        return true
     }
 
     /// The connection is back in the pool: closed if nothing uses it within `limit`.
