@@ -242,6 +242,21 @@ final class ScriptedHTTP1Upstream: Sendable {
         #expect(failure.nothingSent && failure.error.code == .badGateway, "502 with the use given back")
     }
 
+    @Test(arguments: ["http:///api", "h2c:///api"])
+    func anUpstreamWithoutAHostIsRefusedWithTheFix(url: String) throws {
+        let upstream = URL(string: url)!
+        let timeouts = TimeoutsConfig()
+        #expect {
+            if upstream.scheme == "h2c" {
+                _ = try H2CUpstream(upstream: upstream, timeouts: timeouts, logger: Logger(label: "test"))
+            } else {
+                _ = try HTTP1Upstream(upstream: upstream, timeouts: timeouts, logger: Logger(label: "test"))
+            }
+        } throws: { error in
+            "\(error)".contains("has no host; write it as \(upstream.scheme!)://HOST:PORT")
+        }
+    }
+
     static func route(_ port: Int) -> Route {
         Route(RouteConfig(prefix: "/", upstream: URL(string: "http://127.0.0.1:\(port)")!, audience: "https://api.example", publicOrigin: URL(string: "https://api.example")!))
     }

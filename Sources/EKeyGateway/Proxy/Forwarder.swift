@@ -191,7 +191,7 @@ public final class Forwarder: Sendable {
         for (name, value) in fields {
             if let fieldName = HTTPField.Name(name) { headerFields.append(HTTPField(name: fieldName, value: value)) }
         }
-        let head = HTTPRequest(method: method, scheme: "http", authority: upstream.authority, path: upstream.basePath + target, headerFields: headerFields)
+        let head = HTTPRequest(method: method, scheme: "http", authority: upstream.address.authority, path: upstream.address.basePath + target, headerFields: headerFields)
         let response: HTTPResponse
         let contents: H2CResponseBody.Contents
         do {
@@ -222,7 +222,7 @@ public final class Forwarder: Sendable {
         for (name, value) in fields {
             headers.add(name: name, value: value)
         }
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: upstream.basePath + target, headers: headers)
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: upstream.address.basePath + target, headers: headers)
         let response: HTTPResponseHead
         let contents: HTTP1ResponseContents
         do {

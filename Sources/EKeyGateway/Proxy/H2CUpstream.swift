@@ -38,12 +38,8 @@ final class H2CUpstream: Sendable {
         case ready(Connection)
     }
 
-    private let host: String
-    private let port: Int
-    /// `host:port` as written in the route, for `:authority`.
-    let authority: String
-    /// The path of the upstream URL without its trailing `/`, put before each request's path.
-    let basePath: String
+    /// Host, port, `Host`/`:authority` value and base path of the upstream.
+    let address: UpstreamAddress
     private let timeouts: TimeoutsConfig
     private let logger: Logger
     private let slots: [NIOLockedValueBox<Slot>]
@@ -51,15 +47,7 @@ final class H2CUpstream: Sendable {
 
     /// Prepares (but does not open) the connections to `upstream`, an `h2c://` URL.
     init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger, connections: Int = System.coreCount) throws {
-        guard let host = upstream.host, !host.isEmpty else {
-            throw GatewaySetupError(description: "the h2c upstream \(upstream.absoluteString) has no host; write it as h2c://HOST:PORT")
-        }
-        self.host = host
-        port = upstream.port ?? 80
-        authority = upstream.port.map { "\(host):\($0)" } ?? host
-        var path = upstream.path
-        while path.hasSuffix("/") { path.removeLast() }
-        basePath = path
+        address = try UpstreamAddress(upstream)
         self.timeouts = timeouts
         self.logger = logger
         slots = (0..<max(1, connections)).map { _ in NIOLockedValueBox(.empty) }
@@ -209,7 +197,7 @@ final class H2CUpstream: Sendable {
             let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(Forwarder.timeAmount(timeouts.connect))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
+                .connect(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         var configuration = NIOHTTP2Handler.Configuration()
                         configuration.connection.initialSettings = nioDefaultSettings + [HTTP2Setting(parameter: .enablePush, value: 0)]
@@ -223,7 +211,7 @@ final class H2CUpstream: Sendable {
                         let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
                             mode: .client, configuration: configuration, streamInitializer: { $0.close() })
                         let goAwayLastStreamID = NIOLockedValueBox<HTTP2StreamID?>(nil)
-                        let upstream = self.authority
+                        let upstream = self.address.authority
                         let logger = self.logger
                         try channel.pipeline.syncOperations.addHandler(
                             ConnectionWatcher(

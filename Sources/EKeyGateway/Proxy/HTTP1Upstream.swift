@@ -22,12 +22,8 @@ import NIOPosix
 /// head, `idle` between reads of the response body. Only a connection that could not be
 /// made, or a slot that never came free, counts as "nothing sent".
 final class HTTP1Upstream: Sendable {
-    /// `host:port` as written in the route, sent as `Host`.
-    let authority: String
-    /// The path of the upstream URL without its trailing `/`, put before each request's path.
-    let basePath: String
-    private let host: String
-    private let port: Int
+    /// Host, port, `Host`/`:authority` value and base path of the upstream.
+    let address: UpstreamAddress
     private let timeouts: TimeoutsConfig
     private let logger: Logger
     private let connectionsPerLoop: Int
@@ -49,15 +45,7 @@ final class HTTP1Upstream: Sendable {
 
     /// Prepares (but does not open) connections to `upstream`, an `http://` URL.
     init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger, connectionsPerLoop: Int = HTTP1Upstream.defaultConnectionsPerLoop) throws {
-        guard let host = upstream.host, !host.isEmpty else {
-            throw GatewaySetupError(description: "the upstream \(upstream.absoluteString) has no host; write it as http://HOST:PORT")
-        }
-        self.host = host
-        port = upstream.port ?? 80
-        authority = upstream.port.map { "\(host):\($0)" } ?? host
-        var path = upstream.path
-        while path.hasSuffix("/") { path.removeLast() }
-        basePath = path
+        address = try UpstreamAddress(upstream)
         self.timeouts = timeouts
         self.logger = logger
         self.connectionsPerLoop = max(1, connectionsPerLoop)
@@ -95,7 +83,7 @@ final class HTTP1Upstream: Sendable {
         let eventLoop = connection.channel.eventLoop
         let started = eventLoop.makePromise(of: HTTP1ResponseStart.self)
         var head = head
-        head.headers.replaceOrAdd(name: "host", value: authority)
+        head.headers.replaceOrAdd(name: "host", value: address.authority)
         let bytes: ByteBuffer?
         let streamed: AsyncThrowingChannel<ByteBuffer, any Error>?
         switch body {
@@ -209,7 +197,7 @@ final class HTTP1Upstream: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: host, port: port).get()
+            channel = try await bootstrap.connect(host: address.host, port: address.port).get()
         } catch {
             slotFreed(key: key)
             throw HTTP1ConnectFailed(underlying: error)
