@@ -107,7 +107,7 @@ final class ScriptedHTTP1Upstream: Sendable {
     static func upstream(port: Int, firstByte: Duration = .seconds(5), idle: Duration = .seconds(2), connectionsPerLoop: Int = 8) throws -> HTTP1Upstream {
         try HTTP1Upstream(
             upstream: URL(string: "http://127.0.0.1:\(port)")!, timeouts: TimeoutsConfig(connect: .seconds(2), firstByte: firstByte, idle: idle),
-            logger: Logger(label: "test"), connectionsPerLoop: connectionsPerLoop)
+            connectionsPerLoop: connectionsPerLoop)
     }
 
     static func call(_ upstream: HTTP1Upstream, _ path: String, method: HTTPMethod = .GET) async throws -> (status: Int, body: String) {
@@ -162,9 +162,9 @@ final class ScriptedHTTP1Upstream: Sendable {
         // to it); a second call waits first_byte, then fails without having been sent.
         let (_, contents) = try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/trickle"), body: .none)
         let waited = ContinuousClock.now
-        await #expect(throws: HTTP1NeverSent.self) { try await Self.call(upstream, "/keep") }
+        await #expect(throws: UpstreamNeverSent.self) { try await Self.call(upstream, "/keep") }
         #expect(ContinuousClock.now - waited >= .milliseconds(900))
-        let failure = Forwarder.classifyHTTP1(HTTP1NeverSent(underlying: UpstreamTimeout(stage: .firstByte)), route: Self.route(port))
+        let failure = Forwarder.classifyHTTP1(UpstreamNeverSent(underlying: UpstreamTimeout(stage: .firstByte)), route: Self.route(port))
         #expect(failure.nothingSent && failure.error.code == .gatewayTimeout, "a call never sent gets 504 and its use back")
         guard case .streaming(let body) = contents else {
             Issue.record("the trickled body streams")
@@ -250,7 +250,7 @@ final class ScriptedHTTP1Upstream: Sendable {
             if upstream.scheme == "h2c" {
                 _ = try H2CUpstream(upstream: upstream, timeouts: timeouts, logger: Logger(label: "test"))
             } else {
-                _ = try HTTP1Upstream(upstream: upstream, timeouts: timeouts, logger: Logger(label: "test"))
+                _ = try HTTP1Upstream(upstream: upstream, timeouts: timeouts)
             }
         } throws: { error in
             "\(error)".contains("has no host; write it as \(upstream.scheme!)://HOST:PORT")

@@ -45,7 +45,7 @@ public final class Forwarder: Sendable {
                 continue
             }
             if scheme == "http" {
-                http1Upstreams[route.prefix] = try HTTP1Upstream(upstream: route.upstream, timeouts: route.timeouts, logger: logger)
+                http1Upstreams[route.prefix] = try HTTP1Upstream(upstream: route.upstream, timeouts: route.timeouts)
                 continue
             }
             guard ["http", "https"].contains(scheme) else {
@@ -249,14 +249,11 @@ public final class Forwarder: Sendable {
     static func classifyHTTP1(_ error: any Error, route: Route) -> Failure {
         let upstream = route.upstream.absoluteString
         switch error {
-        case let failed as HTTP1ConnectFailed:
-            if let channelError = failed.underlying as? ChannelError, case .connectTimeout = channelError {
-                return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
-            }
-            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
+        case let failed as UpstreamConnectFailed:
+            return connectFailure(failed, upstream: upstream)
         case is HTTP1ConnectionGone:
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) closed every connection offered before the request was written"), nothingSent: true)
-        case is HTTP1NeverSent:
+        case is UpstreamNeverSent:
             return Failure(
                 error: EKeyError(.gatewayTimeout, "no connection to the upstream \(upstream) came free in time; the request was not sent"), nothingSent: true)
         case let timeout as UpstreamTimeout where timeout.stage == .firstByte:
@@ -266,6 +263,15 @@ public final class Forwarder: Sendable {
         default:
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
         }
+    }
+
+    /// No connection to an `http://` or `h2c://` upstream: 504 after the connect timeout, else
+    /// 502; nothing was sent either way.
+    static func connectFailure(_ failed: UpstreamConnectFailed, upstream: String) -> Failure {
+        if let channelError = failed.underlying as? ChannelError, case .connectTimeout = channelError {
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
+        }
+        return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
     }
 
     /// Bodies up to this size with a known length are read whole and sent in one piece
@@ -313,16 +319,13 @@ public final class Forwarder: Sendable {
     static func classifyH2C(_ error: any Error, route: Route) -> Failure {
         let upstream = route.upstream.absoluteString
         switch error {
-        case let failed as H2CConnectFailed:
-            if let channelError = failed.underlying as? ChannelError, case .connectTimeout = channelError {
-                return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
-            }
-            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection: \(failed.underlying)"), nothingSent: true)
+        case let failed as UpstreamConnectFailed:
+            return connectFailure(failed, upstream: upstream)
         case let failed as H2CStreamNotOpened:
             return Failure(error: EKeyError(.badGateway, "no HTTP/2 stream could be opened to the upstream \(upstream): \(failed.underlying)"), nothingSent: true)
         case let failed as H2CStreamFailed where failed.underlying is UpstreamTimeout:
             return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time (\(failed))"), nothingSent: false)
-        case let never as H2CNeverSent where never.underlying is UpstreamTimeout:
+        case let never as UpstreamNeverSent where never.underlying is UpstreamTimeout:
             return Failure(
                 error: EKeyError(.gatewayTimeout, "no HTTP/2 stream to the upstream \(upstream) became free in time; the request was not sent"),
                 nothingSent: true)

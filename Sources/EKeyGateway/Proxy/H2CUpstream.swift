@@ -96,7 +96,7 @@ final class H2CUpstream: Sendable {
     /// connection times out unsent): sending again would only wait again.
     static func timedOut(_ error: any Error) -> Bool {
         switch error {
-        case let never as H2CNeverSent: never.underlying is UpstreamTimeout
+        case let never as UpstreamNeverSent: never.underlying is UpstreamTimeout
         case let failed as H2CStreamFailed: failed.underlying is UpstreamTimeout
         default: false
         }
@@ -105,7 +105,7 @@ final class H2CUpstream: Sendable {
     /// Whether `error` proves that the upstream did not process the request.
     static func notProcessed(_ error: any Error) -> Bool {
         switch error {
-        case is H2CStreamNotOpened, is H2CNeverSent, is H2CDroppedByGoAway:
+        case is H2CStreamNotOpened, is UpstreamNeverSent, is H2CDroppedByGoAway:
             return true
         case let failed as H2CStreamFailed:
             return (failed.underlying as? NIOHTTP2Errors.StreamClosed)?.errorCode == .refusedStream
@@ -130,7 +130,7 @@ final class H2CUpstream: Sendable {
             // streams a GOAWAY drops with CANCEL, like any reset; the stream ID against the
             // GOAWAY's last stream ID tells them apart.
             guard let streamID = try? await stream.channel.getOption(HTTP2StreamChannelOptions.streamID).get() else {
-                throw H2CNeverSent(underlying: error)
+                throw UpstreamNeverSent(underlying: error)
             }
             let goAwayLastStreamID = connection.goAwayLastStreamID.withLockedValue { $0 }
             if let last = goAwayLastStreamID, streamID > last {
@@ -235,7 +235,7 @@ final class H2CUpstream: Sendable {
             return connection
         } catch {
             slots[index].withLockedValue { $0 = .empty }
-            throw H2CConnectFailed(underlying: error)
+            throw UpstreamConnectFailed(underlying: error)
         }
     }
 
@@ -265,20 +265,9 @@ enum UpstreamRequestBody: Sendable {
     }
 }
 
-/// No TCP connection to the h2c upstream could be made: nothing was sent.
-struct H2CConnectFailed: Error {
-    let underlying: any Error
-}
-
 /// The connection was there but no stream could be opened on it: nothing was sent.
 struct H2CStreamNotOpened: Error {
     let underlying: any Error
-}
-
-/// The stream failed before its HEADERS were sent (it never got a stream ID).
-struct H2CNeverSent: Error, CustomStringConvertible {
-    let underlying: any Error
-    var description: String { "the request was never sent (\(underlying))" }
 }
 
 /// The stream failed after its HEADERS were sent, before the response head.
@@ -525,16 +514,6 @@ struct H2CResponseBody: AsyncSequence, Sendable {
 
     func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: chunks.makeAsyncIterator(), exchange: exchange)
-    }
-}
-
-/// Which deadline ran out on an upstream stream.
-struct UpstreamTimeout: Error, CustomStringConvertible {
-    enum Stage: Sendable { case firstByte, idle }
-    let stage: Stage
-
-    var description: String {
-        stage == .firstByte ? "no response head within the first_byte timeout" : "no response data within the idle timeout"
     }
 }
 

@@ -2,7 +2,6 @@ import AsyncAlgorithms
 import EKeyConfig
 import EKeyServer
 import Foundation
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -25,7 +24,6 @@ final class HTTP1Upstream: Sendable {
     /// Host, port, `Host`/`:authority` value and base path of the upstream.
     let address: UpstreamAddress
     private let timeouts: TimeoutsConfig
-    private let logger: Logger
     private let connectionsPerLoop: Int
     /// The loop whose connections serve callers not running on an event loop.
     private let offLoopCallers: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
@@ -44,10 +42,9 @@ final class HTTP1Upstream: Sendable {
     }
 
     /// Prepares (but does not open) connections to `upstream`, an `http://` URL.
-    init(upstream: URL, timeouts: TimeoutsConfig, logger: Logger, connectionsPerLoop: Int = HTTP1Upstream.defaultConnectionsPerLoop) throws {
+    init(upstream: URL, timeouts: TimeoutsConfig, connectionsPerLoop: Int = HTTP1Upstream.defaultConnectionsPerLoop) throws {
         address = try UpstreamAddress(upstream)
         self.timeouts = timeouts
-        self.logger = logger
         self.connectionsPerLoop = max(1, connectionsPerLoop)
     }
 
@@ -164,7 +161,7 @@ final class HTTP1Upstream: Sendable {
     }
 
     /// Waits for a connection of the loop to be released (returned) or closed (`nil`: a
-    /// slot to open one); throws ``HTTP1NeverSent`` after `first_byte`.
+    /// slot to open one); throws ``UpstreamNeverSent`` after `first_byte`.
     private func waitForConnection(key: ObjectIdentifier, eventLoop: any EventLoop) async throws -> HTTP1UpstreamConnection? {
         let id = nextWaiter.withLockedValue { next in
             next += 1
@@ -178,7 +175,7 @@ final class HTTP1Upstream: Sendable {
                     guard let index = pools[key]?.waiters.firstIndex(where: { $0.id == id }) else { return nil }
                     return pools[key]?.waiters.remove(at: index).continuation
                 }
-                expired?.resume(throwing: HTTP1NeverSent(underlying: UpstreamTimeout(stage: .firstByte)))
+                expired?.resume(throwing: UpstreamNeverSent(underlying: UpstreamTimeout(stage: .firstByte)))
             }
         }
     }
@@ -200,7 +197,7 @@ final class HTTP1Upstream: Sendable {
             channel = try await bootstrap.connect(host: address.host, port: address.port).get()
         } catch {
             slotFreed(key: key)
-            throw HTTP1ConnectFailed(underlying: error)
+            throw UpstreamConnectFailed(underlying: error)
         }
         let connection: HTTP1UpstreamConnection
         do {
@@ -213,7 +210,7 @@ final class HTTP1Upstream: Sendable {
         } catch {
             channel.close(promise: nil)
             slotFreed(key: key)
-            throw HTTP1ConnectFailed(underlying: error)
+            throw UpstreamConnectFailed(underlying: error)
         }
         channel.closeFuture.whenComplete { [weak self] _ in
             self?.closed(connection, key: key)
@@ -320,25 +317,14 @@ final class ConnectionGuardian: Sendable {
     }
 }
 
-/// No TCP connection to the upstream could be made: nothing was sent.
-struct HTTP1ConnectFailed: Error, CustomStringConvertible {
-    let underlying: any Error
-    var description: String { "\(underlying)" }
-}
-
-/// No connection to the upstream came free in time: the request was never sent.
-struct HTTP1NeverSent: Error, CustomStringConvertible {
-    let underlying: any Error
-    var description: String { "the request was never sent (\(underlying))" }
-}
-
 /// The pooled connection closed before the request was written: nothing was sent.
 struct HTTP1ConnectionGone: Error, CustomStringConvertible {
     var description: String { "the upstream closed its pooled connections before the request could be written" }
 }
 
-/// The upstream answered with something other than an HTTP/1.1 response to the request.
-struct HTTP1UnexpectedResponse: Error, CustomStringConvertible {
+/// The exchange broke after the request was written: an answer nobody asked for, or the
+/// connection closed before the response ended.
+struct HTTP1ExchangeBroken: Error, CustomStringConvertible {
     let description: String
 }
 
@@ -443,7 +429,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         case .head(let head):
             if head.status.code < 200 && head.status != .switchingProtocols { return }
             guard case .waitingForHead(let promise, let readsWhole) = state else {
-                fail(HTTP1UnexpectedResponse(description: "the upstream sent a response nobody asked for"))
+                fail(HTTP1ExchangeBroken(description: "the upstream sent a response nobody asked for"))
                 context.close(promise: nil)
                 return
             }
@@ -498,7 +484,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
-        fail(HTTP1UnexpectedResponse(description: "the upstream closed the connection before the response ended"))
+        fail(HTTP1ExchangeBroken(description: "the upstream closed the connection before the response ended"))
         state = .closed
         onReusable = nil
         context.fireChannelInactive()
