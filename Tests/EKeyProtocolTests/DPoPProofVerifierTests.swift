@@ -1,4 +1,4 @@
-import EKeyProtocol
+@testable import EKeyProtocol
 import Testing
 
 /// DPoP proofs at the gateway (DESIGN.md §5 step 3), valid and hostile.
@@ -170,5 +170,80 @@ struct DPoPProofVerifierTests {
         let proof = try DPoPProof(method: "POST", url: "https://issuer.example.com/token", issuedAt: fixture.now).signed(with: fixture.proofKey)
         let verified = try DPoPProofVerifier().verify(proof, for: .init(method: "POST", url: "https://issuer.example.com/token"), now: fixture.now)
         #expect(verified.thumbprint == fixture.proofKey.publicKey.jwk.thumbprint)
+    }
+
+    /// One verifier reads a client's proof key once (DPoPProofKeyCache) and still checks the
+    /// signature, claims and binding of every proof that comes under the same header text.
+    @Test func aKnownProofHeaderStillGetsEveryCheck() throws {
+        let verifier = DPoPProofVerifier()
+        let token = try fixture.token()
+        let request = try fixture.proofRequest(token: token)
+        let (header, claims) = validParts(token: token)
+        for jti in ["j-1", "j-2", "j-3"] {
+            var copy = claims
+            copy["jti"] = .string(jti)
+            let verified = try verifier.verify(rawProof(header: header, claims: copy), for: request, now: fixture.now)
+            #expect(verified.thumbprint == fixture.proofKey.publicKey.jwk.thumbprint)
+        }
+        #expect(verifier.proofKeys.count == 1, "three proofs under one header read the key once")
+
+        func refused(_ proof: String, _ why: String, request: DPoPProofVerifier.Request = request) {
+            #expect(throws: EKeyError.self, "\(why)") { try verifier.verify(proof, for: request, now: fixture.now) }
+        }
+        let otherKey = PrivateSigningKey(generating: .es256)
+        refused(try rawProof(header: header, claims: claims, key: otherKey), "the same header signed by a key it does not name")
+        let valid = try rawProof(header: header, claims: claims)
+        let parts = valid.split(separator: ".")
+        var tampered = claims
+        tampered["jti"] = "j-4"
+        refused(parts[0] + "." + Base64URL.encode(JSONValue.object(tampered).serializedBytes()) + "." + parts[2], "a payload changed after signing")
+        var wrongMethod = claims
+        wrongMethod["htm"] = "GET"
+        refused(try rawProof(header: header, claims: wrongMethod), "another method")
+        var otherBinding = fixture
+        otherBinding.proofKey = otherKey
+        let otherToken = try otherBinding.token()
+        refused(try rawProof(header: header, claims: validParts(token: otherToken).1), "a token bound to another key",
+                request: try otherBinding.proofRequest(token: otherToken))
+        #expect(verifier.proofKeys.count == 1)
+    }
+
+    @Test func aRefusedProofHeaderIsRefusedEveryTimeAndNotKept() throws {
+        let verifier = DPoPProofVerifier()
+        let token = try fixture.token()
+        let request = try fixture.proofRequest(token: token)
+        let (header, claims) = validParts(token: token)
+        var withPrivate = header
+        withPrivate["jwk"] = fixture.proofKey.jwk.jsonValue
+        var noKey = header
+        noKey["jwk"] = nil
+        var wrongType = header
+        wrongType["typ"] = "jwt"
+        for hostile in [withPrivate, noKey, wrongType] {
+            let proof = try rawProof(header: hostile, claims: claims)
+            for attempt in 1...2 {
+                #expect(throws: EKeyError.self, "attempt \(attempt) with \(hostile)") { try verifier.verify(proof, for: request, now: fixture.now) }
+            }
+        }
+        #expect(verifier.proofKeys.count == 0, "no refused header is kept")
+        var edKeyDeclared = header
+        edKeyDeclared["jwk"] = PrivateSigningKey(generating: .edDSA).publicKey.jwk.jsonValue
+        let mismatch = try rawProof(header: edKeyDeclared, claims: claims)
+        for attempt in 1...2 {
+            #expect(throws: EKeyError.self, "ES256 header with an Ed25519 key, attempt \(attempt)") {
+                try verifier.verify(mismatch, for: request, now: fixture.now)
+            }
+        }
+    }
+
+    @Test func theProofKeyCacheStartsOverWhenFull() throws {
+        let cache = DPoPProofKeyCache(capacity: 2)
+        for index in 0..<3 {
+            let jwk = PrivateSigningKey(generating: .es256).publicKey.jwk
+            cache.insert(.init(jwk: jwk, key: try jwk.publicKey(), thumbprint: jwk.thumbprint), forHeader: "header-\(index)")
+        }
+        #expect(cache.count == 1)
+        #expect(cache.entry(forHeader: "header-2") != nil)
+        #expect(cache.entry(forHeader: "header-0") == nil)
     }
 }

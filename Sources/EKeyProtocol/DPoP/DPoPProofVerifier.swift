@@ -58,10 +58,13 @@ public struct DPoPProofVerifier: Sendable {
 
     /// The policy in force.
     public let policy: Policy
+    /// Keys of proof headers seen before; shared by copies of this verifier.
+    let proofKeys: DPoPProofKeyCache
 
     /// Creates a verifier.
     public init(policy: Policy = Policy()) {
         self.policy = policy
+        self.proofKeys = DPoPProofKeyCache()
     }
 
     /// Verifies `proof` for `request` at `now` (epoch seconds).
@@ -78,18 +81,13 @@ public struct DPoPProofVerifier: Sendable {
         guard jws.headerString("typ") == DPoPProof.type else {
             throw .invalidDPoPProof("the DPoP proof's typ must be \"\(DPoPProof.type)\"")
         }
-        guard let jwkValue = jws.header["jwk"] else {
-            throw .invalidDPoPProof("the DPoP proof header has no \"jwk\"")
-        }
-        let jwk: JWK
-        let key: PublicSigningKey
+        let proofKey = try key(of: jws, headerText: proof.prefix { $0 != "." })
         do {
-            jwk = try JWK(parsing: jwkValue, context: .publicOnly)
-            key = try jwk.publicKey()
-            try jws.verify(using: key)
+            try jws.verify(using: proofKey.key)
         } catch {
             throw .invalidDPoPProof("the DPoP proof is refused: \(error.reason)")
         }
+        let jwk = proofKey.jwk
         let claims: [String: JSONValue]
         do {
             claims = try StrictJSONParser().parseObject(jws.payload)
@@ -126,13 +124,34 @@ public struct DPoPProofVerifier: Sendable {
         if let accessToken = request.accessToken {
             try checkTokenLink(claims: claims, accessToken: accessToken, trace: request.trace)
         }
-        let thumbprint = jwk.thumbprint
+        let thumbprint = proofKey.thumbprint
         if let bound = request.boundThumbprint {
             guard constantTimeEqual(Array(thumbprint.utf8), Array(bound.utf8)) else {
                 throw .invalidDPoPProof("the DPoP proof key is not the key the token is bound to (cnf.jkt)")
             }
         }
         return VerifiedProof(jti: jti, thumbprint: thumbprint, jwk: jwk, issuedAt: issuedAt)
+    }
+
+    /// The public key in the proof header's `jwk` (public members only), from the cache when
+    /// this exact header text was read before.
+    private func key(of jws: JWSCompact, headerText: Substring) throws(EKeyError) -> DPoPProofKeyCache.Entry {
+        let headerText = String(headerText)
+        if let known = proofKeys.entry(forHeader: headerText) {
+            return known
+        }
+        guard let jwkValue = jws.header["jwk"] else {
+            throw .invalidDPoPProof("the DPoP proof header has no \"jwk\"")
+        }
+        let entry: DPoPProofKeyCache.Entry
+        do {
+            let jwk = try JWK(parsing: jwkValue, context: .publicOnly)
+            entry = .init(jwk: jwk, key: try jwk.publicKey(), thumbprint: jwk.thumbprint)
+        } catch {
+            throw .invalidDPoPProof("the DPoP proof is refused: \(error.reason)")
+        }
+        proofKeys.insert(entry, forHeader: headerText)
+        return entry
     }
 
     private func checkTokenLink(claims: [String: JSONValue], accessToken: String, trace: String?) throws(EKeyError) {
