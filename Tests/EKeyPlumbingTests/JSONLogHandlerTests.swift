@@ -29,6 +29,33 @@ struct JSONLogHandlerTests {
         #expect(object["outcome"]?.stringValue == "allowed")
     }
 
+    /// Lines over more than a second: each timestamp is well formed (milliseconds padded to
+    /// three digits), within the time it was written, and never earlier than the one before,
+    /// including across the second boundary where the cached date part changes.
+    @Test func timestampsFollowTheClockAcrossSeconds() throws {
+        let sink = LogSink.memory()
+        let logger = Logger(label: "audit") { label in JSONLogHandler(label: label, sink: sink) }
+        var windows: [(Date, Date)] = []
+        for index in 0..<120 {
+            let before = Date()
+            logger.info("line \(index)")
+            windows.append((before, Date()))
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let formatter = ISO8601DateFormatter.withFractionalSeconds
+        var previous = Date.distantPast
+        for (line, window) in zip(sink.lines, windows) {
+            let object = try StrictJSONParser().parseObject(Array(line.utf8))
+            let timestamp = try #require(object["ts"]?.stringValue)
+            #expect(timestamp.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(timestamp)")
+            let parsed = try #require(formatter.date(from: timestamp))
+            #expect(parsed >= window.0.addingTimeInterval(-0.001) && parsed <= window.1, "\(timestamp) outside its write")
+            #expect(parsed >= previous, "\(timestamp) went back in time")
+            previous = parsed
+        }
+        #expect(sink.lines.count == 120)
+    }
+
     @Test func hostileStringsAreEscapedAndRoundTrip() throws {
         let hostile = [
             "plain ascii", "quote \" and backslash \\", "new\nline and \r return", "tab\tand NUL \u{0} and DEL \u{7F}",

@@ -36,7 +36,10 @@ public struct AuditLog: Sendable {
 
     /// Records one event; fields that do not apply are left out.
     public func record(_ event: AuditEvent) {
-        var metadata: Logger.Metadata = ["event": .string(event.event), "outcome": .string(event.outcome)]
+        var metadata: Logger.Metadata = [:]
+        metadata.reserveCapacity(10 + event.extra.count)
+        metadata["event"] = .string(event.event)
+        metadata["outcome"] = .string(event.outcome)
         func put(_ key: String, _ value: String?) {
             if let value { metadata[key] = .string(value) }
         }

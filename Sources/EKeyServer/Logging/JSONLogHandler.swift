@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// Writes one JSON object per line to stdout (DESIGN.md §7): `ts` (RFC 3339, UTC,
 /// milliseconds), `level`, `label`, `message`, then the metadata as members.
@@ -29,28 +30,43 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() {
-            merged.merge(provided) { _, new in new }
+        var merged = event.metadata ?? [:]
+        if !metadata.isEmpty || metadataProvider != nil {
+            merged = metadata
+            if let provided = metadataProvider?.get() {
+                merged.merge(provided) { _, new in new }
+            }
+            if let eventMetadata = event.metadata {
+                merged.merge(eventMetadata) { _, new in new }
+            }
         }
-        if let eventMetadata = event.metadata {
-            merged.merge(eventMetadata) { _, new in new }
-        }
-        var line = "{\"ts\":" + Self.quoted(Self.timestamp()) + ",\"level\":" + Self.quoted(event.level.rawValue)
-            + ",\"label\":" + Self.quoted(label) + ",\"message\":" + Self.quoted(event.message.description)
-        for key in merged.keys.sorted() where !["ts", "level", "label", "message"].contains(key) {
-            line += "," + Self.quoted(key) + ":" + Self.render(merged[key]!)
+        var line = "{\"ts\":\""
+        line.reserveCapacity(384)
+        Self.appendTimestamp(to: &line)
+        line += "\",\"level\":" + Self.quoted(event.level.rawValue) + ",\"label\":" + Self.quoted(label) + ",\"message\":"
+            + Self.quoted(event.message.description)
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !Self.isReserved(key) {
+            line += "," + Self.quoted(key) + ":" + Self.render(value)
         }
         line += "}\n"
         sink.write(line)
+    }
+
+    /// Members every line has; metadata under these names is dropped.
+    private static func isReserved(_ key: String) -> Bool {
+        switch key {
+        case "ts", "level", "label", "message": true
+        default: false
+        }
     }
 
     private static func render(_ value: Logger.MetadataValue) -> String {
         switch value {
         case .string(let text): return quoted(text)
         case .stringConvertible(let convertible):
+            if let number = convertible as? Double { return number.isFinite ? "\(number)" : quoted(number.description) }
+            if let number = convertible as? Int { return "\(number)" }
             if let number = convertible as? any BinaryInteger { return "\(number)" }
-            if let number = convertible as? Double, number.isFinite { return "\(number)" }
             if let flag = convertible as? Bool { return flag ? "true" : "false" }
             return quoted(convertible.description)
         case .array(let values): return "[" + values.map(render).joined(separator: ",") + "]"
@@ -88,14 +104,32 @@ public struct JSONLogHandler: LogHandler {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F || byte == 0xE2
     }
 
-    private static func timestamp() -> String {
+    /// The second of the last timestamp and its text up to the seconds (`2026-12-02T05:43:59.`),
+    /// so that lines within one second format only the milliseconds.
+    private static let lastSecond = Mutex<(second: Int, prefix: String)>((-1, ""))
+
+    /// Appends the current time as RFC 3339 UTC with milliseconds, without the quotes.
+    private static func appendTimestamp(to line: inout String) {
         let now = Date().timeIntervalSince1970
-        var seconds = time_t(now.rounded(.down))
-        let milliseconds = Int((now - now.rounded(.down)) * 1000)
+        let second = Int(now.rounded(.down))
+        let milliseconds = min(Int((now - now.rounded(.down)) * 1000), 999)
+        let prefix = lastSecond.withLock { last in
+            if last.second != second {
+                last = (second, secondsText(second))
+            }
+            return last.prefix
+        }
+        line += prefix
+        if milliseconds < 100 { line += milliseconds < 10 ? "00" : "0" }
+        line += String(milliseconds)
+        line += "Z"
+    }
+
+    private static func secondsText(_ second: Int) -> String {
+        var seconds = time_t(second)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         var text = ""
-        text.reserveCapacity(24)
         func append(_ value: Int, digits: Int) {
             var digitsText = String(value)
             while digitsText.utf8.count < digits { digitsText = "0" + digitsText }
@@ -112,9 +146,7 @@ public struct JSONLogHandler: LogHandler {
         append(Int(parts.tm_min), digits: 2)
         text += ":"
         append(Int(parts.tm_sec), digits: 2)
-        text += "."
-        append(min(milliseconds, 999), digits: 3)
-        return text + "Z"
+        return text + "."
     }
 }
 
@@ -142,12 +174,13 @@ public final class LogSink: Sendable {
             collected.withLockedValue { $0.append(line) }
             return
         }
+        var line = line
         lock.withLock {
-            var bytes = Array(line.utf8)
-            bytes.withUnsafeMutableBytes { buffer in
+            line.withUTF8 { buffer in
                 var offset = 0
                 while offset < buffer.count {
                     let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written < 0, errno == EINTR { continue }
                     if written <= 0 { break }
                     offset += written
                 }
