@@ -30,14 +30,19 @@ public enum HeaderPolicy {
         }
     }
 
-    /// The response headers to send downstream: hop-by-hop headers removed.
+    /// The response headers to send downstream: hop-by-hop headers and those the
+    /// `Connection` header names removed, and names that are not valid field names dropped.
     public static func downstreamHeaders(from pairs: [(name: String, value: String)]) -> HTTPFields {
-        let named = Set(pairs.filter { $0.name.lowercased() == "connection" }.flatMap { $0.value.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        var named: Set<String> = []
+        for (name, value) in pairs where name.utf8.count == 10 && name.lowercased() == "connection" {
+            named.formUnion(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        }
         var fields = HTTPFields()
+        fields.reserveCapacity(pairs.count)
         for (name, value) in pairs {
-            let lower = name.lowercased()
-            guard !hopByHop.contains(lower), !named.contains(lower), let fieldName = HTTPField.Name(name) else { continue }
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            let canonical = fieldName.canonicalName
+            guard !hopByHop.contains(canonical), named.isEmpty || !named.contains(canonical) else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
         return fields
@@ -53,10 +58,20 @@ public enum HeaderPolicy {
         if let clientAddress {
             parts.append(clientAddress.contains(":") ? "for=\"[\(clientAddress)]\"" : "for=\(clientAddress)")
         }
-        if let host, !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || ".-:[]".contains($0) }) {
+        if let host, !host.isEmpty, host.utf8.allSatisfy(isHostByte) {
             parts.append("host=\"\(host)\"")
         }
         parts.append("proto=\(proto)")
         return parts.joined(separator: ";")
+    }
+
+    /// ASCII letters, digits and `.-:[]`: a host (name, IPv4, bracketed IPv6) and port that
+    /// can go in a quoted `Forwarded` value as is.
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"): true
+        default: false
+        }
     }
 }
