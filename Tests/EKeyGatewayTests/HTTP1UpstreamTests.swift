@@ -75,7 +75,7 @@ final class ScriptedHTTP1Upstream: Sendable {
 
         private func answer(_ path: String, context: ChannelHandlerContext) {
             let channel = context.channel
-            func send(_ text: String, thenClose: Bool = false) {
+            @Sendable func send(_ text: String, thenClose: Bool = false) {
                 channel.writeAndFlush(ByteBuffer(string: text)).whenComplete { _ in
                     if thenClose { channel.close(promise: nil) }
                 }

@@ -1,4 +1,3 @@
-import Foundation
 public import HTTPTypes
 
 /// Which headers cross the gateway (DESIGN.md §5 step 6).
@@ -35,8 +34,12 @@ public enum HeaderPolicy {
     public static func downstreamHeaders(from pairs: [(name: String, value: String)]) -> HTTPFields {
         var named: Set<String> = []
         for (name, value) in pairs where name.utf8.count == 10 && name.lowercased() == "connection" {
-            named.formUnion(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+            for option in value.split(separator: ",") {
+                named.insert(trimmedLowercased(option))
+            }
         }
+        // A hop-by-hop header anyway; without it, the usual `Connection: keep-alive` names nothing.
+        named.remove("keep-alive")
         var fields = HTTPFields()
         fields.reserveCapacity(pairs.count)
         for (name, value) in pairs {
@@ -49,7 +52,13 @@ public enum HeaderPolicy {
     }
 
     static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
-        Set(fields[values: .connection].flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+        Set(fields[values: .connection].flatMap { $0.split(separator: ",") }.map(trimmedLowercased))
+    }
+
+    /// A `Connection` option without the spaces and tabs around it, in lower case.
+    private static func trimmedLowercased(_ option: Substring) -> String {
+        let isBlank = { (character: Character) in character == " " || character == "\t" }
+        return String(option.drop(while: isBlank).reversed().drop(while: isBlank).reversed()).lowercased()
     }
 
     /// An RFC 7239 `Forwarded` element for this hop.

@@ -81,7 +81,8 @@ public struct DPoPProofVerifier: Sendable {
         guard jws.headerString("typ") == DPoPProof.type else {
             throw .invalidDPoPProof("the DPoP proof's typ must be \"\(DPoPProof.type)\"")
         }
-        let proofKey = try key(of: jws, headerText: proof.prefix { $0 != "." })
+        let headerEnd = proof.utf8.firstIndex(of: UInt8(ascii: ".")) ?? proof.utf8.endIndex
+        let proofKey = try key(of: jws, headerText: Substring(proof.utf8[..<headerEnd]))
         do {
             try jws.verify(using: proofKey.key)
         } catch {

@@ -161,12 +161,23 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             response.headers[.date] = HTTPDate.now()
             response.headers[.server] = serverName
+            let end = ResponseEnd()
             do {
-                try await response.body.write(ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength))
+                let writer = ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength, end: end)
+                try await response.body.write(writer)
             } catch {
                 channel.close(promise: nil)
             }
-            eventLoop.execute { loopBound.value.responseWritten() }
+            // The task ends here; the connection moves on once the response's last write is done.
+            if let written = end.written {
+                written.whenComplete { result in
+                    if case .failure = result { channel.close(promise: nil) }
+                    loopBound.value.responseWritten()
+                }
+            } else {
+                channel.close(promise: nil)
+                eventLoop.execute { loopBound.value.responseWritten() }
+            }
         }
     }
 
@@ -204,18 +215,26 @@ struct ResponseCompleteError: Error, CustomStringConvertible {
     var description: String { "the response was sent before the request body ended" }
 }
 
+/// The last write of a response, once issued: its completion hands the connection back.
+final class ResponseEnd {
+    var written: EventLoopFuture<Void>?
+}
+
 /// Writes a response's body to the channel: the head goes out with the first part; a body
 /// of known length is flushed once, with its end; a streamed body is flushed part by part
-/// and waits for the channel to drain whenever it stops being writable.
+/// and waits for the channel to drain whenever it stops being writable. The end is written
+/// without waiting for it: its future goes to ``ResponseEnd``.
 struct ChannelResponseBodyWriter: ResponseBodyWriter {
     let channel: any Channel
     var head: HTTPResponse?
     var remaining: Int?
+    let end: ResponseEnd
 
-    init(channel: any Channel, head: HTTPResponse, length: Int?) {
+    init(channel: any Channel, head: HTTPResponse, length: Int?, end: ResponseEnd) {
         self.channel = channel
         self.head = head
         self.remaining = length
+        self.end = end
     }
 
     mutating func write(_ buffer: ByteBuffer) async throws {
@@ -241,6 +260,6 @@ struct ChannelResponseBodyWriter: ResponseBodyWriter {
         if let head {
             channel.write(HTTPResponsePart.head(head), promise: nil)
         }
-        try await channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders))
+        end.written = channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders))
     }
 }
