@@ -21,7 +21,10 @@ import Testing
 /// - `/continue`: `100 Continue`, then 200 `ok`;
 /// - `/hold`: 200 `ok` after 0.5 s;
 /// - `/trickle`: a chunked body, one chunk every 0.2 s for 3 s;
-/// - `/silent`: never answers.
+/// - `/silent`: never answers;
+/// - `/drop`: 200 `ok` as a connection's first request; on a connection that carried one
+///   before, closes without answering (a keep-alive timeout meeting the request);
+/// - `/slam`: closes without answering.
 final class ScriptedHTTP1Upstream: Sendable {
     private let counts = NIOLockedValueBox((accepted: 0, closed: 0))
 
@@ -45,6 +48,8 @@ final class ScriptedHTTP1Upstream: Sendable {
         typealias InboundIn = ByteBuffer
         let upstream: ScriptedHTTP1Upstream
         var pending = ""
+        /// Requests read on this connection.
+        var requests = 0
 
         init(upstream: ScriptedHTTP1Upstream) {
             self.upstream = upstream
@@ -69,6 +74,7 @@ final class ScriptedHTTP1Upstream: Sendable {
                 guard pending.utf8.count - pending[..<end.upperBound].utf8.count >= length else { return }
                 let requestLine = head.split(separator: "\r\n").first.map(String.init) ?? ""
                 pending = String(pending.utf8.dropFirst(pending[..<end.upperBound].utf8.count + length))!
+                requests += 1
                 answer(requestLine.split(separator: " ").dropFirst().first.map(String.init) ?? "", context: context)
             }
         }
@@ -83,6 +89,8 @@ final class ScriptedHTTP1Upstream: Sendable {
             let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
             switch path {
             case "/keep": send(ok)
+            case "/drop" where requests == 1: send(ok)
+            case "/drop", "/slam": context.close(promise: nil)
             case "/close": send("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok", thenClose: true)
             case "/chunked": send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
             case "/eof": send("HTTP/1.1 200 OK\r\n\r\nuntil-close", thenClose: true)
@@ -145,6 +153,37 @@ final class ScriptedHTTP1Upstream: Sendable {
         #expect(try await Self.call(upstream, "/continue") == (200, "ok"))
         #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
         #expect(server.accepted == 3, "a 100 Continue leaves the connection usable")
+        await upstream.shutdown()
+    }
+
+    /// An upstream closing a kept-alive connection just as a request arrives: an idempotent
+    /// request with its body at hand goes once more on a new connection; a POST does not (it
+    /// may have been seen: 502, the use kept), nor does a request whose first connection was new.
+    @Test func aReusedConnectionClosedBeforeAnsweringIsRetriedOnlyForIdempotentRequests() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let port = try await server.start()
+        let upstream = try Self.upstream(port: port)
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(try await Self.call(upstream, "/drop") == (200, "ok"), "the GET is sent again on a new connection")
+        #expect(server.accepted == 2)
+        for method in [HTTPMethod.PUT, .DELETE, .OPTIONS] {
+            let (head, _) = try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: method, uri: "/drop"), body: .bytes(ByteBuffer(string: "x")))
+            #expect(head.status == .ok, "\(method) is idempotent")
+        }
+        #expect(server.accepted == 5, "each idempotent retry opened one connection")
+
+        let error = await #expect(throws: HTTP1ClosedBeforeAnswer.self) {
+            try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/drop"), body: .bytes(ByteBuffer(string: "pay")))
+        }
+        #expect(error?.reusedConnection == true)
+        #expect(server.accepted == 5, "a POST is not sent twice")
+        let failure = Forwarder.classifyHTTP1(try #require(error), route: Self.route(port))
+        #expect(failure.error.code == .badGateway)
+        #expect(failure.nothingSent == false, "the upstream may have seen it: the use is kept")
+
+        let fresh = await #expect(throws: HTTP1ClosedBeforeAnswer.self) { try await Self.call(upstream, "/slam") }
+        #expect(fresh?.reusedConnection == false)
+        #expect(server.accepted == 6, "a new connection closed without an answer is not tried again")
         await upstream.shutdown()
     }
 

@@ -256,6 +256,10 @@ public final class Forwarder: Sendable {
         case is UpstreamNeverSent:
             return Failure(
                 error: EKeyError(.gatewayTimeout, "no connection to the upstream \(upstream) came free in time; the request was not sent"), nothingSent: true)
+        case is HTTP1ClosedBeforeAnswer:
+            return Failure(
+                error: EKeyError(.badGateway, "the upstream \(upstream) closed the connection without answering; it may have seen the request"),
+                nothingSent: false)
         case let timeout as UpstreamTimeout where timeout.stage == .firstByte:
             return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not answer in time"), nothingSent: false)
         case let timeout as UpstreamTimeout where timeout.stage == .idle:

@@ -61,19 +61,38 @@ final class HTTP1Upstream: Sendable {
 
     /// Sends the request and waits for the response head. A small response with a
     /// `content-length` (and no streamed request body) arrives whole; any other streams.
+    ///
+    /// Retries: a request goes to another connection when its pooled one turned out closed
+    /// before the request was written (up to ``attempts`` times), and once more when a
+    /// reused connection closed after the request was written but before any answer (the
+    /// upstream timing out a keep-alive connection as the request arrived) if the request
+    /// may be repeated: an idempotent method (RFC 9110 §9.2.2) and a body held whole.
     func exchange(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
         var attempt = 1
+        var resent = false
         while true {
             do {
                 return try await exchangeOnce(head: head, body: body)
             } catch is HTTP1ConnectionGone where attempt < Self.attempts {
                 attempt += 1
+            } catch let closed as HTTP1ClosedBeforeAnswer where closed.reusedConnection && !resent && Self.mayRepeat(head.method, body) {
+                resent = true
             }
         }
     }
 
     /// How many pooled connections a request tries when each turns out closed before anything was written.
     static let attempts = 3
+
+    /// Whether a request may be sent a second time: an idempotent method, and a body that is
+    /// still at hand (not streamed).
+    static func mayRepeat(_ method: HTTPMethod, _ body: UpstreamRequestBody) -> Bool {
+        if case .stream = body { return false }
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
 
     private func exchangeOnce(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
         let connection = try await acquire()
@@ -322,6 +341,15 @@ struct HTTP1ConnectionGone: Error, CustomStringConvertible {
     var description: String { "the upstream closed its pooled connections before the request could be written" }
 }
 
+/// The connection closed (or was reset) after the request was written and before any
+/// response byte came. On a connection that had carried earlier exchanges, this is most
+/// often the upstream closing an idle keep-alive connection as the request arrived.
+struct HTTP1ClosedBeforeAnswer: Error, CustomStringConvertible {
+    /// The connection had served an exchange before this one.
+    let reusedConnection: Bool
+    var description: String { "the upstream closed the connection after the request was written, before answering" }
+}
+
 /// The exchange broke after the request was written: an answer nobody asked for, or the
 /// connection closed before the response ended.
 struct HTTP1ExchangeBroken: Error, CustomStringConvertible {
@@ -356,6 +384,8 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     private var stage = UpstreamTimeout.Stage.firstByte
     private var lastRead = NIODeadline.now()
     private var readHeldBack = false
+    /// Exchanges started on this connection.
+    private var exchanges = 0
     /// Runs when an exchange ended and the connection can carry another.
     var onReusable: (() -> Void)?
 
@@ -385,6 +415,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         }
         deadline?.cancel()
         state = .waitingForHead(promise, readsWhole: !bodyFollows)
+        exchanges += 1
         keepAlive = true
         requestEnded = !bodyFollows
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -484,14 +515,22 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
-        fail(HTTP1ExchangeBroken(description: "the upstream closed the connection before the response ended"))
+        if case .waitingForHead = state {
+            fail(HTTP1ClosedBeforeAnswer(reusedConnection: exchanges > 1))
+        } else {
+            fail(HTTP1ExchangeBroken(description: "the upstream closed the connection before the response ended"))
+        }
         state = .closed
         onReusable = nil
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(error)
+        if case .waitingForHead = state, error is IOError {
+            fail(HTTP1ClosedBeforeAnswer(reusedConnection: exchanges > 1))
+        } else {
+            fail(error)
+        }
         state = .closed
         context.close(promise: nil)
     }
