@@ -163,27 +163,30 @@ final class ScriptedHTTP1Upstream: Sendable {
         let server = ScriptedHTTP1Upstream()
         let port = try await server.start()
         let upstream = try Self.upstream(port: port)
-        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
-        #expect(try await Self.call(upstream, "/drop") == (200, "ok"), "the GET is sent again on a new connection")
-        #expect(server.accepted == 2)
+        async let first = Self.call(upstream, "/hold")
+        async let second = Self.call(upstream, "/hold")
+        #expect(try await [first, second].map(\.status) == [200, 200])
+        #expect(server.accepted == 2, "two connections in the pool")
+        #expect(try await Self.call(upstream, "/drop") == (200, "ok"), "the GET is sent again, on a new connection, not the other pooled one")
+        #expect(server.accepted == 3)
         for method in [HTTPMethod.PUT, .DELETE, .OPTIONS] {
             let (head, _) = try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: method, uri: "/drop"), body: .bytes(ByteBuffer(string: "x")))
             #expect(head.status == .ok, "\(method) is idempotent")
         }
-        #expect(server.accepted == 5, "each idempotent retry opened one connection")
+        #expect(server.accepted == 6, "each idempotent retry opened one connection")
 
         let error = await #expect(throws: HTTP1ClosedBeforeAnswer.self) {
             try await upstream.exchange(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/drop"), body: .bytes(ByteBuffer(string: "pay")))
         }
         #expect(error?.reusedConnection == true)
-        #expect(server.accepted == 5, "a POST is not sent twice")
+        #expect(server.accepted == 6, "a POST is not sent twice")
         let failure = Forwarder.classifyHTTP1(try #require(error), route: Self.route(port))
         #expect(failure.error.code == .badGateway)
         #expect(failure.nothingSent == false, "the upstream may have seen it: the use is kept")
 
         let fresh = await #expect(throws: HTTP1ClosedBeforeAnswer.self) { try await Self.call(upstream, "/slam") }
         #expect(fresh?.reusedConnection == false)
-        #expect(server.accepted == 6, "a new connection closed without an answer is not tried again")
+        #expect(server.accepted == 7, "a new connection closed without an answer is not tried again")
         await upstream.shutdown()
     }
 

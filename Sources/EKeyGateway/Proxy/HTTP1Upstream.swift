@@ -72,7 +72,7 @@ final class HTTP1Upstream: Sendable {
         var resent = false
         while true {
             do {
-                return try await exchangeOnce(head: head, body: body)
+                return try await exchangeOnce(head: head, body: body, newConnection: resent)
             } catch is HTTP1ConnectionGone where attempt < Self.attempts {
                 attempt += 1
             } catch let closed as HTTP1ClosedBeforeAnswer where closed.reusedConnection && !resent && Self.mayRepeat(head.method, body) {
@@ -94,8 +94,10 @@ final class HTTP1Upstream: Sendable {
         }
     }
 
-    private func exchangeOnce(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
-        let connection = try await acquire()
+    private func exchangeOnce(head: HTTPRequestHead, body: UpstreamRequestBody, newConnection: Bool) async throws
+        -> (HTTPResponseHead, HTTP1ResponseContents)
+    {
+        let connection = try await acquire(newConnection: newConnection)
         let eventLoop = connection.channel.eventLoop
         let started = eventLoop.makePromise(of: HTTP1ResponseStart.self)
         var head = head
@@ -148,7 +150,9 @@ final class HTTP1Upstream: Sendable {
         return (start.head, start.contents)
     }
 
-    private func acquire() async throws -> HTTP1UpstreamConnection {
+    /// A connection of the running loop: an idle pooled one unless `newConnection`, else a new
+    /// one, or the next to come free when the loop has its maximum open.
+    private func acquire(newConnection: Bool) async throws -> HTTP1UpstreamConnection {
         let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? offLoopCallers
         let key = ObjectIdentifier(eventLoop)
         enum Choice {
@@ -159,7 +163,7 @@ final class HTTP1Upstream: Sendable {
         let choice: Choice = pools.withLockedValue { pools in
             var pool = pools[key] ?? LoopPool()
             defer { pools[key] = pool }
-            while let connection = pool.idle.popLast() {
+            while !newConnection, let connection = pool.idle.popLast() {
                 if connection.channel.isActive { return .reuse(connection) }
             }
             guard pool.open < connectionsPerLoop else { return .wait }
