@@ -112,10 +112,13 @@ final class ScriptedHTTP1Upstream: Sendable {
 }
 
 @Suite struct HTTP1UpstreamTests {
-    static func upstream(port: Int, firstByte: Duration = .seconds(5), idle: Duration = .seconds(2), connectionsPerLoop: Int = 8) throws -> HTTP1Upstream {
+    static func upstream(
+        port: Int, firstByte: Duration = .seconds(5), idle: Duration = .seconds(2), connectionsPerLoop: Int = 8,
+        poolIdleLimit: TimeAmount = HTTP1Upstream.defaultPoolIdleLimit
+    ) throws -> HTTP1Upstream {
         try HTTP1Upstream(
             upstream: URL(string: "http://127.0.0.1:\(port)")!, timeouts: TimeoutsConfig(connect: .seconds(2), firstByte: firstByte, idle: idle),
-            connectionsPerLoop: connectionsPerLoop)
+            connectionsPerLoop: connectionsPerLoop, poolIdleLimit: poolIdleLimit)
     }
 
     static func call(_ upstream: HTTP1Upstream, _ path: String, method: HTTPMethod = .GET) async throws -> (status: Int, body: String) {
@@ -187,6 +190,36 @@ final class ScriptedHTTP1Upstream: Sendable {
         let fresh = await #expect(throws: HTTP1ClosedBeforeAnswer.self) { try await Self.call(upstream, "/slam") }
         #expect(fresh?.reusedConnection == false)
         #expect(server.accepted == 7, "a new connection closed without an answer is not tried again")
+        await upstream.shutdown()
+    }
+
+    /// The pool's idle limit (here 0.4 s) closes a connection left unused that long, never
+    /// one in use or used within the limit, however often its timers fire in between; the
+    /// exchange limits still apply on a connection that carried many calls.
+    @Test func pooledConnectionsCloseOnlyAfterTheirIdleLimit() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let upstream = try Self.upstream(port: try await server.start(), firstByte: .milliseconds(300), idle: .milliseconds(300), poolIdleLimit: .milliseconds(400))
+        let clock = ContinuousClock()
+        let busyUntil = clock.now.advanced(by: .milliseconds(1500))
+        while clock.now < busyUntil {
+            #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(server.accepted == 1, "a connection used every 0.1 s stays open past several idle limits")
+        #expect(server.closed == 0)
+        let timeout = await #expect(throws: UpstreamTimeout.self, "0.5 s to the head, over first_byte (0.3 s)") {
+            try await Self.call(upstream, "/hold")
+        }
+        #expect(timeout?.stage == .firstByte)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(server.closed == 1, "the timed-out exchange closed its connection")
+
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 2)
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(server.closed == 2, "unused for 0.9 s, past the 0.4 s limit, the pooled connection was closed")
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"))
+        #expect(server.accepted == 3)
         await upstream.shutdown()
     }
 

@@ -15,7 +15,7 @@ import NIOPosix
 /// ``defaultConnectionsPerLoop`` are open per loop, and a request beyond that waits for one to be
 /// free (up to `first_byte`, then 504 with nothing sent). A connection goes back to the pool
 /// when its response ended and both sides kept it alive; otherwise it is closed. Idle pooled
-/// connections are closed after ``idleLimit``.
+/// connections are closed after ``defaultPoolIdleLimit``.
 ///
 /// Timeouts: `connect` for the TCP connection, `first_byte` from the request to the response
 /// head, `idle` between reads of the response body. Only a connection that could not be
@@ -32,8 +32,9 @@ final class HTTP1Upstream: Sendable {
 
     /// Open connections allowed per event loop, unless the initializer says otherwise.
     static let defaultConnectionsPerLoop = 256
-    /// How long a pooled connection may stay idle.
-    static let idleLimit: TimeAmount = .seconds(60)
+    /// How long a pooled connection may stay idle, unless the initializer says otherwise.
+    static let defaultPoolIdleLimit: TimeAmount = .seconds(60)
+    private let poolIdleLimit: TimeAmount
 
     private struct LoopPool {
         var idle: [HTTP1UpstreamConnection] = []
@@ -42,10 +43,14 @@ final class HTTP1Upstream: Sendable {
     }
 
     /// Prepares (but does not open) connections to `upstream`, an `http://` URL.
-    init(upstream: URL, timeouts: TimeoutsConfig, connectionsPerLoop: Int = HTTP1Upstream.defaultConnectionsPerLoop) throws {
+    init(
+        upstream: URL, timeouts: TimeoutsConfig, connectionsPerLoop: Int = HTTP1Upstream.defaultConnectionsPerLoop,
+        poolIdleLimit: TimeAmount = HTTP1Upstream.defaultPoolIdleLimit
+    ) throws {
         address = try UpstreamAddress(upstream)
         self.timeouts = timeouts
         self.connectionsPerLoop = max(1, connectionsPerLoop)
+        self.poolIdleLimit = poolIdleLimit
     }
 
     /// Closes every pooled connection.
@@ -253,7 +258,7 @@ final class HTTP1Upstream: Sendable {
         if let waiter {
             waiter.resume(returning: connection)
         } else {
-            connection.handler.value.idleSince(limit: Self.idleLimit)
+            connection.handler.value.idleSince(limit: poolIdleLimit)
         }
     }
 
@@ -382,9 +387,14 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var requestEnded = true
     private var keepAlive = true
-    private var deadline: Scheduled<Void>?
-    /// When the scheduled deadline fires, and which limit it serves.
-    private var deadlineTime: NIODeadline?
+    /// When the limit in force runs out: `first_byte`, `idle` (counted from `lastRead`), or,
+    /// while pooled, the pool's idle limit; `nil` when none applies.
+    private var due: NIODeadline?
+    /// Timers not yet fired, by when they fire. A timer is never cancelled on the way
+    /// (SwiftNIO cancels by a linear search of every timer of the loop, and a loop with a
+    /// full pool holds hundreds): one that fires before `due` schedules the next, and a new
+    /// one is added only when none fires by the new `due`. Closing cancels what is left.
+    private var timers: [(at: NIODeadline, task: Scheduled<Void>)] = []
     private var stage = UpstreamTimeout.Stage.firstByte
     private var lastRead = NIODeadline.now()
     private var readHeldBack = false
@@ -417,7 +427,6 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
             promise.fail(HTTP1ConnectionGone())
             return false
         }
-        deadline?.cancel()
         state = .waitingForHead(promise, readsWhole: !bodyFollows)
         exchanges += 1
         keepAlive = true
@@ -431,17 +440,14 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         }
         context.flush()
         stage = .firstByte
-        schedule(at: .now() + firstByte, context: context)
+        arm(at: .now() + firstByte, context: context)
         return true
     }
 
     /// The connection is back in the pool: closed if nothing uses it within `limit`.
     func idleSince(limit: TimeAmount) {
         guard let context, case .idle = state else { return }
-        deadline?.cancel()
-        deadlineTime = nil
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+        arm(at: .now() + limit, context: context)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -493,9 +499,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
                 break
             }
         case .end:
-            deadline?.cancel()
-            deadline = nil
-            deadlineTime = nil
+            due = nil
             let finished = state
             state = .idle
             // The connection is back in the pool before the reader hears of the end, so a
@@ -517,8 +521,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        cancelTimers()
         if case .waitingForHead = state {
             fail(HTTP1ClosedBeforeAnswer(reusedConnection: exchanges > 1))
         } else {
@@ -558,40 +561,47 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         state = .idle
     }
 
-    /// Response data arrived: from now on `idle` applies, counted from this read. The
-    /// scheduled deadline is moved only when it would fire too late; one that fires early
-    /// checks again and waits for the rest.
+    /// Response data arrived: from now on `idle` applies, counted from this read.
     private func noteRead(_ context: ChannelHandlerContext) {
         lastRead = .now()
         stage = .idle
-        let due = lastRead + idle
-        if let scheduled = deadlineTime, scheduled <= due { return }
-        schedule(at: due, context: context)
+        arm(at: lastRead + idle, context: context)
     }
 
-    private func schedule(at time: NIODeadline, context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadlineTime = time
+    /// Makes `time` the end of the limit in force, adding a timer only when none fires by then.
+    private func arm(at time: NIODeadline, context: ChannelHandlerContext) {
+        due = time
+        if timers.contains(where: { $0.at <= time }) { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(deadline: time) {
-            loopBound.value.deadlineReached()
+        let task = context.eventLoop.scheduleTask(deadline: time) {
+            loopBound.value.timerFired(at: time)
         }
+        timers.append((time, task))
     }
 
-    private func deadlineReached() {
-        deadline = nil
-        deadlineTime = nil
-        guard let context else { return }
-        switch state {
-        case .waitingForHead, .collecting, .streaming: break
-        case .idle, .closed: return
-        }
-        if stage == .idle, lastRead + idle > .now() {
-            schedule(at: lastRead + idle, context: context)
+    private func cancelTimers() {
+        for timer in timers { timer.task.cancel() }
+        timers = []
+        due = nil
+    }
+
+    private func timerFired(at time: NIODeadline) {
+        timers.removeAll { $0.at == time }
+        guard let context, let due else { return }
+        if due > .now() {
+            arm(at: due, context: context)
             return
         }
-        fail(UpstreamTimeout(stage: stage))
-        state = .closed
+        self.due = nil
+        switch state {
+        case .waitingForHead, .collecting, .streaming:
+            fail(UpstreamTimeout(stage: stage))
+            state = .closed
+        case .idle:
+            break  // pooled and unused for the pool's idle limit
+        case .closed:
+            return
+        }
         context.close(promise: nil)
     }
 }
