@@ -37,7 +37,10 @@ final class HTTP1Upstream: Sendable {
     private let poolIdleLimit: TimeAmount
 
     private struct LoopPool {
-        var idle: [HTTP1UpstreamConnection] = []
+        /// Pooled connections and since when each has been idle, the last released last.
+        var idle: [(connection: HTTP1UpstreamConnection, since: NIODeadline)] = []
+        /// Whether a sweep for idle connections is scheduled on the loop.
+        var sweeping = false
         var open = 0
         var waiters: [(id: Int, continuation: CheckedContinuation<HTTP1UpstreamConnection?, any Error>)] = []
     }
@@ -57,7 +60,7 @@ final class HTTP1Upstream: Sendable {
     func shutdown() async {
         let idle = pools.withLockedValue { pools in
             defer { for key in pools.keys { pools[key]?.idle = [] } }
-            return pools.values.flatMap(\.idle)
+            return pools.values.flatMap { $0.idle.map(\.connection) }
         }
         for connection in idle {
             try? await connection.channel.close()
@@ -168,7 +171,7 @@ final class HTTP1Upstream: Sendable {
         let choice: Choice = pools.withLockedValue { pools in
             var pool = pools[key] ?? LoopPool()
             defer { pools[key] = pool }
-            while !newConnection, let connection = pool.idle.popLast() {
+            while !newConnection, let (connection, _) = pool.idle.popLast() {
                 if connection.channel.isActive { return .reuse(connection) }
             }
             guard pool.open < connectionsPerLoop else { return .wait }
@@ -252,19 +255,51 @@ final class HTTP1Upstream: Sendable {
             if pools[key]?.waiters.isEmpty == false {
                 return pools[key]?.waiters.removeFirst().continuation
             }
-            pools[key, default: LoopPool()].idle.append(connection)
+            pools[key, default: LoopPool()].idle.append((connection, .now()))
             return nil
         }
         if let waiter {
             waiter.resume(returning: connection)
         } else {
-            connection.handler.value.idleSince(limit: poolIdleLimit)
+            scheduleSweep(key: key, on: connection.channel.eventLoop)
         }
+    }
+
+    /// Pooled connections carry no timer of their own (a loop with hundreds of timers makes
+    /// every cancellation slow: SwiftNIO finds the one to cancel by a linear search). One
+    /// sweep per loop, every half idle limit while the pool holds any, closes those unused
+    /// for the limit.
+    private func scheduleSweep(key: ObjectIdentifier, on eventLoop: any EventLoop) {
+        let start = pools.withLockedValue { pools -> Bool in
+            guard pools[key]?.sweeping == false else { return false }
+            pools[key]?.sweeping = true
+            return true
+        }
+        guard start else { return }
+        eventLoop.scheduleTask(in: .nanoseconds(max(poolIdleLimit.nanoseconds / 2, 1_000_000))) { [weak self] in
+            self?.sweep(key: key, on: eventLoop)
+        }
+    }
+
+    private func sweep(key: ObjectIdentifier, on eventLoop: any EventLoop) {
+        let oldest = NIODeadline.now() - poolIdleLimit
+        let (expired, more) = pools.withLockedValue { pools -> ([HTTP1UpstreamConnection], Bool) in
+            guard var pool = pools[key] else { return ([], false) }
+            defer { pools[key] = pool }
+            let expired = pool.idle.filter { $0.since <= oldest }.map(\.connection)
+            pool.idle.removeAll { $0.since <= oldest }
+            pool.sweeping = false
+            return (expired, !pool.idle.isEmpty)
+        }
+        for connection in expired {
+            connection.channel.close(promise: nil)
+        }
+        if more { scheduleSweep(key: key, on: eventLoop) }
     }
 
     private func closed(_ connection: HTTP1UpstreamConnection, key: ObjectIdentifier) {
         pools.withLockedValue { pools in
-            pools[key]?.idle.removeAll { $0 === connection }
+            pools[key]?.idle.removeAll { $0.connection === connection }
         }
         slotFreed(key: key)
     }
@@ -387,8 +422,8 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var requestEnded = true
     private var keepAlive = true
-    /// When the limit in force runs out: `first_byte`, `idle` (counted from `lastRead`), or,
-    /// while pooled, the pool's idle limit; `nil` when none applies.
+    /// When the limit of the exchange in progress runs out: `first_byte`, or `idle` (counted
+    /// from `lastRead`); `nil` between exchanges.
     private var due: NIODeadline?
     /// Timers not yet fired, by when they fire. A timer is never cancelled on the way
     /// (SwiftNIO cancels by a linear search of every timer of the loop, and a loop with a
@@ -442,12 +477,6 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         stage = .firstByte
         arm(at: .now() + firstByte, context: context)
         return true
-    }
-
-    /// The connection is back in the pool: closed if nothing uses it within `limit`.
-    func idleSince(limit: TimeAmount) {
-        guard let context, case .idle = state else { return }
-        arm(at: .now() + limit, context: context)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -597,12 +626,10 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler {
         case .waitingForHead, .collecting, .streaming:
             fail(UpstreamTimeout(stage: stage))
             state = .closed
-        case .idle:
-            break  // pooled and unused for the pool's idle limit
-        case .closed:
+            context.close(promise: nil)
+        case .idle, .closed:
             return
         }
-        context.close(promise: nil)
     }
 }
 
