@@ -29,6 +29,9 @@ struct VerifiedTokenCacheTests {
 
             #expect(try await step.verify(dpop, route: route, now: now).keyID == harness.keyID)
             #expect(step.verifiedTokens.count == 1)
+            let single = try harness.dpopToken(proofKey, limit: 1, lifetime: 30, issuedAt: now)
+            #expect(try await step.verify(.init(scheme: .dpop, token: single), route: route, now: now).claims.capability.limit == 1)
+            #expect(step.verifiedTokens.count == 1, "a limit-1 token is verified but not kept: its first use is its only one")
             #expect(try await step.verify(dpop, route: route, now: now + 10).claims.capability.limit == 5)
 
             #expect(await Self.error(try await step.verify(dpop, route: route, now: now + 36)) == "expired_token", "exp is checked on every use")
@@ -52,6 +55,35 @@ struct VerifiedTokenCacheTests {
             #expect(step.verifiedTokens.count == 0, "and the token was forgotten")
             try await client.shutdown()
         }
+    }
+
+    /// A full cache drops expired tokens; when they are fewer than a quarter of it, it starts
+    /// over instead, so inserts into a full cache do not each scan it.
+    @Test func aFullCacheDropsExpiredTokensOrStartsOver() throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let now = GatewayHarness.now
+        let jwk = PrivateSigningKey(generating: .es256).publicKey.jwk
+        func entry(expiringIn lifetime: Int64) throws -> VerifiedTokenCache.Entry {
+            let claims = try harness.claims(limit: 5, lifetime: lifetime + 30, issuedAt: now - 30, confirmation: .jwkThumbprint(jwk.thumbprint))
+            return .init(jwk: jwk, keyID: harness.keyID, bind: .dpop, claims: claims)
+        }
+        let cache = VerifiedTokenCache(capacity: 8)
+        for index in 0..<8 {
+            try cache.insert(entry(expiringIn: index < 3 ? -10 : 60), for: "token-\(index)", now: now, clockSkew: 5)
+        }
+        #expect(cache.count == 8)
+        try cache.insert(entry(expiringIn: 60), for: "token-8", now: now, clockSkew: 5)
+        #expect(cache.count == 6, "three expired tokens (over a quarter) went, five stayed, one came")
+        #expect(cache.entry(for: "token-0") == nil && cache.entry(for: "token-3") != nil)
+
+        for index in 9..<11 {
+            try cache.insert(entry(expiringIn: index == 9 ? -10 : 60), for: "token-\(index)", now: now, clockSkew: 5)
+        }
+        #expect(cache.count == 8)
+        try cache.insert(entry(expiringIn: 60), for: "token-11", now: now, clockSkew: 5)
+        #expect(cache.count == 1, "one expired token is under a quarter: the cache started over")
+        #expect(cache.entry(for: "token-11") != nil)
     }
 
     @Test func aCachedTokenStopsWorkingWhenThePublisherRotatesOrRevokesItsKey() async throws {

@@ -53,7 +53,7 @@ public struct TokenVerification: Sendable {
             signed = claims
             return try EKeyToken.validate(claims, bind: token.bind, keyID: token.keyID, policy: policy, now: now)
         }
-        if let signed {
+        if let signed, signed.capability.limit > 1 {
             verifiedTokens.insert(
                 .init(jwk: jwk, keyID: token.keyID, bind: token.bind, claims: signed),
                 for: extracted.token, now: now, clockSkew: clockSkew)

@@ -8,7 +8,8 @@ import NIOConcurrencyHelpers
 /// Only the signature and the decoding of the claims are skipped on a hit. Every use still
 /// checks that the publisher serves the same key under the token's `kid` (a rotated or revoked
 /// key ends the entry), and runs `iss`, `aud`, `exp`, `iat`, lifetime and binding again
-/// (``EKeyToken/validate(_:bind:keyID:policy:now:)``). Rejected tokens are never stored.
+/// (``EKeyToken/validate(_:bind:keyID:policy:now:)``). Rejected tokens are never stored, nor
+/// are tokens with a limit of 1, whose first use is their only one.
 final class VerifiedTokenCache: Sendable {
     /// What a verified token's signature established.
     struct Entry: Sendable {
@@ -33,12 +34,13 @@ final class VerifiedTokenCache: Sendable {
     }
 
     /// Stores a token that passed every check. When full, entries that expired more than
-    /// `clockSkew` ago go first; if none did, the cache starts over.
+    /// `clockSkew` ago go first; if that frees less than a quarter of the cache, it starts
+    /// over, so a full cache is never scanned again a few inserts later.
     func insert(_ entry: Entry, for token: String, now: Int64, clockSkew: Int64) {
         entries.withLockedValue { entries in
             if entries.count >= capacity {
                 entries = entries.filter { now <= $0.value.claims.expiresAt + clockSkew }
-                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+                if entries.count > capacity - capacity / 4 { entries.removeAll(keepingCapacity: true) }
             }
             entries[token] = entry
         }
