@@ -56,6 +56,41 @@ struct JSONLogHandlerTests {
         #expect(sink.lines.count == 120)
     }
 
+    /// The audit log's own JSON lines (what a service writes) and the lines of its swift-log
+    /// path hold the same members; values are escaped, `latency_ms` is a number, and an
+    /// extra member can neither replace a field nor add one of the line's own.
+    @Test func auditLinesAreTheSameEitherWay() throws {
+        var event = AuditEvent(event: "verify", outcome: "denied")
+        event.subject = "spiffe://example.org/checkout"
+        event.trace = "t-1"
+        event.method = "POST"
+        event.path = "/pay\"ments\n,\"outcome\":\"allowed"
+        event.reason = "replayed_proof"
+        event.latencyMilliseconds = 1.23456
+        event.extra = ["kid": "k-1", "outcome": "allowed", "message": "forged", "ts": "0"]
+        let direct = LogSink.memory()
+        AuditLog(sink: direct).record(event)
+        let viaLogger = LogSink.memory()
+        AuditLog(logger: Logger(label: "audit") { label in JSONLogHandler(label: label, sink: viaLogger) }).record(event)
+        let lines = direct.lines + viaLogger.lines
+        try #require(lines.count == 2)
+        var objects = try lines.map { try StrictJSONParser().parseObject(Array($0.utf8)) }
+        for index in objects.indices {
+            #expect(objects[index]["outcome"]?.stringValue == "denied")
+            #expect(objects[index]["message"]?.stringValue == "verify denied")
+            #expect(objects[index]["path"]?.stringValue == event.path)
+            #expect(objects[index]["latency_ms"] == .double(1.235))
+            #expect(objects[index]["kid"]?.stringValue == "k-1")
+            #expect(objects[index]["label"]?.stringValue == "audit")
+            #expect(lines[index].dropLast().contains("\n") == false)
+            objects[index]["ts"] = nil
+        }
+        #expect(objects[0] == objects[1])
+        let quiet = LogSink.memory()
+        AuditLog(sink: quiet, level: .warning).record(event)
+        #expect(quiet.lines.isEmpty, "audit events are info: a warning-level log leaves them out, as swift-log would")
+    }
+
     @Test func hostileStringsAreEscapedAndRoundTrip() throws {
         let hostile = [
             "plain ascii", "quote \" and backslash \\", "new\nline and \r return", "tab\tand NUL \u{0} and DEL \u{7F}",

@@ -1,4 +1,5 @@
 public import Logging
+import Synchronization
 
 /// One audit event (DESIGN.md §7): an issuance, a gateway decision, a key registration
 /// or revocation. Never carries a token, a proof or a key.
@@ -27,35 +28,78 @@ public struct AuditEvent: Sendable {
 
 /// Writes audit events as log lines with `"label": "audit"`.
 public struct AuditLog: Sendable {
-    private let logger: Logger
+    private enum Output {
+        case logger(Logger)
+        /// JSON lines written straight to the sink, in ``JSONLogHandler``'s format, when at
+        /// least `level` is on: no swift-log metadata dictionary per event on the hot path.
+        case lines(LogSink, level: Logger.Level)
+    }
 
-    /// Creates an audit log through swift-log (JSON lines once ``JSONLogHandler`` is bootstrapped).
-    public init(logger: Logger = Logger(label: "audit")) {
-        self.logger = logger
+    private let output: Output
+
+    /// The process's audit log: once ``JSONLogHandler`` is bootstrapped, JSON lines written to
+    /// stdout directly (the same lines its handler would write); before, swift-log's `audit` logger.
+    public init() {
+        if let level = JSONLogHandler.bootstrappedLevel.withLock({ $0 }) {
+            output = .lines(.standardOutput, level: level)
+        } else {
+            output = .logger(Logger(label: "audit"))
+        }
+    }
+
+    /// Creates an audit log through `logger`.
+    public init(logger: Logger) {
+        output = .logger(logger)
+    }
+
+    /// Creates an audit log writing JSON lines to `sink` at `level` and above.
+    public init(sink: LogSink, level: Logger.Level = .info) {
+        output = .lines(sink, level: level)
     }
 
     /// Records one event; fields that do not apply are left out.
     public func record(_ event: AuditEvent) {
-        var metadata: Logger.Metadata = [:]
-        metadata.reserveCapacity(10 + event.extra.count)
-        metadata["event"] = .string(event.event)
-        metadata["outcome"] = .string(event.outcome)
-        func put(_ key: String, _ value: String?) {
-            if let value { metadata[key] = .string(value) }
+        switch output {
+        case .logger(let logger):
+            var metadata: Logger.Metadata = [:]
+            metadata.reserveCapacity(10 + event.extra.count)
+            for (name, value) in Self.fields(of: event) {
+                metadata[name] = value.map { .string($0) } ?? .stringConvertible(Self.rounded(event.latencyMilliseconds ?? 0))
+            }
+            logger.info("\(event.event) \(event.outcome)", metadata: metadata)
+        case .lines(let sink, let level):
+            guard level <= .info else { return }
+            var members: [(name: String, json: String)] = Self.fields(of: event).map { name, value in
+                (name, value.map(JSONLogHandler.quoted) ?? Self.number(Self.rounded(event.latencyMilliseconds ?? 0)))
+            }
+            members.sort { $0.name < $1.name }
+            sink.write(JSONLogHandler.line(level: .info, label: "audit", message: "\(event.event) \(event.outcome)", members: members))
         }
-        put("sub", event.subject)
-        put("trace", event.trace)
-        put("cap_action", event.capabilityAction)
-        put("method", event.method)
-        put("path", event.path)
-        put("client", event.client)
-        put("reason", event.reason)
-        if let latency = event.latencyMilliseconds {
-            metadata["latency_ms"] = .stringConvertible((latency * 1000).rounded() / 1000)
+    }
+
+    /// The event's members by name: a string, or `nil` for `latency_ms` (a number).
+    private static func fields(of event: AuditEvent) -> [(String, String?)] {
+        var fields: [(String, String?)] = [("event", event.event), ("outcome", event.outcome)]
+        fields.reserveCapacity(10 + event.extra.count)
+        for (name, value) in [
+            ("sub", event.subject), ("trace", event.trace), ("cap_action", event.capabilityAction), ("method", event.method),
+            ("path", event.path), ("client", event.client), ("reason", event.reason),
+        ] {
+            if let value { fields.append((name, value)) }
         }
-        for (key, value) in event.extra {
-            metadata[key] = .string(value)
+        if event.latencyMilliseconds != nil { fields.append(("latency_ms", nil)) }
+        for (name, value) in event.extra where !JSONLogHandler.isReserved(name) && !fields.contains(where: { $0.0 == name }) {
+            fields.append((name, value))
         }
-        logger.info("\(event.event) \(event.outcome)", metadata: metadata)
+        return fields
+    }
+
+    private static func rounded(_ milliseconds: Double) -> Double {
+        (milliseconds * 1000).rounded() / 1000
+    }
+
+    /// A JSON number, or a string for what JSON has no number for (NaN, infinities).
+    private static func number(_ value: Double) -> String {
+        value.isFinite ? "\(value)" : JSONLogHandler.quoted(value.description)
     }
 }

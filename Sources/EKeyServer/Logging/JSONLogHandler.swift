@@ -21,8 +21,12 @@ public struct JSONLogHandler: LogHandler {
 
     /// Bootstraps swift-log with this handler for every logger of the process.
     public static func bootstrap(level: Logger.Level = .info) {
+        bootstrappedLevel.withLock { $0 = level }
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
     }
+
+    /// The level given to ``bootstrap(level:)``, once it ran: the process logs JSON lines to stdout.
+    static let bootstrappedLevel = Mutex<Logger.Level?>(nil)
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -40,20 +44,26 @@ public struct JSONLogHandler: LogHandler {
                 merged.merge(eventMetadata) { _, new in new }
             }
         }
+        let members = merged.filter { !Self.isReserved($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, Self.render($0.value)) }
+        sink.write(Self.line(level: event.level, label: label, message: event.message.description, members: members))
+    }
+
+    /// One log line: `ts`, `level`, `label`, `message`, then `members` (names in order, each
+    /// with its value already as JSON).
+    static func line(level: Logger.Level, label: String, message: String, members: [(name: String, json: String)]) -> String {
         var line = "{\"ts\":\""
         line.reserveCapacity(384)
-        Self.appendTimestamp(to: &line)
-        line += "\",\"level\":" + Self.quoted(event.level.rawValue) + ",\"label\":" + Self.quoted(label) + ",\"message\":"
-            + Self.quoted(event.message.description)
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !Self.isReserved(key) {
-            line += "," + Self.quoted(key) + ":" + Self.render(value)
+        appendTimestamp(to: &line)
+        line += "\",\"level\":" + quoted(level.rawValue) + ",\"label\":" + quoted(label) + ",\"message\":" + quoted(message)
+        for (name, json) in members {
+            line += "," + quoted(name) + ":" + json
         }
         line += "}\n"
-        sink.write(line)
+        return line
     }
 
     /// Members every line has; metadata under these names is dropped.
-    private static func isReserved(_ key: String) -> Bool {
+    static func isReserved(_ key: String) -> Bool {
         switch key {
         case "ts", "level", "label", "message": true
         default: false
@@ -75,7 +85,8 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    private static func quoted(_ text: String) -> String {
+    /// `text` as a JSON string, escaped so that no value can end the line or add members.
+    static func quoted(_ text: String) -> String {
         if !text.utf8.contains(where: needsEscaping) {
             return "\"" + text + "\""
         }
