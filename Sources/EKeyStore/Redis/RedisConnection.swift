@@ -86,12 +86,12 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             return
         }
         oldest.promise.succeed(value)
-        if self.waiting.isEmpty {
-            self.timer?.cancel()
-            self.timer = nil
-        }
     }
 
+    /// Times the oldest waiting command. The timer is left to fire, not cancelled when the
+    /// queue empties (SwiftNIO cancels by a linear search of its loop's timers, and this
+    /// would be once per reply): firing with nothing waiting it stops, and firing before
+    /// the oldest command's deadline it waits for that one.
     private func armTimer(context: ChannelHandlerContext) {
         guard let oldest = self.waiting.first else { return }
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: oldest.deadline) {
