@@ -64,42 +64,47 @@ public struct AuditLog: Sendable {
             var metadata: Logger.Metadata = [:]
             metadata.reserveCapacity(10 + event.extra.count)
             for (name, value) in Self.fields(of: event) {
-                metadata[name] = value.map { .string($0) } ?? .stringConvertible(Self.rounded(event.latencyMilliseconds ?? 0))
+                switch value {
+                case .text(let text): metadata[name] = .string(text)
+                case .number(let number): metadata[name] = .stringConvertible(number)
+                }
             }
             logger.info("\(event.event) \(event.outcome)", metadata: metadata)
         case .lines(let sink, let level):
             guard level <= .info else { return }
             var members: [(name: String, json: String)] = Self.fields(of: event).map { name, value in
-                (name, value.map(JSONLogHandler.quoted) ?? Self.number(Self.rounded(event.latencyMilliseconds ?? 0)))
+                switch value {
+                case .text(let text): (name, JSONLogHandler.quoted(text))
+                case .number(let number): (name, number.isFinite ? "\(number)" : JSONLogHandler.quoted(number.description))
+                }
             }
             members.sort { $0.name < $1.name }
             sink.write(JSONLogHandler.line(level: .info, label: "audit", message: "\(event.event) \(event.outcome)", members: members))
         }
     }
 
-    /// The event's members by name: a string, or `nil` for `latency_ms` (a number).
-    private static func fields(of event: AuditEvent) -> [(String, String?)] {
-        var fields: [(String, String?)] = [("event", event.event), ("outcome", event.outcome)]
+    private enum FieldValue {
+        case text(String)
+        case number(Double)
+    }
+
+    /// The event's members by name. An extra member never replaces a field, nor takes one of
+    /// the names every line has (`ts`, `level`, `label`, `message`).
+    private static func fields(of event: AuditEvent) -> [(String, FieldValue)] {
+        var fields: [(String, FieldValue)] = [("event", .text(event.event)), ("outcome", .text(event.outcome))]
         fields.reserveCapacity(10 + event.extra.count)
         for (name, value) in [
             ("sub", event.subject), ("trace", event.trace), ("cap_action", event.capabilityAction), ("method", event.method),
             ("path", event.path), ("client", event.client), ("reason", event.reason),
         ] {
-            if let value { fields.append((name, value)) }
+            if let value { fields.append((name, .text(value))) }
         }
-        if event.latencyMilliseconds != nil { fields.append(("latency_ms", nil)) }
+        if let latency = event.latencyMilliseconds {
+            fields.append(("latency_ms", .number((latency * 1000).rounded() / 1000)))
+        }
         for (name, value) in event.extra where !JSONLogHandler.isReserved(name) && !fields.contains(where: { $0.0 == name }) {
-            fields.append((name, value))
+            fields.append((name, .text(value)))
         }
         return fields
-    }
-
-    private static func rounded(_ milliseconds: Double) -> Double {
-        (milliseconds * 1000).rounded() / 1000
-    }
-
-    /// A JSON number, or a string for what JSON has no number for (NaN, infinities).
-    private static func number(_ value: Double) -> String {
-        value.isFinite ? "\(value)" : JSONLogHandler.quoted(value.description)
     }
 }
