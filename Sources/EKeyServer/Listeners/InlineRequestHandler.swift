@@ -162,13 +162,10 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
             response.headers[.date] = HTTPDate.now()
             response.headers[.server] = serverName
             let end = ResponseEnd()
-            do {
-                let writer = ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength, end: end)
-                try await response.body.write(writer)
-            } catch {
-                channel.close(promise: nil)
-            }
-            // The task ends here; the connection moves on once the response's last write is done.
+            let writer = ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength, end: end)
+            try? await response.body.write(writer)
+            // The task ends here; the connection moves on once the response's last write is
+            // done. A body that failed before its end never wrote one: the channel is closed.
             if let written = end.written {
                 written.whenComplete { result in
                     if case .failure = result { channel.close(promise: nil) }
