@@ -1,9 +1,13 @@
 /// A request target whose path passed E-Key's path check (DESIGN.md §2, gateway step 0).
 ///
 /// The check refuses, rather than normalises: dot segments (`.`, `..`, also with a `;`
-/// parameter such as `..;`), encoded dots, slashes and backslashes (`%2e`, `%2F`, `%5C`),
-/// `%00`, empty segments (`//`; a single trailing `/` is kept and significant), invalid
-/// percent-encoding, and bytes outside RFC 3986 `pchar`. The path is kept exactly as sent.
+/// parameter such as `..;`), segments empty before a `;` parameter (`/a/;`, `/a/;x/b`:
+/// servlet containers strip parameters and would serve `/a/` or `/a/b`), encoded dots,
+/// slashes and backslashes (`%2e`, `%2F`, `%5C`), `%00`, any other percent-encoded
+/// unreserved character (`%61`, `%7E`: an upstream decodes them into another path than
+/// the one matched), empty segments (`//`; a single trailing `/` is kept and significant),
+/// invalid percent-encoding, and bytes outside RFC 3986 `pchar`. The path is kept exactly
+/// as sent.
 public struct RequestTarget: Sendable, Hashable {
     /// The path as the client sent it, without the query.
     public let path: String
@@ -34,6 +38,8 @@ public struct RequestTarget: Sendable, Hashable {
                 case 0x2F: throw Self.rejected("the request path has an encoded slash (%2F)")
                 case 0x5C: throw Self.rejected("the request path has an encoded backslash (%5C)")
                 case 0x00: throw Self.rejected("the request path has an encoded NUL (%00)")
+                case let decoded where Self.isUnreserved(decoded):
+                    throw Self.rejected("the request path percent-encodes the unreserved character '\(Character(Unicode.Scalar(decoded)))'")
                 default: break
                 }
                 index += 3
@@ -62,6 +68,9 @@ public struct RequestTarget: Sendable, Hashable {
             if name == "." || name == ".." {
                 throw Self.rejected("the request path has a dot segment ('.' or '..')")
             }
+            if name.isEmpty, segment.contains(";") {
+                throw Self.rejected("the request path has a segment empty before its ';' parameter")
+            }
         }
         self.path = path
         self.segments = segments
@@ -77,6 +86,17 @@ public struct RequestTarget: Sendable, Hashable {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
+        }
+    }
+
+    /// RFC 3986 `unreserved`: letters, digits and `-._~`.
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default:
+            false
         }
     }
 
