@@ -5,7 +5,7 @@
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        fileprivate enum Value: String { case invalidURL, invalidArgument, unavailable, authenticationFailed, timeout, capacityExceeded, serverError, protocolViolation }
+        fileprivate enum Value: String { case invalidURL, invalidArgument, unavailable, authenticationFailed, timeout, capacityExceeded, serverError, protocolViolation, clockDisagreement }
         fileprivate let value: Value
 
         /// The store URL (or one of its options) cannot be used.
@@ -24,6 +24,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let serverError = Code(value: .serverError)
         /// The server's reply did not have the expected shape.
         public static let protocolViolation = Code(value: .protocolViolation)
+        /// The store's clock is so far ahead of the caller's that a counter would expire
+        /// while its token is still accepted; nothing was counted.
+        public static let clockDisagreement = Code(value: .clockDisagreement)
 
         public var description: String { self.value.rawValue }
     }
@@ -44,6 +47,12 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     static func timeout(_ url: String, _ what: String) -> StoreError {
         StoreError(.timeout, "store \(url) did not answer \(what) in time; check the server's load and the network, or raise the timeout in the URL")
+    }
+
+    static func counterExpiryPassed(_ url: String) -> StoreError {
+        StoreError(
+            .clockDisagreement,
+            "store \(url): the usage counter's expiry (token exp + clock skew + margin) has already passed on the store's clock, so the use cannot be counted; synchronise the clocks of the gateways and the store (NTP)")
     }
 
     static func protocolViolation(_ url: String, _ what: String) -> StoreError {

@@ -8,25 +8,38 @@ public struct ConsumeRequest: Sendable, Hashable {
     public var limit: Int
     /// The token's `sub`, stored with the counter for operators.
     public var subject: String
-    /// `exp - iat` of the token: the counter lives twice this long.
-    public var tokenLifetime: Duration
+    /// When the counter may be forgotten, in epoch milliseconds: an absolute moment set
+    /// when the counter is created and never moved, no earlier than the last moment any
+    /// gateway could still accept the token (`exp` + clock skew, plus a margin). A TTL
+    /// counted from the first use would let a short-lived token outlive its counter and
+    /// start again from zero.
+    public var counterExpiresAtMilliseconds: Int64
     /// How long a proof's `jti` is remembered (at least the proof's accepted age plus skew).
     public var proofWindow: Duration
     /// The token's `exp` (epoch seconds), stored with the counter for operators.
     public var expiresAt: Int64
 
     public init(
-        trace: String, jti: String?, limit: Int, subject: String, tokenLifetime: Duration, proofWindow: Duration,
+        trace: String, jti: String?, limit: Int, subject: String, counterExpiresAtMilliseconds: Int64, proofWindow: Duration,
         expiresAt: Int64 = 0
     ) {
         self.trace = trace
         self.jti = jti
         self.limit = limit
         self.subject = subject
-        self.tokenLifetime = tokenLifetime
+        self.counterExpiresAtMilliseconds = counterExpiresAtMilliseconds
         self.proofWindow = proofWindow
         self.expiresAt = expiresAt
     }
+
+    /// The counter expiry for a token whose `exp` is `expiresAt` (epoch seconds), accepted
+    /// up to `clockSkew` late: `exp + clockSkew + counterMargin`.
+    public static func counterExpiry(expiresAt: Int64, clockSkew: Duration) -> Int64 {
+        expiresAt * 1000 + (clockSkew + counterMargin).milliseconds
+    }
+
+    /// Kept beyond `exp + clock skew`, for clocks of gateways and store that disagree a little.
+    public static let counterMargin = Duration.seconds(30)
 }
 
 /// The answer to a `consume`. Store failures are thrown (`StoreError`), never returned,
@@ -100,8 +113,8 @@ extension ConsumeRequest {
         guard self.limit >= 1 else {
             throw StoreError(.invalidArgument, "limit \(self.limit) is below 1; pass the token's cap.limit")
         }
-        guard self.tokenLifetime > .zero, self.proofWindow > .zero else {
-            throw StoreError(.invalidArgument, "token lifetime and proof window must be positive")
+        guard self.counterExpiresAtMilliseconds > 0, self.proofWindow > .zero else {
+            throw StoreError(.invalidArgument, "the counter expiry and the proof window must be positive")
         }
     }
 }

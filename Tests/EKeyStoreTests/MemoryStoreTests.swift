@@ -24,6 +24,7 @@ final class MemoryStoreTests: XCTestCase {
     func testConcurrentConsumeWithLimitSevenAllowsSeven() async throws { try await self.behaviour.concurrentConsumeAllowsExactlyTheLimit(7) }
     func testConcurrentReplaysAllowOnlyOne() async throws { try await self.behaviour.concurrentReplaysAllowOnlyOne() }
     func testCountersAndProofsExpire() async throws { try await self.behaviour.countersAndProofsExpire() }
+    func testCounterExpiryInThePastIsRefused() async throws { try await self.behaviour.counterExpiryInThePastIsRefused() }
     func testRefundGivesOneUseBack() async throws { try await self.behaviour.refundGivesOneUseBack() }
     func testRateLimitAllowsTheCapacityThenLimits() async throws { try await self.behaviour.rateLimitAllowsTheCapacityThenLimits() }
     func testInvalidArgumentsAreRefused() async throws { try await self.behaviour.invalidArgumentsAreRefused() }
@@ -46,8 +47,8 @@ final class MemoryStoreTests: XCTestCase {
         let behaviour = StoreBehaviour(stores: Stores(usage: store, keys: store, redisClient: nil), other: Stores(usage: store, keys: store, redisClient: nil), pttl: nil, prefix: "")
         let first = StoreBehaviour.randomTrace()
         let second = StoreBehaviour.randomTrace()
-        let outcomeFirst = try await store.consume(behaviour.request(first, jti: "j1", limit: 5, lifetime: .seconds(10), window: .seconds(5)))
-        let outcomeSecond = try await store.consume(behaviour.request(second, jti: "j2", limit: 5, lifetime: .seconds(30), window: .seconds(5)))
+        let outcomeFirst = try await store.consume(behaviour.request(first, jti: "j1", limit: 5, counterLife: .seconds(20), window: .seconds(5)))
+        let outcomeSecond = try await store.consume(behaviour.request(second, jti: "j2", limit: 5, counterLife: .seconds(60), window: .seconds(5)))
         XCTAssertEqual([outcomeFirst, outcomeSecond], [.allowed(used: 1, limit: 5), .allowed(used: 1, limit: 5)])
         XCTAssertEqual(store.entryCount, 4)
 
@@ -74,7 +75,7 @@ final class MemoryStoreTests: XCTestCase {
         XCTAssertEqual(afterProofsExpired, .allowed(used: 1, limit: 5))
         XCTAssertEqual(store.entryCount, 4)
 
-        clock.advance(.seconds(15))  // the first counter (2 x 10 s) expired too
+        clock.advance(.seconds(15))  // the first counter (expiring at 20 s) expired too
         let rate = try await store.takeRateLimitToken(identity: "client:a", ratePerMinute: 10)
         XCTAssertEqual(rate, .allowed)
         let afterExpiry = try await store.consume(behaviour.request(first, jti: nil, limit: 5))

@@ -62,6 +62,7 @@ final class RedisClusterStoreTests: XCTestCase {
     func testConcurrentConsumeWithLimitSevenAllowsSeven() async throws { try await self.behaviour.concurrentConsumeAllowsExactlyTheLimit(7) }
     func testConcurrentReplaysAllowOnlyOne() async throws { try await self.behaviour.concurrentReplaysAllowOnlyOne() }
     func testCountersAndProofsExpire() async throws { try await self.behaviour.countersAndProofsExpire() }
+    func testCounterExpiryInThePastIsRefused() async throws { try await self.behaviour.counterExpiryInThePastIsRefused() }
     func testRefundGivesOneUseBack() async throws { try await self.behaviour.refundGivesOneUseBack() }
     func testRateLimitAllowsTheCapacityThenLimits() async throws { try await self.behaviour.rateLimitAllowsTheCapacityThenLimits() }
     func testInvalidArgumentsAreRefused() async throws { try await self.behaviour.invalidArgumentsAreRefused() }

@@ -31,7 +31,8 @@ final class RedisFaultTests: XCTestCase {
 
     private func request(_ trace: String, limit: Int = 1000) -> ConsumeRequest {
         ConsumeRequest(
-            trace: trace, jti: UUID().uuidString, limit: limit, subject: "s", tokenLifetime: .seconds(30), proofWindow: .seconds(10))
+            trace: trace, jti: UUID().uuidString, limit: limit, subject: "s",
+            counterExpiresAtMilliseconds: WallClock.epochMilliseconds() + 60_000, proofWindow: .seconds(10))
     }
 
     /// Stop the server mid-run: every call fails (none is allowed); start it again on the

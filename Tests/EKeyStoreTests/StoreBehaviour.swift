@@ -19,12 +19,14 @@ struct StoreBehaviour: Sendable {
     }
 
     func request(
-        _ trace: String, jti: String? = UUID().uuidString, limit: Int, lifetime: Duration = .seconds(30),
+        _ trace: String, jti: String? = UUID().uuidString, limit: Int, counterLife: Duration = .seconds(60),
         window: Duration = .seconds(10)
     ) -> ConsumeRequest {
-        ConsumeRequest(
-            trace: trace, jti: jti, limit: limit, subject: "spiffe://example.org/test", tokenLifetime: lifetime, proofWindow: window,
-            expiresAt: Int64(Date().timeIntervalSince1970) + 30)
+        let (seconds, attoseconds) = counterLife.components
+        return ConsumeRequest(
+            trace: trace, jti: jti, limit: limit, subject: "spiffe://example.org/test",
+            counterExpiresAtMilliseconds: WallClock.epochMilliseconds() + seconds * 1000 + attoseconds / 1_000_000_000_000_000,
+            proofWindow: window, expiresAt: Int64(Date().timeIntervalSince1970) + 30)
     }
 
     func consumeCountsUpToTheLimit() async throws {
@@ -101,21 +103,21 @@ struct StoreBehaviour: Sendable {
     func countersAndProofsExpire() async throws {
         let trace = Self.randomTrace()
         let lifetime = Duration.milliseconds(150)
-        _ = try await self.stores.usage.consume(self.request(trace, jti: "a", limit: 1, lifetime: lifetime, window: lifetime))
-        let spent = try await self.stores.usage.consume(self.request(trace, jti: "b", limit: 1, lifetime: lifetime, window: lifetime))
-        XCTAssertEqual(spent, .limitReached(limit: 1))
+        _ = try await self.stores.usage.consume(self.request(trace, jti: "a", limit: 1, counterLife: lifetime, window: lifetime))
+        let spent = try await self.stores.usage.consume(self.request(trace, jti: "b", limit: 1, counterLife: .seconds(60), window: lifetime))
+        XCTAssertEqual(spent, .limitReached(limit: 1), "a later request's expiry does not replace the counter's")
         try await Task.sleep(for: .milliseconds(450))
-        let again = try await self.stores.usage.consume(self.request(trace, jti: "a", limit: 1, lifetime: lifetime, window: lifetime))
-        XCTAssertEqual(again, .allowed(used: 1, limit: 1), "after 2 x lifetime the counter and the jti are gone")
+        let again = try await self.stores.usage.consume(self.request(trace, jti: "a", limit: 1, counterLife: lifetime, window: lifetime))
+        XCTAssertEqual(again, .allowed(used: 1, limit: 1), "after the counter's absolute expiry the counter and the jti are gone")
 
         let proofTrace = Self.randomTrace()
         let long = Duration.seconds(30)
         let short = Duration.milliseconds(150)
-        _ = try await self.stores.usage.consume(self.request(proofTrace, jti: "p", limit: 5, lifetime: long, window: short))
-        let replay = try await self.stores.usage.consume(self.request(proofTrace, jti: "p", limit: 5, lifetime: long, window: short))
+        _ = try await self.stores.usage.consume(self.request(proofTrace, jti: "p", limit: 5, counterLife: long, window: short))
+        let replay = try await self.stores.usage.consume(self.request(proofTrace, jti: "p", limit: 5, counterLife: long, window: short))
         XCTAssertEqual(replay, .replayedProof)
         try await Task.sleep(for: .milliseconds(300))
-        let later = try await self.stores.usage.consume(self.request(proofTrace, jti: "p", limit: 5, lifetime: long, window: short))
+        let later = try await self.stores.usage.consume(self.request(proofTrace, jti: "p", limit: 5, counterLife: long, window: short))
         XCTAssertEqual(later, .allowed(used: 2, limit: 5), "the jti is forgotten after the proof window, the counter is not")
     }
 
@@ -218,18 +220,33 @@ struct StoreBehaviour: Sendable {
         XCTAssertEqual(empty, [])
     }
 
-    /// Redis only: the counter lives 2 x lifetime, the proof the proof window.
+    /// A counter whose absolute expiry has already passed is never created (it would vanish
+    /// at once and its token would start over): the call fails closed and counts nothing.
+    func counterExpiryInThePastIsRefused() async throws {
+        let trace = Self.randomTrace()
+        do {
+            let outcome = try await self.stores.usage.consume(self.request(trace, jti: "late", limit: 1, counterLife: .seconds(-5)))
+            XCTFail("a counter expiring in the past was created: \(outcome)")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.code, .clockDisagreement)
+            XCTAssertTrue(error.message.contains("clock"), error.message)
+        }
+        let first = try await self.stores.usage.consume(self.request(trace, jti: "late", limit: 1))
+        XCTAssertEqual(first, .allowed(used: 1, limit: 1), "the refused call counted nothing and kept no jti")
+    }
+
+    /// Redis only: the counter expires at its absolute time (`PEXPIREAT`), the proof after the proof window.
     func ttlsAreSet() async throws {
         guard let pttl = self.pttl else { return }
         let trace = Self.randomTrace()
-        _ = try await self.stores.usage.consume(self.request(trace, jti: "t", limit: 2, lifetime: .seconds(30), window: .seconds(7)))
+        _ = try await self.stores.usage.consume(self.request(trace, jti: "t", limit: 2, counterLife: .seconds(60), window: .seconds(7)))
         let counterTTL = try await pttl("\(self.prefix)trace:{\(trace)}")
         let proofTTL = try await pttl("\(self.prefix)dpop:{\(trace)}:t")
         XCTAssertTrue((59_000...60_000).contains(counterTTL), "counter PTTL \(counterTTL) ms, expected about 60000")
         XCTAssertTrue((6_000...7_000).contains(proofTTL), "proof PTTL \(proofTTL) ms, expected about 7000")
-        _ = try await self.stores.usage.consume(self.request(trace, jti: "u", limit: 2, lifetime: .seconds(30), window: .seconds(7)))
+        _ = try await self.stores.usage.consume(self.request(trace, jti: "u", limit: 2, counterLife: .seconds(600), window: .seconds(7)))
         let afterSecondUse = try await pttl("\(self.prefix)trace:{\(trace)}")
-        XCTAssertLessThanOrEqual(afterSecondUse, counterTTL, "a later use does not extend the counter")
+        XCTAssertLessThanOrEqual(afterSecondUse, counterTTL, "a later use, whatever expiry it asks for, does not extend the counter")
     }
 
     func pingSucceeds() async throws {

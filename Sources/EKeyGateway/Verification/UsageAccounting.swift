@@ -8,12 +8,15 @@ public import EKeyServer
 public struct UsageAccounting: Sendable {
     let store: any UsageStore
     let proofWindow: Duration
+    let clockSkew: Duration
     let metrics: MetricsRegistry
 
-    /// Creates the step; `proofWindow` is how long a proof's `jti` is remembered.
-    public init(store: any UsageStore, proofWindow: Duration, metrics: MetricsRegistry) {
+    /// Creates the step; `proofWindow` is how long a proof's `jti` is remembered, and
+    /// `clockSkew` how long after `exp` a token is still accepted (its counter outlives that).
+    public init(store: any UsageStore, proofWindow: Duration, clockSkew: Duration, metrics: MetricsRegistry) {
         self.store = store
         self.proofWindow = proofWindow
+        self.clockSkew = clockSkew
         self.metrics = metrics
     }
 
@@ -22,7 +25,8 @@ public struct UsageAccounting: Sendable {
         let claims = token.claims
         let request = ConsumeRequest(
             trace: claims.trace, jti: jti, limit: claims.capability.limit, subject: claims.subject,
-            tokenLifetime: .seconds(claims.lifetime), proofWindow: proofWindow, expiresAt: claims.expiresAt)
+            counterExpiresAtMilliseconds: ConsumeRequest.counterExpiry(expiresAt: claims.expiresAt, clockSkew: clockSkew),
+            proofWindow: proofWindow, expiresAt: claims.expiresAt)
         let started = ContinuousClock.now
         let outcome: ConsumeOutcome
         do {

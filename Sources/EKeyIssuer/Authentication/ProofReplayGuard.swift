@@ -25,7 +25,9 @@ public struct ProofReplayGuard: Sendable {
     public func checkFirstUse(of proof: DPoPProofVerifier.VerifiedProof) async throws(EKeyError) {
         let request = ConsumeRequest(
             trace: "issuer-dpop-" + proof.thumbprint, jti: proof.jti, limit: Capability.maximumLimit,
-            subject: "issuer-dpop", tokenLifetime: window, proofWindow: window)
+            subject: "issuer-dpop",
+            counterExpiresAtMilliseconds: WallClock.epochMilliseconds() + 2 * window.components.seconds * 1000 + 1000,
+            proofWindow: window)
         let outcome: ConsumeOutcome
         let clock = ContinuousClock()
         let start = clock.now

@@ -2,8 +2,9 @@ internal import Synchronization
 
 /// The embedded store (`memory://`): the Redis store's semantics inside one process.
 ///
-/// Atomic (one lock around each operation), expiring (counters live twice the token
-/// lifetime, proofs the proof window, rate buckets until full again) and bounded: at most
+/// Atomic (one lock around each operation), expiring (counters at their absolute expiry,
+/// the token's `exp` + clock skew + margin; proofs after the proof window; rate buckets
+/// when full again) and bounded: at most
 /// `maxEntries` counters, proofs and rate buckets. When full it first drops expired
 /// entries; if still full it refuses new ones with `StoreError.capacityExceeded` (fail
 /// closed) rather than forgetting a live `jti` or counter. Registered keys are few and
@@ -40,12 +41,29 @@ public final class MemoryStore: UsageStore, KeyRegistryStore {
     public let maxEntries: Int
     private let state = Mutex(State())
     private let now: @Sendable () -> Instant
+    /// The wall-clock time (epoch milliseconds) at `startInstant`: absolute expiries are
+    /// turned into instants of `now`'s clock from it, so one injected clock drives both.
+    private let startEpochMilliseconds: Int64
+    private let startInstant: Instant
     private static let sweepEvery = 10_000
 
-    /// - Parameter now: the clock; tests may pass their own.
-    public init(maxEntries: Int = 1_000_000, now: @escaping @Sendable () -> Instant = { ContinuousClock.now }) {
+    /// - Parameters:
+    ///   - now: the clock; tests may pass their own.
+    ///   - epochMilliseconds: the wall clock at creation, in epoch milliseconds; later wall
+    ///     times are derived from `now`.
+    public init(
+        maxEntries: Int = 1_000_000, now: @escaping @Sendable () -> Instant = { ContinuousClock.now },
+        epochMilliseconds: Int64 = WallClock.epochMilliseconds()
+    ) {
         self.maxEntries = max(1, maxEntries)
         self.now = now
+        self.startInstant = now()
+        self.startEpochMilliseconds = epochMilliseconds
+    }
+
+    /// The instant of `now`'s clock at which the wall clock reads `epochMilliseconds`.
+    private func instant(atEpochMilliseconds epochMilliseconds: Int64) -> Instant {
+        startInstant + .milliseconds(epochMilliseconds - startEpochMilliseconds)
     }
 
     /// Live and expired-but-not-yet-reclaimed entries (for tests and metrics).
@@ -79,12 +97,13 @@ public final class MemoryStore: UsageStore, KeyRegistryStore {
                 return .limitReached(limit: counter.limit)
             }
             let needed = (state.counters[request.trace] == nil ? 1 : 0) + (proofKey.map { state.proofs[$0] == nil ? 1 : 0 } ?? 0)
+            let expiry = counter?.expiry ?? self.instant(atEpochMilliseconds: request.counterExpiresAtMilliseconds)
+            guard expiry > now else { throw StoreError.counterExpiryPassed("memory://") }
             try self.makeRoom(needed, in: &state, now: now)
             var updated =
                 counter
                 ?? Counter(
-                    limit: request.limit, used: 0, subject: request.subject, expiresAtEpoch: request.expiresAt,
-                    expiry: now + request.tokenLifetime * 2)
+                    limit: request.limit, used: 0, subject: request.subject, expiresAtEpoch: request.expiresAt, expiry: expiry)
             updated.used += 1
             state.counters[request.trace] = updated
             if let proofKey {

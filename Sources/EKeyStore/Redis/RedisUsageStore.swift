@@ -1,7 +1,7 @@
 /// The usage store on Redis: every check-and-count is one Lua script call.
 ///
-/// Keys (DESIGN.md §5): `<prefix>trace:{<trace>}` (hash: limit, used, exp, sub; TTL twice
-/// the token lifetime), `<prefix>dpop:{<trace>}:<jti>` (TTL the proof window) and
+/// Keys (DESIGN.md §5): `<prefix>trace:{<trace>}` (hash: limit, used, exp, sub; expires at
+/// the token's `exp` + clock skew + a margin, set once with `PEXPIREAT`), `<prefix>dpop:{<trace>}:<jti>` (TTL the proof window) and
 /// `<prefix>rate:{<identity>}` (GCRA arrival time). The hash tag keeps one call's keys
 /// in one cluster slot.
 public struct RedisUsageStore: UsageStore {
@@ -22,7 +22,7 @@ public struct RedisUsageStore: UsageStore {
         var keys = [self.traceKey(request.trace)]
         if let jti = request.jti { keys.append(self.proofKey(trace: request.trace, jti: jti)) }
         let arguments = [
-            String(request.limit), request.subject, String((request.tokenLifetime * 2).milliseconds),
+            String(request.limit), request.subject, String(request.counterExpiresAtMilliseconds),
             String(request.proofWindow.milliseconds), String(request.expiresAt),
         ]
         let reply = try await self.client.run(RedisScripts.consume, keys: keys, arguments: arguments)
@@ -33,6 +33,7 @@ public struct RedisUsageStore: UsageStore {
         case 1: return .allowed(used: used, limit: limit)
         case 2: return .replayedProof
         case 3: return .limitReached(limit: limit)
+        case 4: throw StoreError.counterExpiryPassed(self.client.url.description)
         default: throw StoreError.protocolViolation(self.client.url.description, "consume.lua returned status \(status)")
         }
     }

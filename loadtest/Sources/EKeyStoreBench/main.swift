@@ -67,7 +67,7 @@ await withTaskGroup(of: Void.self) { group in
                 sequence += 1
                 let request = ConsumeRequest(
                     trace: "\(String(run, radix: 16))-\(worker)-\(sequence)", jti: "j", limit: 5, subject: "bench",
-                    tokenLifetime: .seconds(5), proofWindow: .seconds(10), expiresAt: 0)
+                    counterExpiresAtMilliseconds: WallClock.epochMilliseconds() + 10_000, proofWindow: .seconds(10), expiresAt: 0)
                 do {
                     _ = try await stores.usage.consume(request)
                     completed.add(1, ordering: .relaxed)

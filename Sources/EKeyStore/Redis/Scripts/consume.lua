@@ -2,11 +2,17 @@
 --
 -- KEYS[1]  <prefix>trace:{<trace>}        hash: limit, used, exp, sub
 -- KEYS[2]  <prefix>dpop:{<trace>}:<jti>   optional (absent for mTLS-bound tokens)
--- ARGV[1]  limit (integer >= 1), ARGV[2] sub, ARGV[3] counter TTL in ms (twice the
---          token lifetime), ARGV[4] proof window in ms, ARGV[5] exp (epoch seconds)
+-- ARGV[1]  limit (integer >= 1), ARGV[2] sub, ARGV[3] counter expiry in epoch ms
+--          (absolute: the token's exp + clock skew + margin), ARGV[4] proof window in
+--          ms, ARGV[5] exp (epoch seconds)
 --
 -- Returns {status, used, limit}; status 1 = allowed (this use counted),
--- 2 = replayed proof (nothing counted), 3 = limit reached (nothing counted).
+-- 2 = replayed proof (nothing counted), 3 = limit reached (nothing counted),
+-- 4 = the counter expiry is already past on this server's clock (nothing counted: a
+-- counter created now would vanish at once and the token would start over).
+--
+-- The counter's expiry is set once, with PEXPIREAT, when the counter is created; it is
+-- never counted from the first use, so a short-lived token cannot outlive its counter.
 -- The first use of a trace fixes its limit: a later call with another limit gets the
 -- stored one, so a trace can never be stretched by a second, larger request.
 
@@ -26,8 +32,14 @@ if jti and redis.call('EXISTS', jti) == 1 then
 end
 
 if not stored_limit then
+  local expires_at = tonumber(ARGV[3])
+  local time = redis.call('TIME')
+  local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if expires_at <= now_ms then
+    return {4, used, limit}
+  end
   redis.call('HSET', trace, 'limit', limit, 'used', 0, 'exp', ARGV[5], 'sub', ARGV[2])
-  redis.call('PEXPIRE', trace, math.max(1, tonumber(ARGV[3])))
+  redis.call('PEXPIREAT', trace, expires_at)
 end
 
 if used >= limit then
