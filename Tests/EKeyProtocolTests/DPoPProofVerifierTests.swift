@@ -63,6 +63,35 @@ struct DPoPProofVerifierTests {
         expectRefused(try fixture.proof(for: token, at: fixture.now + 6), request: request)
     }
 
+    /// `max_age` keeps its milliseconds: 1500 ms is not cut to 1 s, 500 ms not to 0 s. With
+    /// whole-second `iat`, a proof passes when any moment of its `iat` second lies within
+    /// `max_age` of now.
+    @Test func subSecondMaximumAgeKeepsItsMilliseconds() throws {
+        let token = try fixture.token()
+        let request = try fixture.proofRequest(token: token)
+        let second = fixture.now * 1000
+        func verifies(iat: Int64, at nowMilliseconds: Int64, maximumAge: Duration) throws -> Bool {
+            let verifier = DPoPProofVerifier(policy: .init(maximumAge: maximumAge))
+            do {
+                _ = try verifier.verify(fixture.proof(for: token, at: iat), for: request, nowMilliseconds: nowMilliseconds)
+                return true
+            } catch let error as EKeyError {
+                #expect(error.reason.contains(maximumAge == .milliseconds(1500) ? "1500 ms" : "500 ms"), "\(error.reason)")
+                return false
+            }
+        }
+        #expect(try verifies(iat: fixture.now - 2, at: second, maximumAge: .milliseconds(1500)), "2 s back, its second ended 1.001 s ago")
+        #expect(try !verifies(iat: fixture.now - 3, at: second, maximumAge: .milliseconds(1500)))
+        #expect(try verifies(iat: fixture.now + 1, at: second, maximumAge: .milliseconds(1500)))
+        #expect(try !verifies(iat: fixture.now + 2, at: second, maximumAge: .milliseconds(1500)))
+        #expect(try verifies(iat: fixture.now, at: second + 900, maximumAge: .milliseconds(500)), "made within this second")
+        #expect(try verifies(iat: fixture.now - 1, at: second + 400, maximumAge: .milliseconds(500)), "its second ended 401 ms ago")
+        #expect(try !verifies(iat: fixture.now - 1, at: second + 600, maximumAge: .milliseconds(500)), "its second ended 601 ms ago")
+        #expect(try !verifies(iat: fixture.now + 1, at: second + 400, maximumAge: .milliseconds(500)), "600 ms in the future")
+        #expect(try !verifies(iat: Int64.max / 100, at: second, maximumAge: .milliseconds(500)), "a huge iat is refused, not overflowed")
+        #expect(try !verifies(iat: Int64.min / 100, at: second, maximumAge: .milliseconds(500)))
+    }
+
     @Test func refusesHostileHeaders() throws {
         let token = try fixture.token()
         let request = try fixture.proofRequest(token: token)

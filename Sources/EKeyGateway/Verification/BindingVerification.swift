@@ -25,7 +25,7 @@ public struct BindingVerification: Sendable {
     /// Checks the binding of `token` for a request.
     public func verify(
         _ token: VerifiedEKey, compact: String, scheme: AuthorizationScheme, method: String, path: String, route: Route,
-        dpopHeaders: [String], peer: PeerIdentity?, now: Int64
+        dpopHeaders: [String], peer: PeerIdentity?, nowMilliseconds: Int64
     ) throws(Rejection) -> Evidence {
         switch token.binding {
         case .dpop(let thumbprint):
@@ -38,11 +38,11 @@ public struct BindingVerification: Sendable {
             let request = DPoPProofVerifier.Request(
                 method: method, url: route.publicOrigin + path, accessToken: compact, trace: token.claims.trace, boundThumbprint: thumbprint)
             do {
-                return .proof(try proofs.verify(dpopHeaders[0], for: request, now: now))
+                return .proof(try proofs.verify(dpopHeaders[0], for: request, nowMilliseconds: nowMilliseconds))
             } catch {
                 var rejection = Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error), token: token.claims)
                 if error.code == .useDPoPNonce, let nonces = proofs.policy.serverNonces {
-                    rejection.headers.append(("DPoP-Nonce", nonces.nonce(now: now)))
+                    rejection.headers.append(("DPoP-Nonce", nonces.nonce(now: nowMilliseconds / 1000)))
                 }
                 throw rejection
             }

@@ -29,7 +29,7 @@ public struct ClientAuthenticator: Sendable {
         self.registeredKeys = Dictionary(clients.map { ($0.jkt, $0.id) }, uniquingKeysWith: { first, _ in first })
         self.identityProviders = identityProviders
         self.replayGuard = replayGuard
-        self.verifier = DPoPProofVerifier(policy: .init(maximumAge: clockSkew))
+        self.verifier = DPoPProofVerifier(policy: .init(maximumAge: .seconds(clockSkew)))
     }
 
     /// Authenticates a request.

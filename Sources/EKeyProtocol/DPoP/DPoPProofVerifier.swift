@@ -6,15 +6,17 @@
 public struct DPoPProofVerifier: Sendable {
     /// How proofs are judged.
     public struct Policy: Sendable {
-        /// How far `iat` may be from now, in seconds (`gateway.dpop.max_age`, default 5).
-        public var maximumAge: Int64
+        /// How far `iat` may be from now (`gateway.dpop.max_age`, default 5 s), to the
+        /// millisecond. `iat` counts whole seconds, so a proof passes when any moment of its
+        /// `iat` second lies within this of now.
+        public var maximumAge: Duration
         /// Refuse the prototype form (`nonce` = trace instead of `ath`).
         public var requireAccessTokenHash: Bool
         /// When set, proofs must carry a current server nonce (`gateway.dpop.nonce`).
         public var serverNonces: DPoPNonceSource?
 
         /// Creates a policy.
-        public init(maximumAge: Int64 = 5, requireAccessTokenHash: Bool = false, serverNonces: DPoPNonceSource? = nil) {
+        public init(maximumAge: Duration = .seconds(5), requireAccessTokenHash: Bool = false, serverNonces: DPoPNonceSource? = nil) {
             self.maximumAge = maximumAge
             self.requireAccessTokenHash = requireAccessTokenHash
             self.serverNonces = serverNonces
@@ -72,6 +74,16 @@ public struct DPoPProofVerifier: Sendable {
     /// - Throws: `invalid_proof` for any failed check; `use_dpop_nonce` when server nonces
     ///   are on and the proof lacks a current one.
     public func verify(_ proof: String, for request: Request, now: Int64) throws(EKeyError) -> VerifiedProof {
+        try verify(proof, for: request, nowMilliseconds: now * 1000)
+    }
+
+    /// Verifies `proof` for `request` at `nowMilliseconds` (epoch milliseconds), so that a
+    /// sub-second ``Policy/maximumAge`` keeps its meaning.
+    ///
+    /// - Throws: `invalid_proof` for any failed check; `use_dpop_nonce` when server nonces
+    ///   are on and the proof lacks a current one.
+    public func verify(_ proof: String, for request: Request, nowMilliseconds: Int64) throws(EKeyError) -> VerifiedProof {
+        let now = nowMilliseconds / 1000
         let jws: JWSCompact
         do {
             jws = try JWSCompact(parsing: proof, maximumLength: 4096)
@@ -107,8 +119,13 @@ public struct DPoPProofVerifier: Sendable {
         guard let issuedAt = claims["iat"]?.integerValue else {
             throw .invalidDPoPProof("the DPoP proof has no integer iat")
         }
-        guard issuedAt >= now - policy.maximumAge, issuedAt <= now + policy.maximumAge else {
-            throw .invalidDPoPProof("the DPoP proof's iat is more than \(policy.maximumAge) s from now; make a fresh proof for each request")
+        let maximumAge = Self.milliseconds(policy.maximumAge)
+        // iat counts whole seconds: the proof was made at some moment of [iat, iat + 1 s).
+        let secondStart = issuedAt.multipliedReportingOverflow(by: 1000)
+        guard !secondStart.overflow, secondStart.partialValue + 999 >= nowMilliseconds - maximumAge,
+            secondStart.partialValue <= nowMilliseconds + maximumAge
+        else {
+            throw .invalidDPoPProof("the DPoP proof's iat is more than \(Self.describe(policy.maximumAge)) from now; make a fresh proof for each request")
         }
         guard let jti = claims["jti"]?.stringValue, !jti.isEmpty, jti.utf8.count <= DPoPProof.maximumJTILength else {
             throw .invalidDPoPProof("the DPoP proof needs a jti of 1-\(DPoPProof.maximumJTILength) characters")
@@ -132,6 +149,18 @@ public struct DPoPProofVerifier: Sendable {
             }
         }
         return VerifiedProof(jti: jti, thumbprint: thumbprint, jwk: jwk, issuedAt: issuedAt)
+    }
+
+    /// `5 s`, or `1500 ms` for a duration that is not whole seconds.
+    static func describe(_ duration: Duration) -> String {
+        let milliseconds = milliseconds(duration)
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+    }
+
+    /// Whole milliseconds of a non-negative duration.
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
     /// The public key in the proof header's `jwk` (public members only), from the cache when
