@@ -57,6 +57,48 @@ struct VerifiedTokenCacheTests {
         }
     }
 
+    /// A refusal after the signature verified (wrong audience, expired, Bearer downgrade)
+    /// names the token, fresh or cached, so its audit event carries `sub`, `trace` and
+    /// `cap_action`; a token whose signature failed names nothing.
+    @Test func aRefusalAfterTheSignatureHeldCarriesTheTokensClaims() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        try await harness.run { ports in
+            let client = try InternalHTTPClient.make(caFile: harness.files.path("ca.crt"), certificateFile: nil, keyFile: nil)
+            let keys = JWKSCache(url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"))
+            let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: 5)
+            let now = GatewayHarness.now
+            let proofKey = PrivateSigningKey(generating: .es256)
+            let other = Self.route(audience: "https://other.test")
+            for limit in [1, 5] {
+                let token = try harness.dpopToken(proofKey, limit: limit, lifetime: 30, issuedAt: now)
+                let dpop = TokenExtraction.Extracted(scheme: .dpop, token: token)
+                if limit > 1 { _ = try await step.verify(dpop, route: Self.route(audience: GatewayHarness.audience), now: now) }
+                for (name, route, at) in [("wrong audience", other, now), ("expired", Self.route(audience: GatewayHarness.audience), now + 60)] {
+                    let rejection = await Self.rejection(try await step.verify(dpop, route: route, now: at))
+                    #expect(rejection?.token?.subject == harness.workloadID, "\(name), limit \(limit): sub is known")
+                    #expect(rejection?.token?.trace.count == 32, "\(name), limit \(limit): trace is known")
+                    #expect(rejection?.token?.capability.action.description == "POST:/payments", "\(name), limit \(limit)")
+                }
+            }
+            let forged = try harness.dpopToken(proofKey, issuedAt: now).dropLast(4) + "AAAA"
+            let refused = await Self.rejection(try await step.verify(.init(scheme: .dpop, token: String(forged)), route: other, now: now))
+            #expect(refused != nil && refused?.token == nil, "no claims are reported from a token whose signature failed")
+            try await client.shutdown()
+        }
+    }
+
+    static func rejection(_ body: @autoclosure () async throws -> VerifiedEKey) async -> Rejection? {
+        do {
+            _ = try await body()
+            return nil
+        } catch let rejection as Rejection {
+            return rejection
+        } catch {
+            return nil
+        }
+    }
+
     /// A full cache drops expired tokens; when they are fewer than a quarter of it, it starts
     /// over instead, so inserts into a full cache do not each scan it.
     @Test func aFullCacheDropsExpiredTokensOrStartsOver() throws {

@@ -29,7 +29,7 @@ public struct TokenVerification: Sendable {
         let policy = TokenValidationPolicy(issuer: issuer, audience: route.audience, clockSkew: clockSkew)
         if let known = verifiedTokens.entry(for: extracted.token) {
             if await currentKey(forKeyID: known.keyID) == known.jwk {
-                return try checked(scheme: scheme) { () throws(EKeyError) in
+                return try checked(scheme: scheme, signed: { known.claims }) { () throws(EKeyError) in
                     try EKeyToken.validate(known.claims, bind: known.bind, keyID: known.keyID, policy: policy, now: now)
                 }
             }
@@ -48,7 +48,7 @@ public struct TokenVerification: Sendable {
                 scheme: scheme, outcome: "invalid_token")
         }
         var signed: EKeyClaims?
-        let verified = try checked(scheme: scheme) { () throws(EKeyError) in
+        let verified = try checked(scheme: scheme, signed: { signed }) { () throws(EKeyError) in
             let claims = try token.signedClaims(using: publicKey(jwk, keyID: token.keyID))
             signed = claims
             return try EKeyToken.validate(claims, bind: token.bind, keyID: token.keyID, policy: policy, now: now)
@@ -68,15 +68,16 @@ public struct TokenVerification: Sendable {
     }
 
     /// Runs the claim checks, maps their error to a rejection, and refuses a DPoP-bound token
-    /// presented as Bearer.
-    private func checked(scheme: AuthorizationScheme, _ validate: () throws(EKeyError) -> VerifiedEKey) throws(Rejection)
-        -> VerifiedEKey
-    {
+    /// presented as Bearer. A rejection carries the claims once their signature held
+    /// (`signed`), so its audit event names the token.
+    private func checked(
+        scheme: AuthorizationScheme, signed: () -> EKeyClaims?, _ validate: () throws(EKeyError) -> VerifiedEKey
+    ) throws(Rejection) -> VerifiedEKey {
         let verified: VerifiedEKey
         do {
             verified = try validate()
         } catch {
-            throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error))
+            throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error), token: signed())
         }
         if scheme == .bearer, verified.binding.mode == .dpop {
             throw Rejection(
