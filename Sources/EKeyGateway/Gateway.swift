@@ -29,7 +29,7 @@ public struct Gateway: Sendable {
     /// TLS material cannot be used.
     public init(
         config: GatewayConfig, tls: TLSConfiguration?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
-        logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = GatewayResponder.systemNow
+        logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
     ) throws {
         self.config = config
         self.tls = tls
@@ -39,15 +39,17 @@ public struct Gateway: Sendable {
         keys = JWKSCache(url: config.jwks.url.absoluteString, client: jwksClient, policy: jwksPolicy, metrics: metrics, logger: logger)
         let routes = config.routes.map(Route.init)
         forwarder = try Forwarder(routes: routes, logger: logger)
-        let skew = config.clockSkew.components.seconds
-        let maximumAge = config.dpop.maxAge.components.seconds
+        let maximumAge = config.dpop.maxAge
         let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
         let proofs = DPoPProofVerifier(policy: .init(maximumAge: maximumAge, requireAccessTokenHash: config.dpop.requireATH, serverNonces: nonces))
+        // A proof is accepted from max_age before its iat second to max_age after it ends;
+        // its jti is remembered at least that long, plus the clock skew.
+        let proofWindow = maximumAge * 2 + .seconds(1) + config.clockSkew
         let verifier = RequestVerifier(
             routes: RouteTable(routes),
-            tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: skew),
+            tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: config.clockSkew.components.seconds),
             binding: BindingVerification(proofs: proofs),
-            usage: UsageAccounting(store: store, proofWindow: .seconds(2 * maximumAge + skew), metrics: metrics))
+            usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
         self.responder = responder
         listener = try InlineHTTPChannel(tlsConfiguration: tls, serverName: "ekey-gateway") { request, channel in

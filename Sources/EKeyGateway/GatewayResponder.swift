@@ -18,6 +18,7 @@ public struct GatewayResponder: HTTPResponder {
     let metrics: MetricsRegistry
     let audit: AuditLog
     let logger: Logger
+    /// The wall clock, in epoch milliseconds.
     let now: @Sendable () -> Int64
     /// Requests in flight, drained at shutdown.
     public let inFlight = InFlightRequests()
@@ -25,7 +26,7 @@ public struct GatewayResponder: HTTPResponder {
     /// Creates the responder.
     public init(
         verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
-        logger: Logger, now: @escaping @Sendable () -> Int64 = GatewayResponder.systemNow
+        logger: Logger, now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
     ) {
         self.verifier = verifier
         self.forwarder = forwarder
@@ -41,9 +42,6 @@ public struct GatewayResponder: HTTPResponder {
 
     static let dpopField = HTTPField.Name("DPoP")!
 
-    /// Epoch seconds from the system clock.
-    public static func systemNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
-
     public func respond(to request: Request, context: EKeyRequestContext) async throws -> Response {
         guard inFlight.enter() else { return InFlightRequests.refusal() }
         defer { inFlight.leave() }
@@ -54,10 +52,11 @@ public struct GatewayResponder: HTTPResponder {
         event.client = context.clientAddress
         let incoming = RequestVerifier.Incoming(
             method: request.method.rawValue, target: request.head.path ?? "", authorization: request.headers[values: .authorization],
-            dpop: request.headers[values: Self.dpopField], peer: { await context.peerIdentity() })
+            dpop: request.headers[values: Self.dpopField], contentLength: request.headers[values: .contentLength],
+            transferEncoding: request.headers[values: .transferEncoding], peer: { await context.peerIdentity() })
         let verified: RequestVerifier.Verified
         do {
-            verified = try await verifier.verify(incoming, now: now())
+            verified = try await verifier.verify(incoming, nowMilliseconds: now())
         } catch {
             record(error, event: &event, started: started)
             return Self.response(for: error)

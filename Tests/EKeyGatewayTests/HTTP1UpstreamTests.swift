@@ -27,8 +27,15 @@ import Testing
 /// - `/slam`: closes without answering.
 final class ScriptedHTTP1Upstream: Sendable {
     private let counts = NIOLockedValueBox((accepted: 0, closed: 0))
+    private let listener = NIOLockedValueBox<(any Channel)?>(nil)
+
+    private let seen = NIOLockedValueBox((lines: [String](), framings: [String]()))
 
     var accepted: Int { counts.withLockedValue { $0.accepted } }
+    /// The request lines read, in order.
+    var requestLines: [String] { seen.withLockedValue { $0.lines } }
+    /// Each request's framing headers (lower case, `; `-joined), or `none`.
+    var framings: [String] { seen.withLockedValue { $0.framings } }
     var closed: Int { counts.withLockedValue { $0.closed } }
 
     /// Listens on a free loopback port and returns it.
@@ -41,7 +48,13 @@ final class ScriptedHTTP1Upstream: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+        listener.withLockedValue { $0 = channel }
         return channel.localAddress?.port ?? 0
+    }
+
+    /// Stops accepting connections; those already open stay.
+    func stopListening() async throws {
+        try await listener.withLockedValue { $0 }?.close()
     }
 
     private final class Handler: ChannelInboundHandler {
@@ -73,6 +86,12 @@ final class ScriptedHTTP1Upstream: Sendable {
                     .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
                 guard pending.utf8.count - pending[..<end.upperBound].utf8.count >= length else { return }
                 let requestLine = head.split(separator: "\r\n").first.map(String.init) ?? ""
+                let framing = head.split(separator: "\r\n").dropFirst().map { $0.lowercased() }
+                    .filter { $0.hasPrefix("content-length:") || $0.hasPrefix("transfer-encoding:") }
+                upstream.seen.withLockedValue {
+                    $0.lines.append(requestLine)
+                    $0.framings.append(framing.isEmpty ? "none" : framing.joined(separator: "; "))
+                }
                 pending = String(pending.utf8.dropFirst(pending[..<end.upperBound].utf8.count + length))!
                 requests += 1
                 answer(requestLine.split(separator: " ").dropFirst().first.map(String.init) ?? "", context: context)
@@ -190,6 +209,42 @@ final class ScriptedHTTP1Upstream: Sendable {
         let fresh = await #expect(throws: HTTP1ClosedBeforeAnswer.self) { try await Self.call(upstream, "/slam") }
         #expect(fresh?.reusedConnection == false)
         #expect(server.accepted == 7, "a new connection closed without an answer is not tried again")
+        await upstream.shutdown()
+    }
+
+    /// An idempotent request written to a reused connection that closed without answering,
+    /// whose retry then cannot connect at all, may have been processed by the upstream: the
+    /// failure must not count as "nothing sent" (the use stays spent).
+    @Test func aRetryThatCannotConnectAfterAWrittenAttemptKeepsTheUse() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let port = try await server.start()
+        let upstream = try Self.upstream(port: port)
+        #expect(try await Self.call(upstream, "/keep") == (200, "ok"), "one connection in the pool")
+        try await server.stopListening()
+        let error = await #expect(throws: (any Error).self) { try await Self.call(upstream, "/drop") }
+        let failure = Forwarder.classifyHTTP1(try #require(error), route: Self.route(port))
+        #expect(failure.error.code == .badGateway)
+        #expect(failure.nothingSent == false, "the first attempt was written: the use is kept (\(String(describing: error)))")
+        await upstream.shutdown()
+    }
+
+    /// The gateway writes its own framing for every body: a body read whole gets its
+    /// `content-length`, a streamed one of known length its `content-length`, one of unknown
+    /// length chunked encoding; a request without body and a body-less method gets none.
+    @Test func everyBodyIsSentWithTheGatewaysOwnFraming() async throws {
+        let server = ScriptedHTTP1Upstream()
+        let upstream = try Self.upstream(port: try await server.start())
+        var smuggling = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/keep")
+        smuggling.headers.add(name: "connection", value: "content-length")
+        let body = "DELETE /admin/x HTTP/1.1\r\nHost: a\r\nX-EKey-Sub: root\r\n\r\n"
+        for method in [HTTPMethod.GET, .DELETE, .OPTIONS, .RAW(value: "PURGE")] {
+            smuggling.method = method
+            let (head, _) = try await upstream.exchange(head: smuggling, body: .bytes(ByteBuffer(string: body)))
+            #expect(head.status == .ok)
+        }
+        #expect(server.requestLines.filter { $0.hasPrefix("DELETE /admin") }.isEmpty, "no body was read as a request: \(server.requestLines)")
+        #expect(server.requestLines.count == 4)
+        #expect(server.framings == Array(repeating: "content-length: \(body.utf8.count)", count: 4))
         await upstream.shutdown()
     }
 

@@ -22,6 +22,34 @@ struct HeaderPolicyTests {
         #expect(fields.map(\.name.rawName) == pairs.map(\.name))
     }
 
+    static func fields(_ pairs: [(String, String)]) -> HTTPFields {
+        var fields = HTTPFields()
+        for (name, value) in pairs { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        return fields
+    }
+
+    @Test func requestLosesIdentityHeadersSpelledWithUnderscoresOrAnyCase() {
+        let kept = HeaderPolicy.upstreamHeaders(from: Self.fields([
+            ("X_EKey_Sub", "admin"), ("x-ekey-trace", "t"), ("X-EKEY_Use", "1/1"), ("X_Forwarded_For", "10.0.0.1"), ("x-forwarded-host", "h"),
+            ("Forwarded", "for=1.2.3.4"), ("Authorization", "DPoP x"), ("dpop", "p"), ("Host", "evil"), ("X_Request_Id", "r-1"),
+        ]))
+        #expect(kept.map(\.0) == ["X_Request_Id"], "only the unrelated header is left: \(kept)")
+    }
+
+    @Test(arguments: ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL", "X-Rewrite-URL", "x_http_method_override", "X_ORIGINAL_URL"])
+    func requestLosesMethodAndURLOverrides(name: String) {
+        let kept = HeaderPolicy.upstreamHeaders(from: Self.fields([(name, "DELETE"), ("Accept", "*/*")]))
+        #expect(kept.map(\.0) == ["Accept"])
+    }
+
+    @Test func requestFramingHeadersAreAlwaysTheGatewaysOwn() {
+        let kept = HeaderPolicy.upstreamHeaders(from: Self.fields([
+            ("Content-Length", "44"), ("Transfer-Encoding", "chunked"), ("Connection", "content-length, transfer-encoding, host, x-ekey-sub, x_trace, keep-alive"),
+            ("X-Trace", "named by Connection with '_'"), ("TE", "trailers"), ("Accept", "*/*"),
+        ]))
+        #expect(kept.map(\.0) == ["Accept"], "framing and hop-by-hop headers never pass, Connection-named ones neither: \(kept)")
+    }
+
     @Test func forwardedQuotesIPv6AndKeepsOnlyPlainASCIIHosts() {
         #expect(HeaderPolicy.forwarded(clientAddress: "192.0.2.7", host: "api.example.com:8443", proto: "https")
             == "for=192.0.2.7;host=\"api.example.com:8443\";proto=https")

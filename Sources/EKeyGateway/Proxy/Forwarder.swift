@@ -99,7 +99,7 @@ public final class Forwarder: Sendable {
         fields.append(("X-EKey-Action", verified.action.description))
         fields.append(("X-EKey-Use", "\(verified.used)/\(verified.limit)"))
         fields.append(("Forwarded", HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https")))
-        let length = request.headers[.contentLength].flatMap { Int64($0) }
+        let length = RequestFraming.declaredLength(request.headers)
         let sendsBody = length != 0 || request.method != .get && request.method != .head
         let body: UpstreamRequestBody
         var relay: RequestBodyRelay?
@@ -122,14 +122,14 @@ public final class Forwarder: Sendable {
             }
             if let first {
                 let streaming = RequestBodyRelay(first: first, rest: rest)
-                body = .stream(streaming.chunks)
+                body = .stream(streaming.chunks, length: nil)
                 relay = streaming
             } else {
                 body = .none
             }
         } else if sendsBody {
             let streaming = RequestBodyRelay(request.body)
-            body = .stream(streaming.chunks)
+            body = .stream(streaming.chunks, length: length)
             relay = streaming
         } else {
             body = .none
@@ -156,7 +156,7 @@ public final class Forwarder: Sendable {
         switch body {
         case .none: break
         case .bytes(let bytes): upstream.body = .bytes(bytes)
-        case .stream(let chunks): upstream.body = .stream(chunks, length: length.map { .known($0) } ?? .unknown)
+        case .stream(let chunks, let length): upstream.body = .stream(chunks, length: length.map { .known($0) } ?? .unknown)
         }
         let response: HTTPClientResponse
         do {
@@ -245,10 +245,13 @@ public final class Forwarder: Sendable {
 
     /// Maps an `http://` exchange error to 502/504; "nothing sent" holds only when no
     /// connection could be made, none came free in time, or those offered closed before
-    /// the request was written.
+    /// the request was written, on every attempt (a retry that fails after an earlier
+    /// attempt was written arrives as ``UpstreamRequestWritten``).
     static func classifyHTTP1(_ error: any Error, route: Route) -> Failure {
         let upstream = route.upstream.absoluteString
         switch error {
+        case let written as UpstreamRequestWritten:
+            return Failure(error: classifyHTTP1(written.underlying, route: route).error, nothingSent: false)
         case let failed as UpstreamConnectFailed:
             return connectFailure(failed, upstream: upstream)
         case is HTTP1ConnectionGone:

@@ -255,8 +255,9 @@ enum UpstreamRequestBody: Sendable {
     case none
     /// A small body read whole.
     case bytes(ByteBuffer)
-    /// A body streamed from the client through ``RequestBodyRelay``.
-    case stream(AsyncThrowingChannel<ByteBuffer, any Error>)
+    /// A body streamed from the client through ``RequestBodyRelay``, with its length when
+    /// the client declared one (already checked by the downstream decoder).
+    case stream(AsyncThrowingChannel<ByteBuffer, any Error>, length: Int64?)
 
     /// Whether the body can be sent again (a streamed body is consumed as it is sent).
     var isReplayable: Bool {
@@ -394,7 +395,7 @@ final class H2CExchange: Sendable {
             try await outbound.write(contentsOf: [.head(request), .end(nil)])
         case .bytes(let bytes):
             try await outbound.write(contentsOf: [.head(request), .body(bytes), .end(nil)])
-        case .stream(let chunks):
+        case .stream(let chunks, _):
             try await outbound.write(.head(request))
             var iterator = chunks.makeAsyncIterator()
             while true {

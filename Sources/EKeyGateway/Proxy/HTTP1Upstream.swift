@@ -75,6 +75,9 @@ final class HTTP1Upstream: Sendable {
     /// reused connection closed after the request was written but before any answer (the
     /// upstream timing out a keep-alive connection as the request arrived) if the request
     /// may be repeated: an idempotent method (RFC 9110 §9.2.2) and a body held whole.
+    ///
+    /// Once any attempt was written, a later failure is thrown as ``UpstreamRequestWritten``:
+    /// the upstream may have processed the request, so its use is never given back.
     func exchange(head: HTTPRequestHead, body: UpstreamRequestBody) async throws -> (HTTPResponseHead, HTTP1ResponseContents) {
         var attempt = 1
         var resent = false
@@ -85,6 +88,11 @@ final class HTTP1Upstream: Sendable {
                 attempt += 1
             } catch let closed as HTTP1ClosedBeforeAnswer where closed.reusedConnection && !resent && Self.mayRepeat(head.method, body) {
                 resent = true
+            } catch {
+                if resent, error is UpstreamConnectFailed || error is HTTP1ConnectionGone || error is UpstreamNeverSent {
+                    throw UpstreamRequestWritten(underlying: error)
+                }
+                throw error
             }
         }
     }
@@ -112,21 +120,30 @@ final class HTTP1Upstream: Sendable {
         head.headers.replaceOrAdd(name: "host", value: address.authority)
         let bytes: ByteBuffer?
         let streamed: AsyncThrowingChannel<ByteBuffer, any Error>?
+        // The framing is always the gateway's own (the caller's headers carry none): a body
+        // the upstream could not delimit would be read as the start of another request.
+        head.headers.remove(name: "content-length")
+        head.headers.remove(name: "transfer-encoding")
+        var streamLength: Int64?
         switch body {
         case .none:
             bytes = nil
             streamed = nil
-            if !head.headers.contains(name: "content-length"), ![.GET, .HEAD, .DELETE, .OPTIONS, .TRACE, .CONNECT].contains(head.method) {
+            if ![.GET, .HEAD, .DELETE, .OPTIONS, .TRACE, .CONNECT].contains(head.method) {
                 head.headers.add(name: "content-length", value: "0")
             }
         case .bytes(let buffer):
             bytes = buffer
             streamed = nil
-        case .stream(let chunks):
+            head.headers.add(name: "content-length", value: String(buffer.readableBytes))
+        case .stream(let chunks, let length):
             bytes = nil
             streamed = chunks
-            if !head.headers.contains(name: "content-length") {
-                head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            streamLength = length
+            if let length {
+                head.headers.add(name: "content-length", value: String(length))
+            } else {
+                head.headers.add(name: "transfer-encoding", value: "chunked")
             }
         }
         let request = head
@@ -137,13 +154,19 @@ final class HTTP1Upstream: Sendable {
             }.get()
             guard wrote else { throw HTTP1ConnectionGone() }
             let channel = connection.channel
+            let declared = streamLength
             Task {
                 do {
+                    var sent: Int64 = 0
                     for try await chunk in streamed {
+                        sent += Int64(chunk.readableBytes)
+                        // More than the declared length would spill into the next request.
+                        if let declared, sent > declared { throw BodyLengthMismatch() }
                         let written = channel.eventLoop.makePromise(of: Void.self)
                         channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk)), promise: written)
                         if !channel.isWritable { try await written.futureResult.get() }
                     }
+                    if let declared, sent != declared { throw BodyLengthMismatch() }
                     try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
                 } catch {
                     channel.close(promise: nil)

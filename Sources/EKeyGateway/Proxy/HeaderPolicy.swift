@@ -3,9 +3,18 @@ public import HTTPTypes
 /// Which headers cross the gateway (DESIGN.md §5 step 6).
 ///
 /// Removed towards the upstream: hop-by-hop headers (RFC 9110 §7.6.1, and any header the
-/// `Connection` header names), `Authorization`, `DPoP`, `Host` (the upstream's own is
-/// used), `Forwarded` and `X-Forwarded-*` (replaced by the gateway's own `Forwarded`), and
-/// every client-sent `X-EKey-*`, so the upstream can trust the `X-EKey-*` it sees.
+/// `Connection` header names), the framing headers `Content-Length` and
+/// `Transfer-Encoding` (the gateway writes its own framing for every body it sends),
+/// `Authorization`, `DPoP`, `Host` (the upstream's own is used), `Forwarded` and
+/// `X-Forwarded-*` (replaced by the gateway's own `Forwarded`), method and URL overrides
+/// (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Original-URL`,
+/// `X-Rewrite-URL`: frameworks that honour them would run another method or path than
+/// the one verified), and every client-sent `X-EKey-*`, so the upstream can trust the
+/// `X-EKey-*` it sees.
+///
+/// Names are compared case-insensitively with `_` and `-` alike: CGI and WSGI stacks map
+/// both to the same variable, so `X_EKey_Sub` would reach the application as `X-EKey-Sub`.
+/// Whatever `Connection` names, the headers the gateway writes itself are its own.
 public enum HeaderPolicy {
     /// Hop-by-hop headers, lower case.
     public static let hopByHop: Set<String> = [
@@ -13,20 +22,33 @@ public enum HeaderPolicy {
         "transfer-encoding", "upgrade", "http2-settings",
     ]
 
-    static let removedTowardsUpstream: Set<String> = ["authorization", "dpop", "host", "forwarded"]
+    /// Dropped towards the upstream whatever their spelling (lower case, `-` for `_`).
+    static let removedTowardsUpstream: Set<String> = [
+        "authorization", "dpop", "host", "forwarded", "content-length",
+        "x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url",
+    ]
 
     /// The request headers to send upstream, before the gateway's additions.
     public static func upstreamHeaders(from fields: HTTPFields) -> [(String, String)] {
         let named = connectionNamed(fields)
-        return fields.compactMap { field in
-            let name = field.name.canonicalName
-            if hopByHop.contains(name) || named.contains(name) || removedTowardsUpstream.contains(name)
-                || name.hasPrefix("x-ekey-") || name.hasPrefix("x-forwarded-")
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(fields.count)
+        for field in fields {
+            let key = aliasKey(field.name.canonicalName)
+            if hopByHop.contains(key) || removedTowardsUpstream.contains(key) || key.hasPrefix("x-ekey-") || key.hasPrefix("x-forwarded-")
+                || (!named.isEmpty && named.contains(key))
             {
-                return nil
+                continue
             }
-            return (field.name.rawName, field.value)
+            kept.append((field.name.rawName, field.value))
         }
+        return kept
+    }
+
+    /// A lower-case field name with `_` read as `-`, the way CGI-style servers read it.
+    static func aliasKey(_ lowercased: String) -> String {
+        guard lowercased.utf8.contains(UInt8(ascii: "_")) else { return lowercased }
+        return String(decoding: lowercased.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
     }
 
     /// The response headers to send downstream: hop-by-hop headers and those the
@@ -51,8 +73,9 @@ public enum HeaderPolicy {
         return fields
     }
 
+    /// The options of the request's `Connection` headers, as alias keys.
     static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
-        Set(fields[values: .connection].flatMap { $0.split(separator: ",") }.map(trimmedLowercased))
+        Set(fields[values: .connection].flatMap { $0.split(separator: ",") }.map { aliasKey(trimmedLowercased($0)) })
     }
 
     /// A `Connection` option without the spaces and tabs around it, in lower case.

@@ -1,7 +1,8 @@
 public import EKeyProtocol
 public import EKeyServer
 
-/// The verification steps of DESIGN.md §5, run in order. Nothing is counted in the store
+/// The verification steps of DESIGN.md §5, run in order (step 0 also refuses ambiguous
+/// framing, ``RequestFraming``). Nothing is counted in the store
 /// before the token, the binding and the capability all hold.
 public struct RequestVerifier: Sendable {
     /// What the verifier needs from a request.
@@ -11,15 +12,24 @@ public struct RequestVerifier: Sendable {
         public var target: String
         public var authorization: [String]
         public var dpop: [String]
+        /// Every `Content-Length` field value.
+        public var contentLength: [String]
+        /// Every `Transfer-Encoding` field value.
+        public var transferEncoding: [String]
         /// Reads the connection's TLS client identity; only called for mTLS-bound tokens.
         public var peer: @Sendable () async -> PeerIdentity?
 
         /// Creates a request description.
-        public init(method: String, target: String, authorization: [String], dpop: [String], peer: @escaping @Sendable () async -> PeerIdentity?) {
+        public init(
+            method: String, target: String, authorization: [String], dpop: [String], contentLength: [String] = [], transferEncoding: [String] = [],
+            peer: @escaping @Sendable () async -> PeerIdentity?
+        ) {
             self.method = method
             self.target = target
             self.authorization = authorization
             self.dpop = dpop
+            self.contentLength = contentLength
+            self.transferEncoding = transferEncoding
             self.peer = peer
         }
     }
@@ -49,15 +59,17 @@ public struct RequestVerifier: Sendable {
         self.usage = usage
     }
 
-    /// Runs steps 0-5; throws the first step's ``Rejection``.
-    public func verify(_ request: Incoming, now: Int64) async throws(Rejection) -> Verified {
+    /// Runs steps 0-5 at `nowMilliseconds` (epoch milliseconds); throws the first step's ``Rejection``.
+    public func verify(_ request: Incoming, nowMilliseconds: Int64) async throws(Rejection) -> Verified {
+        let now = nowMilliseconds / 1000
+        try RequestFraming.check(contentLength: request.contentLength, transferEncoding: request.transferEncoding)
         let (target, route) = try PathCheck.check(target: request.target, routes: routes)
         let extracted = try TokenExtraction.extract(authorization: request.authorization)
         let token = try await tokens.verify(extracted, route: route, now: now)
         let peer = token.binding.mode == .mtls ? await request.peer() : nil
         let evidence = try binding.verify(
             token, compact: extracted.token, scheme: extracted.scheme, method: request.method, path: target.path, route: route,
-            dpopHeaders: request.dpop, peer: peer, now: now)
+            dpopHeaders: request.dpop, peer: peer, nowMilliseconds: nowMilliseconds)
         let action = try CapabilityCheck.check(token, method: request.method, target: target, scheme: extracted.scheme)
         let jti: String?
         if case .proof(let proof) = evidence {
