@@ -76,6 +76,8 @@ let package = Package(
                 .embedInCode("Redis/Scripts/rate_limit.lua"),
                 .embedInCode("Redis/Scripts/key_registry_put.lua"),
                 .embedInCode("Redis/Scripts/key_registry_import.lua"),
+                .embedInCode("Redis/Scripts/key_registry_revoke.lua"),
+                .embedInCode("Redis/Scripts/key_registry_purge.lua"),
             ],
             swiftSettings: swiftSettings
         ),

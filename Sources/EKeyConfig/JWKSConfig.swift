@@ -12,7 +12,8 @@ public struct JWKSConfig: Sendable, Hashable {
     public var admins: [String]
     /// `cache_max_age` of the JWKS response (default 30 s).
     public var cacheMaxAge: Duration
-    /// `retain`: how long a key stays published after its `not_after` (default 24 h).
+    /// `retain`: how long a key stays published after its `not_after`, and how long a
+    /// revoked kid is remembered and refused (default 24 h).
     public var retain: Duration
 
     /// Creates a publisher configuration.

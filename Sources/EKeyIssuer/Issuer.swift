@@ -11,8 +11,9 @@ public import NIOSSL
 public import ServiceLifecycle
 
 /// `ekey-issuer` assembled (DESIGN.md §3): the TLS listener with `POST /token` and the RFC
-/// 8414 metadata, the admin listener (ready once a signing key is registered and the store
-/// answers), the signing-key maintenance and the IdP key caches, ready to run in one group.
+/// 8414 metadata, the admin listener (ready once a signing key is registered and not
+/// revoked, and the store answers), the signing-key maintenance and the IdP key caches,
+/// ready to run in one group.
 public struct Issuer: Sendable {
     /// Where and how to listen.
     public typealias Listeners = ServiceListeners
@@ -29,17 +30,19 @@ public struct Issuer: Sendable {
 
     /// Builds the issuer from its configuration section.
     ///
+    /// - Parameter reRegisterEvery: how often the live signing keys are registered again
+    ///   (``SigningKeyManager/Schedule/reRegisterEvery``, 30 s; tests shorten it).
     /// - Throws: ``IssuerSetupError`` for a template, key file or IdP JWKS file that cannot be used.
     public init(
         configuration: IssuerConfig, store: any UsageStore, registrar: any SigningKeyRegistrar, listeners: Listeners,
-        metrics: MetricsRegistry = .init(), logger: Logger
+        metrics: MetricsRegistry = .init(), logger: Logger, reRegisterEvery: Duration = .seconds(30)
     ) throws(IssuerSetupError) {
         let issuerURL = configuration.issuerURL.absoluteString
         let skew = max(1, configuration.clockSkew.components.seconds)
         let policy = try IssuancePolicy(templates: configuration.templates)
         let algorithm: JWSAlgorithm = configuration.signing.alg == .edDSA ? .edDSA : .es256
         let initialKey: PrivateSigningKey
-        let schedule: SigningKeyManager.Schedule
+        var schedule: SigningKeyManager.Schedule
         if let keyFile = configuration.signing.keyFile {
             initialKey = try SigningKeyFile.load(path: keyFile, expected: configuration.signing.isAlgorithmExplicit ? algorithm : nil)
             schedule = .init(rotateEvery: nil)
@@ -47,7 +50,9 @@ public struct Issuer: Sendable {
             initialKey = PrivateSigningKey(generating: algorithm)
             schedule = .init(rotateEvery: configuration.signing.rotateEvery)
         }
-        keys = SigningKeyManager(initialKey: initialKey, schedule: schedule, registrar: registrar, logger: logger)
+        schedule.reRegisterEvery = reRegisterEvery
+        keys = SigningKeyManager(
+            initialKey: initialKey, keyFile: configuration.signing.keyFile, schedule: schedule, registrar: registrar, logger: logger)
         identityProviders = try IdentityProviders(configuration.idps, logger: logger)
         let authenticator = ClientAuthenticator(
             tokenEndpoint: issuerURL + "/token", clockSkew: skew, clients: configuration.clients, identityProviders: identityProviders,
@@ -91,8 +96,8 @@ public struct Issuer: Sendable {
             host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,
             readiness: {
                 var problems: [String] = []
-                if await !keys.isReady {
-                    problems.append("no signing key is registered with the JWKS publisher yet")
+                if let unavailability = await keys.unavailability {
+                    problems.append(unavailability.readinessProblem)
                 }
                 let clock = ContinuousClock()
                 let start = clock.now

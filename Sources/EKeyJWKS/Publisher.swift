@@ -54,7 +54,7 @@ public struct Publisher: Sendable {
     }
 }
 
-/// Deletes keys whose retention has ended, once a minute.
+/// Deletes keys whose retention has ended and tombstones past their `forget_after`, once a minute.
 struct RetentionSweeper: Service {
     let routes: PublisherRoutes
     let logger: Logger
@@ -64,10 +64,10 @@ struct RetentionSweeper: Service {
             do {
                 let removed = try await routes.keys.purge(publishedBefore: routes.now(), retainSeconds: routes.retainSeconds)
                 if removed > 0 {
-                    logger.info("expired keys removed from the key set", metadata: ["count": .stringConvertible(removed)])
+                    logger.info("expired keys and tombstones removed from the key set", metadata: ["count": .stringConvertible(removed)])
                 }
             } catch {
-                logger.warning("could not sweep expired keys; will retry", metadata: ["error": "\(error)"])
+                logger.warning("could not sweep expired keys and tombstones; will retry", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
         }

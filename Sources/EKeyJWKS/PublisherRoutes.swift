@@ -9,9 +9,10 @@ import NIOCore
 /// The publisher's HTTP routes (DESIGN.md §4).
 ///
 /// - `GET /.well-known/jwks.json`: the live keys, cacheable, with `ETag` and 304.
-/// - `POST /internal/v1/keys`: an issuer in `authorized_issuers` registers a key.
-/// - `DELETE /internal/v1/keys/{kid}`, `GET` and `PUT /internal/v1/keys`: admins revoke,
-///   export and import.
+/// - `POST /internal/v1/keys`: an issuer in `authorized_issuers` registers a key; a revoked
+///   kid gets 410 `key_revoked`.
+/// - `DELETE /internal/v1/keys/{kid}`, `GET` and `PUT /internal/v1/keys`: admins revoke
+///   (the kid is remembered as a tombstone for `retain`), export and import.
 ///
 /// Internal routes need a client certificate (401 without one) whose identity is on the
 /// route's list (403 otherwise).
@@ -24,7 +25,8 @@ public struct PublisherRoutes: Sendable {
         public var admins: Set<String>
         /// `Cache-Control: max-age` of the JWKS document.
         public var cacheMaxAge: Duration
-        /// How long a key stays published after its `not_after`.
+        /// How long a key stays published after its `not_after`, and how long a revoked kid
+        /// is remembered (refused) after its revocation.
         public var retain: Duration
 
         /// Creates settings.
@@ -140,6 +142,12 @@ public struct PublisherRoutes: Sendable {
             registrations("conflict")
             let error = EKeyError(.invalidRequest, "kid \(key.keyID) is already registered with a different key; use a new kid for a new key", status: 409)
             return deny(error, event: &event, outcome: "denied")
+        case .revoked(let tombstone):
+            registrations("revoked")
+            let error = EKeyError(
+                .keyRevoked,
+                "kid \(key.keyID) was revoked by an administrator at \(tombstone.revokedAt) (epoch seconds) and cannot be registered again, with this key or any other; stop signing with this key, generate a new key with a new kid and register that")
+            return deny(error, event: &event, outcome: "denied")
         }
     }
 
@@ -157,16 +165,23 @@ public struct PublisherRoutes: Sendable {
         case .success(let identity):
             event.subject = identity
         }
-        let removed: Bool
+        let time = now()
+        let outcome: KeyRevocationResult
         do {
-            removed = try await timedStore { try await keys.revoke(keyID: keyID) }
+            outcome = try await timedStore { try await keys.revoke(keyID: keyID, at: time, forgetAfter: time + retainSeconds) }
         } catch {
             return storeFailure(error, doing: "revoke the key")
         }
-        guard removed else {
+        switch outcome {
+        case .unknown:
             return deny(EKeyError(.invalidRequest, "no key with kid \(keyID) is registered", status: 404), event: &event, outcome: "denied")
+        case .revoked(let tombstone):
+            event.outcome = "revoked"
+            event.extra["forget_after"] = String(tombstone.forgetAfter)
+        case .alreadyRevoked(let tombstone):
+            event.outcome = "already_revoked"
+            event.extra["forget_after"] = String(tombstone.forgetAfter)
         }
-        event.outcome = "revoked"
         audit.record(event)
         return Response(status: .noContent)
     }
@@ -177,8 +192,12 @@ public struct PublisherRoutes: Sendable {
             return .error(error)
         }
         do {
-            let stored = try await timedStore { try await keys.all() }.sorted { $0.keyID < $1.keyID }
-            return .json(["keys": .array(stored.map(\.jsonValue))])
+            let stored = try await timedStore { try await keys.all() }
+            let tombstones = try await timedStore { try await keys.tombstones() }
+            // A key revoked between the two reads shows in both: the tombstone wins.
+            let revoked = Set(tombstones.map(\.keyID))
+            let live = stored.filter { !revoked.contains($0.keyID) }.sorted { $0.keyID < $1.keyID }
+            return .json(["keys": .array(live.map(\.jsonValue)), "revoked": .array(tombstones.map(\.jsonValue))])
         } catch {
             return storeFailure(error, doing: "export the key set")
         }
@@ -197,18 +216,29 @@ public struct PublisherRoutes: Sendable {
             event.subject = identity
         }
         let imported: [PublishedKey]
+        let tombstones: [Tombstone]
         do {
             let body = try await request.body.collect(upTo: Self.maximumBodySize)
-            imported = try Self.parseExport(Array(body.readableBytesView))
+            let parsed = try Self.parseExport(Array(body.readableBytesView))
+            imported = parsed.keys
+            tombstones = parsed.tombstones
         } catch let error as EKeyError {
             return deny(error, event: &event, outcome: "denied")
         } catch {
             return deny(EKeyError(.invalidRequest, "the body could not be read (at most 1 MiB): \(error)"), event: &event, outcome: "denied")
         }
+        let outcome: KeyImportResult
         do {
-            try await timedStore { try await keys.replaceAll(with: imported) }
+            outcome = try await timedStore { try await keys.replaceAll(with: imported, tombstones: tombstones) }
         } catch {
             return storeFailure(error, doing: "import the key set")
+        }
+        if case .revokedKey(let tombstone) = outcome {
+            let error = EKeyError(
+                .keyRevoked,
+                "the import was refused and nothing changed: kid \(tombstone.keyID) was revoked at \(tombstone.revokedAt) (epoch seconds) and is remembered until \(tombstone.forgetAfter); remove that key from \"keys\" and import again",
+                status: 409)
+            return deny(error, event: &event, outcome: "denied")
         }
         event.outcome = "registered"
         event.extra["imported"] = String(imported.count)
@@ -216,8 +246,10 @@ public struct PublisherRoutes: Sendable {
         return .json(["imported": .integer(Int64(imported.count))])
     }
 
-    /// Reads the export format `{"keys": [record, ...]}`; duplicate kids are refused.
-    static func parseExport(_ bytes: [UInt8]) throws(EKeyError) -> [PublishedKey] {
+    /// Reads the export format `{"keys": [record, ...], "revoked": [tombstone, ...]}`;
+    /// `"revoked"` may be absent (exports made before tombstones existed). Duplicate kids
+    /// in either list are refused.
+    static func parseExport(_ bytes: [UInt8]) throws(EKeyError) -> (keys: [PublishedKey], tombstones: [Tombstone]) {
         let document: [String: JSONValue]
         do {
             document = try StrictJSONParser().parseObject(bytes)
@@ -236,7 +268,21 @@ public struct PublisherRoutes: Sendable {
             }
             keys.append(key)
         }
-        return keys
+        var tombstones: [Tombstone] = []
+        if let revoked = document["revoked"] {
+            guard let records = revoked.arrayValue else {
+                throw EKeyError(.invalidRequest, "\"revoked\" must be an array, as GET /internal/v1/keys returns")
+            }
+            var seenRevoked = Set<String>()
+            for record in records {
+                let tombstone = try Tombstone(jsonValue: record)
+                guard seenRevoked.insert(tombstone.keyID).inserted else {
+                    throw EKeyError(.invalidRequest, "revoked kid \(tombstone.keyID) appears twice in the import")
+                }
+                tombstones.append(tombstone)
+            }
+        }
+        return (keys, tombstones)
     }
 
     // MARK: Helpers
@@ -257,7 +303,7 @@ public struct PublisherRoutes: Sendable {
     }
 
     func deny(_ error: EKeyError, event: inout AuditEvent, outcome: String) -> Response {
-        if event.event == "key_register", error.status != 409 {
+        if event.event == "key_register", error.status != 409, error.status != 410 {
             registrations("denied")
         }
         event.outcome = outcome

@@ -4,9 +4,9 @@ public import EKeyStore
 public import Logging
 import NIOPosix
 
-/// The publisher's keys in the E-Key store: Redis (shared by every publisher replica,
-/// surviving restarts) or the embedded memory store (lost on restart; the issuers
-/// re-register their keys every 30 s).
+/// The publisher's keys and tombstones in the E-Key store: Redis (shared by every
+/// publisher replica, surviving restarts) or the embedded memory store (lost on restart;
+/// the issuers re-register their keys every 30 s, but tombstones are lost with it).
 public struct StoreBackedKeys: PublishedKeyStore {
     private let registry: any KeyRegistryStore
     private let health: any UsageStore
@@ -27,34 +27,47 @@ public struct StoreBackedKeys: PublishedKeyStore {
         case .created: return .created
         case .unchanged: return .alreadyRegistered
         case .conflict: return .conflict
+        case .revoked(let revoked): return .revoked(Self.tombstone(revoked))
         }
     }
 
-    public func revoke(keyID: String) async throws -> Bool {
-        try await registry.revoke(kid: keyID)
+    public func revoke(keyID: String, at revokedAt: Int64, forgetAfter: Int64) async throws -> KeyRevocationResult {
+        switch try await registry.revoke(kid: keyID, at: revokedAt, forgetAfter: forgetAfter) {
+        case .revoked(let revoked): return .revoked(Self.tombstone(revoked))
+        case .alreadyRevoked(let revoked): return .alreadyRevoked(Self.tombstone(revoked))
+        case .unknown: return .unknown
+        }
     }
 
     public func all() async throws -> [PublishedKey] {
         try await registry.list().map(Self.key)
     }
 
-    public func replaceAll(with keys: [PublishedKey]) async throws {
-        try await registry.importAll(keys.map(Self.record))
+    public func tombstones() async throws -> [Tombstone] {
+        try await registry.revokedKeys().map(Self.tombstone)
     }
 
-    /// Revokes each key whose retention has ended. A key cannot come back to life between
-    /// the listing and the removal: its kid is bound to the same public key, so a new
-    /// registration of it is refused or unchanged.
-    public func purge(publishedBefore now: Int64, retainSeconds: Int64) async throws -> Int {
-        var removed = 0
-        for key in try await all() where !key.isPublished(at: now, retainSeconds: retainSeconds) {
-            if try await registry.revoke(kid: key.keyID) { removed += 1 }
+    public func replaceAll(with keys: [PublishedKey], tombstones: [Tombstone]) async throws -> KeyImportResult {
+        let revoked = tombstones.map { RevokedKey(kid: $0.keyID, revokedAt: $0.revokedAt, forgetAfter: $0.forgetAfter) }
+        switch try await registry.importAll(keys.map(Self.record), revoked: revoked) {
+        case .imported(let count): return .imported(count)
+        case .revokedKey(let tombstone): return .revokedKey(Self.tombstone(tombstone))
         }
-        return removed
+    }
+
+    /// Removes, in one atomic store call, the keys whose retention has ended and the
+    /// tombstones whose `forget_after` has passed. Deciding inside the store means a key
+    /// revoked meanwhile is never removed together with its fresh tombstone.
+    public func purge(publishedBefore now: Int64, retainSeconds: Int64) async throws -> Int {
+        try await registry.purge(keysNotAfterUpTo: now - retainSeconds, tombstonesForgetAfterBefore: now)
     }
 
     public func isReachable() async -> Bool {
         (try? await health.ping()) != nil
+    }
+
+    static func tombstone(_ revoked: RevokedKey) -> Tombstone {
+        Tombstone(keyID: revoked.kid, revokedAt: revoked.revokedAt, forgetAfter: revoked.forgetAfter)
     }
 
     static func record(_ key: PublishedKey) -> RegisteredKey {

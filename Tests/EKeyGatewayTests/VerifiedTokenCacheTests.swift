@@ -49,7 +49,7 @@ struct VerifiedTokenCacheTests {
 
             var rotated = try #require(try await ports.publishedKeys.all().first)
             rotated.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: harness.keyID, algorithm: .es256)
-            try await ports.publishedKeys.replaceAll(with: [rotated])
+            #expect(try await ports.publishedKeys.replaceAll(with: [rotated], tombstones: []) == .imported(1))
             try await Task.sleep(for: .milliseconds(1100))
             #expect(await Self.error(try await step.verify(dpop, route: route, now: now)) == "invalid_token", "the key under its kid changed")
             #expect(step.verifiedTokens.count == 0, "and the token was forgotten")
@@ -146,7 +146,7 @@ struct VerifiedTokenCacheTests {
 
             var rotated = original
             rotated.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: harness.keyID, algorithm: .es256)
-            try await ports.publishedKeys.replaceAll(with: [rotated])
+            #expect(try await ports.publishedKeys.replaceAll(with: [rotated], tombstones: []) == .imported(1))
             let afterRotation = try await Self.firstRefusal(within: .seconds(5), call)
             #expect(afterRotation.status == 401)
             #expect(afterRotation.error == "invalid_token", "another key under the same kid does not verify the cached token")
@@ -156,9 +156,10 @@ struct VerifiedTokenCacheTests {
             other.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: other.keyID, algorithm: .es256)
             // Two keys, so that revoking one leaves a set the gateway takes (it keeps its last
             // good set when the publisher serves an empty one).
-            try await ports.publishedKeys.replaceAll(with: [original, other])
+            #expect(try await ports.publishedKeys.replaceAll(with: [original, other], tombstones: []) == .imported(2))
             try await Self.waitUntilAccepted(within: .seconds(5), call)
-            #expect(try await ports.publishedKeys.revoke(keyID: harness.keyID))
+            let revokedAt = Int64(Date().timeIntervalSince1970)
+            #expect(try await ports.publishedKeys.revoke(keyID: harness.keyID, at: revokedAt, forgetAfter: revokedAt + 60) != .unknown)
             let afterRevocation = try await Self.firstRefusal(within: .seconds(5), call)
             #expect(afterRevocation.status == 401)
             #expect(afterRevocation.error == "invalid_token", "a revoked kid ends the cached token")

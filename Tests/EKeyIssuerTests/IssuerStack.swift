@@ -1,10 +1,14 @@
 import AsyncHTTPClient
 import Crypto
 import CryptoExtras
+import EKeyConfig
+import EKeyIssuer
 import EKeyProtocol
 import EKeyServer
+import EKeyStore
 import EKeyTestSupport
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -14,6 +18,7 @@ import NIOSSL
 final class IssuerStack: @unchecked Sendable {
     static let workloadID = "spiffe://example.org/checkout"
     static let issuerClientID = "spiffe://example.org/ekey/issuer"
+    static let adminID = "spiffe://example.org/ekey/admin"
     static let audience = "https://api.example.com"
     static let idpIssuer = "https://idp.example.test"
 
@@ -36,6 +41,7 @@ final class IssuerStack: @unchecked Sendable {
         try files.write("ca.crt", pki.authority.certificatePEM)
         try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
         try files.write("issuer-client", pki.issueClient(commonName: "issuer", spiffeID: Self.issuerClientID))
+        try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: Self.adminID))
         try files.write("workload", workload)
         try files.write("legacy", pki.issueClient(commonName: "legacy", spiffeID: nil))
         try files.write("stranger", pki.issueClient(commonName: "stranger", spiffeID: "spiffe://example.org/stranger"))
@@ -53,6 +59,18 @@ final class IssuerStack: @unchecked Sendable {
 
     deinit { files.remove() }
 
+    /// Runs `body` with a new stack, then stops its processes and clients, also when `body` throws.
+    static func with(_ body: (IssuerStack) async throws -> Void) async throws {
+        let stack = try IssuerStack()
+        do {
+            try await body(stack)
+        } catch {
+            try? await stack.stopAll()
+            throw error
+        }
+        try await stack.stopAll()
+    }
+
     func issuerURL(_ index: Int = 0) -> String { "https://localhost:\(issuers[index].port)" }
 
     /// The stack file for one issuer on `port`.
@@ -66,6 +84,7 @@ final class IssuerStack: @unchecked Sendable {
           admin_listen: 127.0.0.1:\(jwksAdminPort)
           tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
           authorized_issuers: ["\(Self.issuerClientID)"]
+          admins: ["\(Self.adminID)"]
           cache_max_age: 1s
           retain: 1h
         issuer:
@@ -122,13 +141,54 @@ final class IssuerStack: @unchecked Sendable {
     }
 
     func waitUntilReady(_ index: Int, timeout: Duration = .seconds(20)) async throws {
+        do {
+            try await waitUntilReady(adminPort: issuers[index].adminPort, timeout: timeout)
+        } catch {
+            throw StackFailure(description: "issuer \(index) did not become ready:\n\(issuers[index].process.output)")
+        }
+    }
+
+    /// Waits until the issuer whose admin listener is on `adminPort` answers `/readyz` with 200.
+    func waitUntilReady(adminPort: Int, timeout: Duration = .seconds(20)) async throws {
         let deadline = ContinuousClock.now + timeout
         let plain = plainClient()
         while ContinuousClock.now < deadline {
-            if try await send(plain, .GET, "http://127.0.0.1:\(issuers[index].adminPort)/readyz").status == 200 { return }
+            if try await send(plain, .GET, "http://127.0.0.1:\(adminPort)/readyz").status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw StackFailure(description: "issuer \(index) did not become ready:\n\(issuers[index].process.output)")
+        throw StackFailure(description: "the issuer with admin port \(adminPort) did not become ready")
+    }
+
+    /// Runs an issuer inside the test process, configured like ``startIssuer(store:signing:waitReady:)``
+    /// but registering its live keys again every `reRegisterEvery`; its log lines go to
+    /// `log`. `body` gets the issuer's port and admin port.
+    func withIssuerInProcess<R: Sendable>(
+        signing: String = "{alg: ES256, rotate_every: 24h}", reRegisterEvery: Duration, log: LogSink,
+        _ body: (_ port: Int, _ adminPort: Int) async throws -> R
+    ) async throws -> R {
+        let port = try FreePort.pick()
+        let adminPort = try FreePort.pick()
+        let path = try files.write("issuer-\(port).yaml", config(port: port, adminPort: adminPort, store: "memory://", signing: signing))
+        let settings = try ConfigLoader.load(path: path, environment: [:]).config.requireIssuer()
+        let logger = Logger(label: "ekey-issuer") { JSONLogHandler(label: $0, sink: log) }
+        let publisherClient = try InternalHTTPClient.make(
+            caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key)
+        let registrar = KeyRegistrationClient(baseURL: settings.publisher.url.absoluteString, client: publisherClient, logger: logger)
+        let issuer = try Issuer(
+            configuration: settings, store: MemoryStore(), registrar: registrar,
+            listeners: .init(
+                host: "127.0.0.1", port: port, tls: try ServiceStartup.serverTLS(settings.tls), adminHost: "127.0.0.1", adminPort: adminPort),
+            logger: logger, reRegisterEvery: reRegisterEvery)
+        do {
+            let result = try await LiveServices.with(roles: ["issuer", "admin"], { issuer.services(onRunning: $0) }) { _ in
+                try await body(port, adminPort)
+            }
+            try await publisherClient.shutdown()
+            return result
+        } catch {
+            try? await publisherClient.shutdown()
+            throw error
+        }
     }
 
     private var clients: [HTTPClient] = []
@@ -242,13 +302,20 @@ final class IssuerStack: @unchecked Sendable {
         return try JWKSet(parsing: Array(reply.body.utf8))
     }
 
-    /// Verifies `token` against the publisher's JWKS as a gateway would.
-    func verifyAgainstPublisher(_ token: String, index: Int = 0) async throws -> VerifiedEKey {
+    /// Verifies `token` against the publisher's JWKS as a gateway would; the issuer is
+    /// issuer `index`, or `issuer` when given.
+    func verifyAgainstPublisher(_ token: String, index: Int = 0, issuer: String? = nil) async throws -> VerifiedEKey {
         let parsed = try EKeyToken(parsing: token)
         guard let key = try await publishedKeys()[keyID: parsed.keyID] else {
             throw StackFailure(description: "kid \(parsed.keyID) is not published")
         }
-        return try parsed.verify(using: key.publicKey(), policy: .init(issuer: issuerURL(index), audience: Self.audience), now: Self.now())
+        return try parsed.verify(
+            using: key.publicKey(), policy: .init(issuer: issuer ?? issuerURL(index), audience: Self.audience), now: Self.now())
+    }
+
+    /// `DELETE /internal/v1/keys/{kid}` on the publisher with the admin certificate; the status.
+    func revoke(_ keyID: String) async throws -> Int {
+        try await send(try client("admin"), .DELETE, "https://localhost:\(jwksPort)/internal/v1/keys/\(keyID)").status
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }

@@ -180,6 +180,32 @@ struct PublisherProcessTests {
         #expect(!ServiceProcess.canConnect(port: port))
     }
 
+    @Test func aKidRevokedThroughOneReplicaIsRefusedByEveryReplica() async throws {
+        defer { files.remove() }
+        let redis = try RedisServer()
+        defer { redis.shutdown() }
+        let replicas = [try await startPublisher(store: redis.url), try await startPublisher(store: redis.url)]
+        let issuer = try client("issuer")
+        let admin = try client("admin")
+        let reader = try client(nil)
+        let key = registration("shared")
+        #expect(try await send(issuer, .POST, "https://localhost:\(replicas[0].1)/internal/v1/keys", body: key).0 == 201)
+        #expect(try await send(admin, .DELETE, "https://localhost:\(replicas[1].1)/internal/v1/keys/shared").0 == 204)
+        for replica in replicas {
+            let (status, _, _, body) = try await send(issuer, .POST, "https://localhost:\(replica.1)/internal/v1/keys", body: key)
+            #expect(status == 410, "\(body)")
+            #expect(body.contains("key_revoked"))
+            let (_, _, _, set) = try await send(reader, .GET, "https://localhost:\(replica.1)/.well-known/jwks.json")
+            #expect(try JWKSet(parsing: Array(set.utf8)).keys.isEmpty)
+        }
+        #expect(replicas[0].0.output.contains("\"outcome\":\"denied\""), "the refused registration is audited")
+        for replica in replicas {
+            replica.0.signal(SIGTERM)
+            #expect(try await replica.0.waitForExit() == 0)
+        }
+        for client in [issuer, admin, reader] { try await client.shutdown() }
+    }
+
     @Test func replicasSharingRedisServeTheSameKeySetAndSurviveRestart() async throws {
         defer { files.remove() }
         let redis = try RedisServer()

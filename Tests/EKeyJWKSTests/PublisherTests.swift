@@ -204,7 +204,7 @@ struct PublisherTests {
                 #expect(try await send(issuer, .POST, base + "/internal/v1/keys", body: Self.newKey(kid).registration).status == 201)
             }
             #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/b").status == 204)
-            #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/b").status == 404)
+            #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/b").status == 204, "a second revocation succeeds, changing nothing")
             let set = try JWKSet(parsing: Array(try await send(anonymous, .GET, base + "/.well-known/jwks.json").body.utf8))
             #expect(set.keys.compactMap(\.keyID) == ["a", "c"])
 
@@ -223,6 +223,116 @@ struct PublisherTests {
             #expect(try await send(admin, .PUT, base + "/internal/v1/keys", body: duplicate).status == 400)
         }
         for client in [issuer, admin, anonymous] { try await client.shutdown() }
+    }
+
+    @Test(arguments: ["memory", "redis"])
+    func aRevokedKidIsRefusedWith410AndItsTombstoneTravelsWithTheExport(store: String) async throws {
+        defer { files.remove() }
+        let stores = try KeyStores(store)
+        let issuer = try client("issuer")
+        let admin = try client("admin")
+        let anonymous = try client(nil)
+        let clock = ManualClock(1_000_000)
+        let key = Self.newKey("k1")
+        let (export, recordOfK1) = try await withPublisher(keys: try stores.fresh(), now: clock.read) { (port: Int, _: Int) async throws -> (Answer, JSONValue) in
+            let base = "https://localhost:\(port)"
+            let keys = base + "/internal/v1/keys"
+            #expect(try await send(issuer, .POST, keys, body: key.registration).status == 201)
+            #expect(try await send(issuer, .POST, keys, body: Self.newKey("k2").registration).status == 201)
+            let recordOfK1 = try #require(try await send(admin, .GET, keys).json?["keys"]?.arrayValue?.first { $0["kid"] == "k1" })
+            clock.now = 1_000_005
+            #expect(try await send(admin, .DELETE, keys + "/k1").status == 204)
+            #expect(try await send(admin, .DELETE, keys + "/k1").status == 204, "revoking a revoked kid again succeeds and changes nothing")
+            #expect(try await send(admin, .DELETE, keys + "/unknown").status == 404)
+            for (name, body) in [("the same key", key.registration), ("another key", Self.newKey("k1").registration)] {
+                let refused = try await send(issuer, .POST, keys, body: body)
+                #expect(refused.status == 410, "\(name): \(refused.body)")
+                #expect(refused.json?["error"] == "key_revoked", "\(name)")
+                let description = refused.json?["error_description"]?.stringValue ?? ""
+                #expect(description.contains("k1") && description.contains("new key"), "\(name): \(description)")
+            }
+            #expect(try await publishedKeyIDs(anonymous, base) == ["k2"])
+
+            let export = try await send(admin, .GET, keys)
+            #expect(export.status == 200)
+            #expect(export.json?["keys"]?.arrayValue?.compactMap { $0["kid"]?.stringValue } == ["k2"])
+            #expect(export.json?["revoked"] == .array([.object(["kid": "k1", "revoked_at": 1_000_005, "forget_after": 1_000_065])]))
+
+            // An import cannot bring the revoked kid back: refused as a whole, nothing changed.
+            let reviving = try await send(admin, .PUT, keys, body: JSONValue.object(["keys": [recordOfK1]]).serialized())
+            #expect(reviving.status == 409, "\(reviving.body)")
+            #expect(reviving.json?["error"] == "key_revoked")
+            #expect(reviving.json?["error_description"]?.stringValue?.contains("k1") == true)
+            #expect(try await send(admin, .GET, keys).body == export.body, "a refused import changes nothing")
+            // An import without tombstones keeps the ones the publisher has.
+            let keysOnly = JSONValue.object(["keys": export.json?["keys"] ?? []]).serialized()
+            #expect(try await send(admin, .PUT, keys, body: keysOnly).status == 200)
+            #expect(try await send(admin, .GET, keys).body == export.body)
+            #expect(try await send(issuer, .POST, keys, body: key.registration).status == 410)
+            return (export, recordOfK1)
+        }
+
+        // The export carries the tombstone into a new, empty publisher.
+        try await withPublisher(keys: try stores.fresh(), now: clock.read) { (port: Int, _: Int) async throws -> Void in
+            let base = "https://localhost:\(port)"
+            let imported = try await send(admin, .PUT, base + "/internal/v1/keys", body: export.body)
+            #expect(imported.status == 200, "\(imported.body)")
+            #expect(imported.json?["imported"] == 1)
+            #expect(try await send(admin, .GET, base + "/internal/v1/keys").body == export.body)
+            let refused = try await send(issuer, .POST, base + "/internal/v1/keys", body: key.registration)
+            #expect(refused.status == 410, "\(refused.body)")
+            #expect(refused.json?["error"] == "key_revoked")
+            #expect(try await publishedKeyIDs(anonymous, base) == ["k2"])
+        }
+
+        // An export made before tombstones existed ({"keys": [...]} alone) still imports.
+        try await withPublisher(keys: try stores.fresh(), now: clock.read) { (port: Int, _: Int) async throws -> Void in
+            let base = "https://localhost:\(port)"
+            let old = JSONValue.object(["keys": .array([recordOfK1] + (export.json?["keys"]?.arrayValue ?? []))]).serialized()
+            let imported = try await send(admin, .PUT, base + "/internal/v1/keys", body: old)
+            #expect(imported.status == 200, "\(imported.body)")
+            #expect(imported.json?["imported"] == 2)
+            #expect(try await publishedKeyIDs(anonymous, base) == ["k1", "k2"])
+        }
+        for client in [issuer, admin, anonymous] { try await client.shutdown() }
+        await stores.shutdown()
+    }
+
+    @Test(arguments: ["memory", "redis"])
+    func aTombstoneOutlivesItsKeyByAtLeastRetain(store: String) async throws {
+        defer { files.remove() }
+        let stores = try KeyStores(store)
+        let keys = try stores.fresh()
+        let issuer = try client("issuer")
+        let admin = try client("admin")
+        let clock = ManualClock(1_000_000)
+        try await withPublisher(keys: keys, now: clock.read) { (port: Int, _: Int) async throws -> Void in
+            let url = "https://localhost:\(port)/internal/v1/keys"
+            let revoked = Self.newKey("revoked")
+            let expiring = Self.newKey("expiring")
+            let expiringRegistration = JSONValue.object(["kid": "expiring", "jwk": expiring.jwk.jsonValue, "not_after": .integer(999_990)]).serialized()
+            #expect(try await send(issuer, .POST, url, body: revoked.registration).status == 201)
+            #expect(try await send(issuer, .POST, url, body: expiringRegistration).status == 201)
+            #expect(try await send(admin, .DELETE, url + "/revoked").status == 204)
+
+            // retain is 60 s: the tombstone (forget_after 1_000_060) outlives the expired key,
+            // which leaves the store with the sweep at 1_000_050 and later.
+            clock.now = 1_000_059
+            #expect(try await keys.purge(publishedBefore: clock.now, retainSeconds: 60) == 1, "the expired key")
+            #expect(try await send(issuer, .POST, url, body: revoked.registration).status == 410)
+            #expect(try await send(issuer, .POST, url, body: expiringRegistration).status == 201, "a key that merely expired leaves no tombstone")
+            clock.now = 1_000_060
+            #expect(try await keys.purge(publishedBefore: clock.now, retainSeconds: 60) == 1, "the expired key again, not the tombstone")
+            #expect(try await send(issuer, .POST, url, body: revoked.registration).status == 410, "kept until forget_after has passed")
+
+            clock.now = 1_000_061
+            #expect(try await keys.purge(publishedBefore: clock.now, retainSeconds: 60) == 1, "the tombstone")
+            let export = try await send(admin, .GET, url)
+            #expect(export.json?["revoked"] == .array([]), "\(export.body)")
+            #expect(try await send(issuer, .POST, url, body: revoked.registration).status == 201, "the forgotten kid can be registered again")
+        }
+        for client in [issuer, admin] { try await client.shutdown() }
+        await stores.shutdown()
     }
 
     @Test func keysLeaveTheSetRetainAfterNotAfter() async throws {
@@ -325,6 +435,34 @@ struct PublisherTests {
         }
         try await issuer.shutdown()
         try await intruder.shutdown()
+    }
+}
+
+/// Empty key stores of one kind for a test: the embedded memory store, or a real
+/// `redis-server` with a new key prefix for each store.
+final class KeyStores: @unchecked Sendable {
+    private let redis: RedisServer?
+    private let lock = NSLock()
+    private var made: [Stores] = []
+
+    /// `kind` is `memory` or `redis` (which starts the server).
+    init(_ kind: String) throws {
+        redis = kind == "redis" ? try RedisServer() : nil
+    }
+
+    /// A store holding nothing yet.
+    func fresh() throws -> StoreBackedKeys {
+        let stores = try Stores.make(
+            url: redis?.url ?? "memory://", prefix: "ekey-test-\(UUID().uuidString.prefix(8)):", eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test"))
+        lock.withLock { made.append(stores) }
+        return StoreBackedKeys(stores: stores)
+    }
+
+    /// Closes the connections and stops the server.
+    func shutdown() async {
+        for stores in lock.withLock({ made }) { await stores.shutdown() }
+        redis?.shutdown()
     }
 }
 

@@ -7,6 +7,7 @@ struct ErrorWireTests {
         (EKeyError.Code.invalidRequest, 400), (.invalidToken, 401), (.expiredToken, 401), (.invalidProof, 401),
         (.replayDetected, 401), (.useDPoPNonce, 401), (.capabilityMismatch, 403), (.temporarilyUnavailable, 503),
         (.badGateway, 502), (.gatewayTimeout, 504), (.invalidClient, 401), (.accessDenied, 403), (.rateLimited, 429),
+        (.keyRevoked, 410),
     ])
     func statuses(code: EKeyError.Code, status: Int) {
         #expect(EKeyError(code, "x").status == status)

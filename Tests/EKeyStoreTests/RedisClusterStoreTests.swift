@@ -67,6 +67,7 @@ final class RedisClusterStoreTests: XCTestCase {
     func testRateLimitAllowsTheCapacityThenLimits() async throws { try await self.behaviour.rateLimitAllowsTheCapacityThenLimits() }
     func testInvalidArgumentsAreRefused() async throws { try await self.behaviour.invalidArgumentsAreRefused() }
     func testKeyRegistryPutRevokeListImport() async throws { try await self.behaviour.keyRegistryPutRevokeListImport() }
+    func testKeyRegistryTombstonesRefuseTheKidUntilPurged() async throws { try await self.behaviour.keyRegistryTombstonesRefuseTheKidUntilPurged() }
     func testPingSucceeds() async throws { try await self.behaviour.pingSucceeds() }
 
     // MARK: Cluster only

@@ -68,6 +68,7 @@ final class RedisStoreTests: XCTestCase {
     func testRateLimitAllowsTheCapacityThenLimits() async throws { try await self.behaviour.rateLimitAllowsTheCapacityThenLimits() }
     func testInvalidArgumentsAreRefused() async throws { try await self.behaviour.invalidArgumentsAreRefused() }
     func testKeyRegistryPutRevokeListImport() async throws { try await self.behaviour.keyRegistryPutRevokeListImport() }
+    func testKeyRegistryTombstonesRefuseTheKidUntilPurged() async throws { try await self.behaviour.keyRegistryTombstonesRefuseTheKidUntilPurged() }
     func testPingSucceeds() async throws { try await self.behaviour.pingSucceeds() }
 
     // MARK: Redis only
@@ -78,7 +79,10 @@ final class RedisStoreTests: XCTestCase {
 
     func testEmbeddedScriptDigestsMatchTheServers() async throws {
         let client = try XCTUnwrap(self.behaviour.stores.redisClient)
-        for script in [RedisScripts.consume, RedisScripts.refund, RedisScripts.rateLimit, RedisScripts.keyRegistryPut, RedisScripts.keyRegistryImport] {
+        for script in [
+            RedisScripts.consume, RedisScripts.refund, RedisScripts.rateLimit, RedisScripts.keyRegistryPut, RedisScripts.keyRegistryImport,
+            RedisScripts.keyRegistryRevoke, RedisScripts.keyRegistryPurge,
+        ] {
             XCTAssertTrue(script.source.contains("KEYS[1]"), "\(script.name) is embedded")
             let loaded = try await client.send(RedisCommand("SCRIPT", "LOAD", script.source))
             XCTAssertEqual(loaded.string, script.sha1, script.name)

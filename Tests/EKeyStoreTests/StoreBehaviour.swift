@@ -205,19 +205,79 @@ struct StoreBehaviour: Sendable {
         XCTAssertEqual(createdSecond, .created(second))
         let listed = try await self.other.keys.list()
         XCTAssertEqual(listed, [second, expected])
-        let revoked = try await keys.revoke(kid: "k0")
-        let revokedAgain = try await keys.revoke(kid: "k0")
-        XCTAssertTrue(revoked)
-        XCTAssertFalse(revokedAgain)
+        let revoked = try await keys.revoke(kid: "k0", at: 100, forgetAfter: 200)
+        let revokedAgain = try await self.other.keys.revoke(kid: "k0", at: 150, forgetAfter: 250)
+        let unknown = try await keys.revoke(kid: "nothing", at: 100, forgetAfter: 200)
+        let tombstone = RevokedKey(kid: "k0", revokedAt: 100, forgetAfter: 200)
+        XCTAssertEqual(revoked, .revoked(tombstone))
+        XCTAssertEqual(revokedAgain, .alreadyRevoked(tombstone), "a second revocation keeps the first tombstone")
+        XCTAssertEqual(unknown, .unknown)
         let remaining = try await keys.list()
         XCTAssertEqual(remaining, [expected])
         let imported = [RegisteredKey(kid: "z", jwk: "{}", notAfter: nil, registeredAt: 1, registeredBy: "admin")]
-        try await keys.importAll(imported)
+        let importOutcome = try await keys.importAll(imported, revoked: [])
+        XCTAssertEqual(importOutcome, .imported(1))
         let afterImport = try await self.other.keys.list()
         XCTAssertEqual(afterImport, imported)
-        try await keys.importAll([])
+        let emptied = try await keys.importAll([], revoked: [])
+        XCTAssertEqual(emptied, .imported(0))
         let empty = try await keys.list()
         XCTAssertEqual(empty, [])
+        let tombstones = try await keys.revokedKeys()
+        XCTAssertEqual(tombstones, [tombstone], "an import never drops a tombstone")
+    }
+
+    func keyRegistryTombstonesRefuseTheKidUntilPurged() async throws {
+        let keys = self.stores.keys
+        let key = RegisteredKey(kid: "k1", jwk: #"{"kty":"OKP","x":"a"}"#, notAfter: nil, registeredAt: 10, registeredBy: "issuer")
+        let expiring = RegisteredKey(kid: "k2", jwk: #"{"kty":"OKP","x":"b"}"#, notAfter: 50, registeredAt: 10, registeredBy: "issuer")
+        _ = try await keys.put(key)
+        _ = try await keys.put(expiring)
+        let revocation = try await keys.revoke(kid: "k1", at: 100, forgetAfter: 160)
+        let tombstone = RevokedKey(kid: "k1", revokedAt: 100, forgetAfter: 160)
+        XCTAssertEqual(revocation, .revoked(tombstone))
+        let sameKey = try await self.other.keys.put(key)
+        XCTAssertEqual(sameKey, .revoked(tombstone), "the same key is refused")
+        var otherKey = key
+        otherKey.jwk = #"{"kty":"OKP","x":"c"}"#
+        let anotherKey = try await keys.put(otherKey)
+        XCTAssertEqual(anotherKey, .revoked(tombstone), "any key is refused under a revoked kid")
+        let listed = try await keys.list()
+        XCTAssertEqual(listed, [expiring], "a tombstone is not a key")
+
+        // An import holding a revoked kid (stored or imported tombstone) changes nothing.
+        let refusedByStored = try await keys.importAll([key], revoked: [])
+        XCTAssertEqual(refusedByStored, .revokedKey(tombstone))
+        let newer = RevokedKey(kid: "k2", revokedAt: 120, forgetAfter: 180)
+        let refusedByImported = try await keys.importAll([expiring], revoked: [newer])
+        XCTAssertEqual(refusedByImported, .revokedKey(newer))
+        let unchanged = try await self.other.keys.list()
+        XCTAssertEqual(unchanged, [expiring])
+        let unchangedTombstones = try await keys.revokedKeys()
+        XCTAssertEqual(unchangedTombstones, [tombstone])
+
+        // Tombstones merge: of one kid the later forget_after is kept.
+        let later = RevokedKey(kid: "k1", revokedAt: 90, forgetAfter: 170)
+        let earlier = RevokedKey(kid: "k3", revokedAt: 90, forgetAfter: 95)
+        let merged = try await keys.importAll([expiring], revoked: [later, earlier])
+        XCTAssertEqual(merged, .imported(1))
+        let mergedTombstones = try await keys.revokedKeys()
+        XCTAssertEqual(mergedTombstones, [later, earlier])
+
+        // Purge: keys with not_after at or before the first cutoff, tombstones whose
+        // forget_after is before the second.
+        let nothing = try await keys.purge(keysNotAfterUpTo: 49, tombstonesForgetAfterBefore: 95)
+        XCTAssertEqual(nothing, 0)
+        let two = try await keys.purge(keysNotAfterUpTo: 50, tombstonesForgetAfterBefore: 170)
+        XCTAssertEqual(two, 2, "k2 and the k3 tombstone")
+        let leftKeys = try await keys.list()
+        XCTAssertEqual(leftKeys, [])
+        let leftTombstones = try await keys.revokedKeys()
+        XCTAssertEqual(leftTombstones, [later])
+        let last = try await keys.purge(keysNotAfterUpTo: 0, tombstonesForgetAfterBefore: 171)
+        XCTAssertEqual(last, 1)
+        let forgotten = try await keys.put(key)
+        XCTAssertEqual(forgotten, .created(key), "a forgotten kid can be registered again")
     }
 
     /// A counter whose absolute expiry has already passed is never created (it would vanish

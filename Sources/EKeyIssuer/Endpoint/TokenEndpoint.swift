@@ -140,8 +140,8 @@ public struct TokenEndpoint: Sendable {
             }
         }
         guard let signing = await keys.activeKey() else {
-            throw Refusal(
-                error: EKeyError(.temporarilyUnavailable, "no signing key is registered with the JWKS publisher yet; retry shortly"), reason: nil)
+            let unavailability = await keys.unavailability ?? .notRegistered
+            throw Refusal(error: EKeyError(.temporarilyUnavailable, unavailability.tokenErrorDescription), reason: nil)
         }
         let claims = EKeyClaims(
             issuer: issuerURL, subject: allowance.subject, audience: tokenRequest.audience, issuedAt: time, expiresAt: time + allowance.ttl,
@@ -152,6 +152,11 @@ public struct TokenEndpoint: Sendable {
         } catch {
             logger.error("signing failed", metadata: ["kid": .string(signing.keyID), "error": "\(error)"])
             throw Refusal(error: EKeyError(.temporarilyUnavailable, "the token could not be signed; retry shortly"), reason: nil)
+        }
+        // The publisher may have revoked the key while this token was signed: never hand it out.
+        guard !signing.isRevoked else {
+            let unavailability = await keys.unavailability ?? .notRegistered
+            throw Refusal(error: EKeyError(.temporarilyUnavailable, unavailability.tokenErrorDescription), reason: nil)
         }
         event.trace = claims.trace
         event.extra["kid"] = signing.keyID

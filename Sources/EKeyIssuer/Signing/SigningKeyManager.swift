@@ -3,9 +3,11 @@ public import EKeyServer
 import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// Registers public signing keys with the JWKS publisher; ``KeyRegistrationClient`` in
-/// production, a stand-in in tests.
+/// production, a stand-in in tests. A refusal because the kid was revoked must be thrown as
+/// a `KeyRegistrationClient.Failure` of kind `.keyRevoked`.
 public protocol SigningKeyRegistrar: Sendable {
     /// One attempt; throws when the key is not registered.
     func publish(_ registration: KeyRegistration) async throws
@@ -33,6 +35,12 @@ extension KeyRegistrationClient: SigningKeyRegistrar {
 ///   to it, then re-registers the old one with `not_after` = switch time + the longest token
 ///   lifetime + skew, so every token it signed still verifies until it expires.
 /// - A shared `key_file` key is never rotated.
+/// - When a registration of the current key is answered 410 (an administrator revoked its
+///   kid), stops signing with it at once and never registers it again. A generated key is
+///   replaced: a new one is generated and registered, and signing resumes once the
+///   publisher accepted it. A `key_file` key cannot be replaced: issuing stops, `/readyz`
+///   reports it, until the file holds a new key and the issuer is restarted. A revoked
+///   retired key is just dropped.
 ///
 /// Run it as a `Service`.
 public actor SigningKeyManager: Service {
@@ -40,6 +48,40 @@ public actor SigningKeyManager: Service {
     public struct ActiveKey: Sendable {
         public let keyID: String
         public let key: PrivateSigningKey
+        let revocation: RevocationFlag
+
+        /// Whether the publisher has revoked this key since it was handed out: a token
+        /// signed with it must not be issued.
+        public var isRevoked: Bool { revocation.isSet }
+    }
+
+    /// Why no key can sign.
+    public enum Unavailability: Sendable, Equatable {
+        /// No key is registered yet: at start, or while a new key replaces a revoked one.
+        case notRegistered
+        /// The publisher revoked the key of `issuer.signing.key_file` at `path`; only a
+        /// new file (and a restart) brings the issuer back.
+        case keyFileRevoked(path: String, keyID: String)
+
+        /// The `error_description` of `/token`'s 503.
+        public var tokenErrorDescription: String {
+            switch self {
+            case .notRegistered:
+                return "no signing key is registered with the JWKS publisher yet; retry shortly"
+            case .keyFileRevoked(let path, let keyID):
+                return "the configured signing key (issuer.signing.key_file \(path), kid \(keyID)) was revoked at the JWKS publisher; this issuer signs nothing until an operator replaces \(path) with a new key and restarts it"
+            }
+        }
+
+        /// The `/readyz` problem.
+        public var readinessProblem: String {
+            switch self {
+            case .notRegistered:
+                return "no signing key is registered with the JWKS publisher yet"
+            case .keyFileRevoked(let path, let keyID):
+                return "the signing key in issuer.signing.key_file \(path) (kid \(keyID)) was revoked at the JWKS publisher; replace the file with a new key and restart the issuer"
+            }
+        }
     }
 
     /// Timing of registration and rotation.
@@ -58,32 +100,58 @@ public actor SigningKeyManager: Service {
         }
     }
 
+    /// Set once the publisher revoked a key; read without entering the actor.
+    final class RevocationFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+
+        var isSet: Bool { value.load(ordering: .acquiring) }
+
+        func set() { value.store(true, ordering: .releasing) }
+    }
+
     private struct Entry {
         let keyID: String
         let key: PrivateSigningKey
         var notAfter: Int64?
+        let revocation = RevocationFlag()
+
+        init(key: PrivateSigningKey) {
+            self.keyID = SigningKeyManager.keyID(for: key)
+            self.key = key
+        }
 
         var registration: KeyRegistration {
             KeyRegistration(keyID: keyID, jwk: key.publicKey.jwk.with(keyID: keyID, algorithm: key.algorithm), notAfter: notAfter)
         }
     }
 
+    /// Where the current key stands with the publisher.
+    private enum Status {
+        case registering
+        case registered
+        /// Revoked: never signs or registers again.
+        case revoked
+    }
+
     private let registrar: any SigningKeyRegistrar
     private let schedule: Schedule
     private let algorithm: JWSAlgorithm
+    private let keyFile: String?
     private let logger: Logger
     private let now: @Sendable () -> Int64
     private var current: Entry
-    private var isCurrentRegistered = false
+    private var status = Status.registering
     private var retired: [Entry] = []
 
-    /// Creates a manager for `initialKey` (generated, or read from `key_file`).
+    /// Creates a manager for `initialKey`: generated, or read from `keyFile` (the path of
+    /// `issuer.signing.key_file`, named when the publisher revokes the key).
     public init(
-        initialKey: PrivateSigningKey, schedule: Schedule, registrar: any SigningKeyRegistrar, logger: Logger,
+        initialKey: PrivateSigningKey, keyFile: String? = nil, schedule: Schedule, registrar: any SigningKeyRegistrar, logger: Logger,
         now: @escaping @Sendable () -> Int64 = Issuer.systemNow
     ) {
-        self.current = Entry(keyID: Self.keyID(for: initialKey), key: initialKey, notAfter: nil)
+        self.current = Entry(key: initialKey)
         self.algorithm = initialKey.algorithm
+        self.keyFile = keyFile
         self.schedule = schedule
         self.registrar = registrar
         self.logger = logger
@@ -95,16 +163,25 @@ public actor SigningKeyManager: Service {
         key.publicKey.jwk.thumbprint
     }
 
-    /// The key to sign with, `nil` until the publisher accepted one.
+    /// The key to sign with, `nil` until the publisher accepted one or after it revoked it.
     public func activeKey() -> ActiveKey? {
-        isCurrentRegistered ? ActiveKey(keyID: current.keyID, key: current.key) : nil
+        status == .registered ? ActiveKey(keyID: current.keyID, key: current.key, revocation: current.revocation) : nil
+    }
+
+    /// Why no key can sign; `nil` when one can.
+    public var unavailability: Unavailability? {
+        switch status {
+        case .registered: return nil
+        case .registering: return .notRegistered
+        case .revoked: return keyFile.map { .keyFileRevoked(path: $0, keyID: current.keyID) } ?? .notRegistered
+        }
     }
 
     /// Whether a registered key is ready (part of `/readyz`).
-    public var isReady: Bool { isCurrentRegistered }
+    public var isReady: Bool { status == .registered }
 
-    /// The `kid`s still published by this issuer: the current one first.
-    public var liveKeyIDs: [String] { [current.keyID] + retired.map(\.keyID) }
+    /// The `kid`s still published by this issuer: the current one first (unless revoked).
+    public var liveKeyIDs: [String] { (status == .revoked ? [] : [current.keyID]) + retired.map(\.keyID) }
 
     public func run() async throws {
         do {
@@ -127,21 +204,49 @@ public actor SigningKeyManager: Service {
                 nextRotation = schedule.rotateEvery.map { clock.now + $0 }
             }
             if clock.now >= nextReRegistration {
-                await reRegister()
+                try await reRegister()
                 nextReRegistration = clock.now + schedule.reRegisterEvery
             }
         }
     }
 
     private func registerCurrent() async throws {
-        try await registrar.publishWithRetry(current.registration)
-        isCurrentRegistered = true
+        do {
+            try await registrar.publishWithRetry(current.registration)
+        } catch let failure as KeyRegistrationClient.Failure where failure.kind == .keyRevoked {
+            try await currentKeyRevoked(failure)
+            return
+        }
+        status = .registered
         logger.info("signing key registered with the publisher", metadata: ["kid": .string(current.keyID), "alg": .string(algorithm.rawValue)])
     }
 
+    /// The publisher answered 410 for the current key: stop signing with it before anything
+    /// else, then replace it (generated keys) or stop issuing (`key_file`).
+    private func currentKeyRevoked(_ failure: KeyRegistrationClient.Failure) async throws {
+        status = .revoked
+        current.revocation.set()
+        let revokedKeyID = current.keyID
+        if let keyFile {
+            logger.error(
+                "the signing key in issuer.signing.key_file \(keyFile) was revoked at the JWKS publisher; no token is issued until the file holds a new key and the issuer is restarted",
+                metadata: ["kid": .string(revokedKeyID), "key_file": .string(keyFile), "error": .string(failure.description)])
+            return
+        }
+        logger.warning(
+            "the JWKS publisher revoked the signing key; nothing more is signed with it, and tokens are refused (503) until a new key is registered",
+            metadata: ["kid": .string(revokedKeyID), "error": .string(failure.description)])
+        let replacement = Entry(key: PrivateSigningKey(generating: algorithm))
+        try await registrar.publishWithRetry(replacement.registration)
+        current = replacement
+        status = .registered
+        logger.info(
+            "a new signing key replaced the revoked one", metadata: ["kid": .string(replacement.keyID), "revoked_kid": .string(revokedKeyID)])
+    }
+
     private func rotate() async throws {
-        let next = PrivateSigningKey(generating: algorithm)
-        let entry = Entry(keyID: Self.keyID(for: next), key: next, notAfter: nil)
+        guard status == .registered else { return }
+        let entry = Entry(key: PrivateSigningKey(generating: algorithm))
         try await registrar.publishWithRetry(entry.registration)
         var old = current
         current = entry
@@ -151,20 +256,35 @@ public actor SigningKeyManager: Service {
             "signing key rotated", metadata: ["kid": .string(entry.keyID), "retired_kid": .string(old.keyID), "retired_not_after": .stringConvertible(old.notAfter ?? 0)])
         do {
             try await registrar.publish(old.registration)
+        } catch let failure as KeyRegistrationClient.Failure where failure.kind == .keyRevoked {
+            retiredKeyRevoked(old, failure)
         } catch {
             logger.warning("could not publish the retired key's not_after; the next re-registration retries", metadata: ["kid": .string(old.keyID), "error": "\(error)"])
         }
     }
 
-    private func reRegister() async {
+    private func reRegister() async throws {
         let time = now()
         retired.removeAll { ($0.notAfter ?? .max) < time }
-        for entry in [current] + retired {
+        for entry in (status == .revoked ? [] : [current]) + retired {
             do {
                 try await registrar.publish(entry.registration)
+            } catch let failure as KeyRegistrationClient.Failure where failure.kind == .keyRevoked {
+                if entry.keyID == current.keyID {
+                    try await currentKeyRevoked(failure)
+                } else {
+                    retiredKeyRevoked(entry, failure)
+                }
             } catch {
                 logger.warning("re-registration of a live signing key failed; retrying in \(schedule.reRegisterEvery)", metadata: ["kid": .string(entry.keyID), "error": "\(error)"])
             }
         }
+    }
+
+    private func retiredKeyRevoked(_ entry: Entry, _ failure: KeyRegistrationClient.Failure) {
+        entry.revocation.set()
+        retired.removeAll { $0.keyID == entry.keyID }
+        logger.warning(
+            "the JWKS publisher revoked a retired signing key; it is no longer registered", metadata: ["kid": .string(entry.keyID), "error": .string(failure.description)])
     }
 }

@@ -30,12 +30,14 @@ public struct EKeyError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidClient = Code("invalid_client", 401)
         public static let accessDenied = Code("access_denied", 403)
         public static let rateLimited = Code("rate_limited", 429)
+        /// The publisher refuses a signing key whose kid an administrator revoked.
+        public static let keyRevoked = Code("key_revoked", 410)
 
         /// Every code, for tables and tests.
         public static let all: [Code] = [
             .invalidRequest, .invalidToken, .expiredToken, .invalidProof, .replayDetected, .useDPoPNonce,
             .capabilityMismatch, .temporarilyUnavailable, .badGateway, .gatewayTimeout, .invalidClient,
-            .accessDenied, .rateLimited,
+            .accessDenied, .rateLimited, .keyRevoked,
         ]
     }
 

@@ -7,7 +7,9 @@ import NIOHTTP1
 /// Registers an issuer's public signing keys with the publisher (DESIGN.md §3, §4):
 /// `POST /internal/v1/keys` over internal HTTP/2 mTLS, retried with exponential backoff
 /// while the publisher is unreachable or answers 5xx. A 4xx answer is final: retrying
-/// cannot fix a refused key or a missing authorisation.
+/// cannot fix a refused key or a missing authorisation. A 410 (the kid was revoked) is a
+/// failure of its own kind, ``Failure/Kind/keyRevoked``: the caller must stop signing with
+/// that key.
 public struct KeyRegistrationClient: Sendable {
     /// What the publisher did with the key.
     public enum Outcome: Sendable, Equatable {
@@ -19,11 +21,27 @@ public struct KeyRegistrationClient: Sendable {
 
     /// Why a registration failed.
     public struct Failure: Error, Sendable, CustomStringConvertible {
+        /// The kinds of failure a caller acts on differently.
+        public enum Kind: Sendable, Equatable {
+            /// No answer came (connection, TLS, timeout): retryable.
+            case unreachable
+            /// The publisher answered 5xx: retryable.
+            case serverError
+            /// 410 `key_revoked`: an administrator revoked this kid. Final; never register
+            /// or sign with the key again.
+            case keyRevoked
+            /// Any other 4xx: final, the message says what to fix.
+            case refused
+        }
+
+        /// What kind of failure this is.
+        public let kind: Kind
         /// The HTTP status, `nil` when no answer came.
         public let status: Int?
-        /// Whether another attempt may succeed.
-        public let isRetryable: Bool
         public let description: String
+
+        /// Whether another attempt may succeed.
+        public var isRetryable: Bool { kind == .unreachable || kind == .serverError }
     }
 
     /// Backoff between attempts.
@@ -61,7 +79,7 @@ public struct KeyRegistrationClient: Sendable {
             response = try await client.execute(request, timeout: .seconds(5))
             body = String(buffer: try await response.body.collect(upTo: 64 * 1024))
         } catch {
-            throw Failure(status: nil, isRetryable: true, description: "the publisher at \(baseURL) could not be reached: \(error)")
+            throw Failure(kind: .unreachable, status: nil, description: "the publisher at \(baseURL) could not be reached: \(error)")
         }
         switch response.status.code {
         case 201:
@@ -69,7 +87,11 @@ public struct KeyRegistrationClient: Sendable {
         case 200:
             return .alreadyRegistered
         case 500...599:
-            throw Failure(status: Int(response.status.code), isRetryable: true, description: "the publisher answered \(response.status.code): \(body)")
+            throw Failure(kind: .serverError, status: Int(response.status.code), description: "the publisher answered \(response.status.code): \(body)")
+        case 410:
+            throw Failure(
+                kind: .keyRevoked, status: 410,
+                description: "the publisher answered 410: kid \(registration.keyID) was revoked by an administrator; never sign with this key again: \(body)")
         default:
             let hint: String
             switch response.status.code {
@@ -78,7 +100,7 @@ public struct KeyRegistrationClient: Sendable {
             case 409: hint = "another key is registered under this kid; generate a new key"
             default: hint = "the key registration was refused"
             }
-            throw Failure(status: Int(response.status.code), isRetryable: false, description: "the publisher answered \(response.status.code) (\(hint)): \(body)")
+            throw Failure(kind: .refused, status: Int(response.status.code), description: "the publisher answered \(response.status.code) (\(hint)): \(body)")
         }
     }
 

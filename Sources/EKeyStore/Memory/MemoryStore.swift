@@ -7,8 +7,8 @@ internal import Synchronization
 /// when full again) and bounded: at most
 /// `maxEntries` counters, proofs and rate buckets. When full it first drops expired
 /// entries; if still full it refuses new ones with `StoreError.capacityExceeded` (fail
-/// closed) rather than forgetting a live `jti` or counter. Registered keys are few and
-/// not counted against the bound.
+/// closed) rather than forgetting a live `jti` or counter. Registered keys and tombstones
+/// are few and not counted against the bound.
 public final class MemoryStore: UsageStore, KeyRegistryStore {
     public typealias Instant = ContinuousClock.Instant
 
@@ -25,6 +25,8 @@ public final class MemoryStore: UsageStore, KeyRegistryStore {
         var proofs: [String: Instant] = [:]
         var rateBuckets: [String: Instant] = [:]
         var keys: [String: RegisteredKey] = [:]
+        /// Tombstones of revoked kids; a kid is never in both `keys` and `revoked`.
+        var revoked: [String: RevokedKey] = [:]
         var operationsSinceSweep = 0
 
         var entryCount: Int { self.counters.count + self.proofs.count + self.rateBuckets.count }
@@ -149,6 +151,7 @@ public final class MemoryStore: UsageStore, KeyRegistryStore {
 
     public func put(_ key: RegisteredKey) async throws -> KeyRegistrationOutcome {
         self.state.withLock { state in
+            if let tombstone = state.revoked[key.kid] { return .revoked(tombstone) }
             guard var existing = state.keys[key.kid] else {
                 state.keys[key.kid] = key
                 return .created(key)
@@ -162,17 +165,45 @@ public final class MemoryStore: UsageStore, KeyRegistryStore {
         }
     }
 
-    public func revoke(kid: String) async throws -> Bool {
-        self.state.withLock { $0.keys.removeValue(forKey: kid) != nil }
+    public func revoke(kid: String, at revokedAt: Int64, forgetAfter: Int64) async throws -> KeyRevocationOutcome {
+        self.state.withLock { state in
+            if let tombstone = state.revoked[kid] { return .alreadyRevoked(tombstone) }
+            guard state.keys.removeValue(forKey: kid) != nil else { return .unknown }
+            let tombstone = RevokedKey(kid: kid, revokedAt: revokedAt, forgetAfter: forgetAfter)
+            state.revoked[kid] = tombstone
+            return .revoked(tombstone)
+        }
     }
 
     public func list() async throws -> [RegisteredKey] {
         self.state.withLock { state in state.keys.values.sorted { $0.kid < $1.kid } }
     }
 
-    public func importAll(_ keys: [RegisteredKey]) async throws {
+    public func revokedKeys() async throws -> [RevokedKey] {
+        self.state.withLock { state in state.revoked.values.sorted { $0.kid < $1.kid } }
+    }
+
+    public func importAll(_ keys: [RegisteredKey], revoked: [RevokedKey]) async throws -> KeyImportOutcome {
         self.state.withLock { state in
+            var tombstones = state.revoked
+            for tombstone in revoked where tombstone.forgetAfter > tombstones[tombstone.kid]?.forgetAfter ?? .min {
+                tombstones[tombstone.kid] = tombstone
+            }
+            if let refused = keys.lazy.compactMap({ tombstones[$0.kid] }).first {
+                return .revokedKey(refused)
+            }
             state.keys = Dictionary(keys.map { ($0.kid, $0) }, uniquingKeysWith: { _, last in last })
+            state.revoked = tombstones
+            return .imported(state.keys.count)
+        }
+    }
+
+    public func purge(keysNotAfterUpTo keyCutoff: Int64, tombstonesForgetAfterBefore tombstoneCutoff: Int64) async throws -> Int {
+        self.state.withLock { state in
+            let before = state.keys.count + state.revoked.count
+            state.keys = state.keys.filter { $0.value.notAfter.map { $0 > keyCutoff } ?? true }
+            state.revoked = state.revoked.filter { $0.value.forgetAfter >= tombstoneCutoff }
+            return before - state.keys.count - state.revoked.count
         }
     }
 }

@@ -20,4 +20,7 @@ public enum RedisScripts {
     public static let keyRegistryPut = RedisScript(name: "key_registry_put.lua", bytes: PackageResources.key_registry_put_lua)
     public static let keyRegistryImport = RedisScript(
         name: "key_registry_import.lua", bytes: PackageResources.key_registry_import_lua)
+    public static let keyRegistryRevoke = RedisScript(
+        name: "key_registry_revoke.lua", bytes: PackageResources.key_registry_revoke_lua)
+    public static let keyRegistryPurge = RedisScript(name: "key_registry_purge.lua", bytes: PackageResources.key_registry_purge_lua)
 }

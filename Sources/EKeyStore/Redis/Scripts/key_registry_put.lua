@@ -1,14 +1,16 @@
 -- key_registry_put.lua: register a publisher key atomically (DESIGN.md section 4).
 --
--- KEYS[1]  <prefix>jwks:keys   hash: kid -> record JSON
---          {"kid", "jwk" (the JWK as a JSON string), "not_after"?, "registered_at",
---           "registered_by"}
+-- KEYS[1]  <prefix>jwks:keys   hash: kid -> record JSON, one of
+--          a key       {"kid", "jwk" (the JWK as a JSON string), "not_after"?,
+--                       "registered_at", "registered_by"}
+--          a tombstone {"kid", "revoked_at", "forget_after"} (the kid was revoked)
 -- ARGV[1]  kid, ARGV[2] jwk JSON string, ARGV[3] the new record JSON,
 -- ARGV[4]  not_after (epoch seconds) or '' for none
 --
 -- Returns {201, record} when new, {200, record} when the same jwk is already
 -- registered under kid (its not_after is updated when ARGV[4] is given; the first
--- registered_at and registered_by stay), {409, record} when kid holds another key.
+-- registered_at and registered_by stay), {409, record} when kid holds another key,
+-- {410, tombstone} when kid was revoked (whatever the key).
 
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if not existing then
@@ -17,6 +19,9 @@ if not existing then
 end
 
 local record = cjson.decode(existing)
+if record.revoked_at then
+  return {410, existing}
+end
 if record.jwk ~= ARGV[2] then
   return {409, existing}
 end
