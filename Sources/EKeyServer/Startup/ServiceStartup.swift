@@ -112,13 +112,14 @@ public enum ServiceStartup {
     }
 
     /// The server TLS configuration of a `tls` section, or `nil` for `tls: none` (the
-    /// service warns loudly when it starts its plaintext listener).
-    public static func serverTLS(_ settings: TLSSettings) throws -> TLSConfiguration? {
+    /// service warns loudly when it starts its plaintext listener). Errors name the files
+    /// by their keys under `key` (such as `gateway.tls`).
+    public static func serverTLS(_ settings: TLSSettings, key: String = "tls") throws -> TLSConfiguration? {
         guard let files = settings.files else {
             return nil
         }
         return try TLSSetup.server(
             certificateFile: files.cert, keyFile: files.key, clientCAFile: files.clientCA, clientCertificates: files.clientAuth,
-            minimumVersion: files.minVersion)
+            minimumVersion: files.minVersion, configKey: key)
     }
 }
