@@ -221,7 +221,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: ["EKeyJWKS", "EKeyServer", "EKeyConfig", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "EKeyJWKS", "EKeyServer", "EKeyConfig", "EKeyStore", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
