@@ -26,7 +26,9 @@ public struct Gateway: Sendable {
     let logger: Logger
 
     /// Builds the gateway. Throws, naming the key or file, when the DPoP nonce secret or
-    /// TLS material cannot be used.
+    /// TLS material cannot be used. Everything that can fail comes before the forwarder,
+    /// whose upstream HTTP clients must be shut down once created (the group's
+    /// ``ForwarderShutdown`` does it), so a failed init leaves nothing open.
     public init(
         config: GatewayConfig, tls: TLSConfiguration?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
         logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = GatewayResponder.systemNow
@@ -37,11 +39,12 @@ public struct Gateway: Sendable {
         self.metrics = metrics
         self.logger = logger
         keys = JWKSCache(url: config.jwks.url.absoluteString, client: jwksClient, policy: jwksPolicy, metrics: metrics, logger: logger)
+        let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
+        let sslContext = try tls.map(InlineHTTPChannel.sslContext)
         let routes = config.routes.map(Route.init)
         forwarder = try Forwarder(routes: routes, logger: logger)
         let skew = config.clockSkew.components.seconds
         let maximumAge = config.dpop.maxAge.components.seconds
-        let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
         let proofs = DPoPProofVerifier(policy: .init(maximumAge: maximumAge, requireAccessTokenHash: config.dpop.requireATH, serverNonces: nonces))
         let verifier = RequestVerifier(
             routes: RouteTable(routes),
@@ -50,7 +53,7 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: .seconds(2 * maximumAge + skew), metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = try InlineHTTPChannel(tlsConfiguration: tls, serverName: "ekey-gateway") { request, channel in
+        listener = InlineHTTPChannel(sslContext: sslContext, serverName: "ekey-gateway") { request, channel in
             try await responder.respond(to: request, context: EKeyRequestContext(source: .init(channel: channel, logger: logger)))
         }
     }
