@@ -97,7 +97,12 @@ public struct Gateway: Sendable {
                 return Readiness(problems: problems)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [keys, ForwarderShutdown(forwarder: forwarder), server, admin, DrainService(responder.inFlight)]
+        return [
+            keys, ForwarderShutdown(forwarder: forwarder),
+            NamedListener(server, key: "gateway.listen", host: config.listen.host, port: config.listen.port),
+            NamedListener(admin, key: "gateway.admin_listen", host: config.adminListen.host, port: config.adminListen.port),
+            DrainService(responder.inFlight),
+        ]
     }
 }
 

@@ -105,7 +105,11 @@ public struct Issuer: Sendable {
                 return Readiness(problems: problems)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        var services: [any Service] = [app, admin, keys]
+        var services: [any Service] = [
+            NamedListener(app, key: "issuer.listen", host: listeners.host, port: listeners.port),
+            NamedListener(admin, key: "issuer.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
+            keys,
+        ]
         services += identityProviders.caches.map { $0 as any Service }
         services.append(DrainService(requests))
         return services
