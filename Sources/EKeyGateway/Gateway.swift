@@ -88,11 +88,14 @@ public struct Gateway: Sendable {
             logger: logger)
         let keys = self.keys
         let store = self.store
+        let jwksURL = config.jwks.url.absoluteString
         let admin = AdminServer.application(
             host: config.adminListen.host, port: config.adminListen.port, metrics: metrics, logger: logger,
             readiness: {
                 var problems: [String] = []
-                if !(await keys.hasKeys) { problems.append("no signing keys from the publisher yet (\(await keys.lastRefreshError ?? "not fetched"))") }
+                if !(await keys.hasKeys) {
+                    problems.append("no signing keys from the publisher at \(jwksURL) (gateway.jwks.url) yet (\(await keys.lastRefreshError ?? "not fetched"))")
+                }
                 if (try? await store.ping()) == nil { problems.append("the usage store is unreachable") }
                 return Readiness(problems: problems)
             },

@@ -23,6 +23,8 @@ public struct Issuer: Sendable {
     let metadata: AuthorizationServerMetadata
     let identityProviders: IdentityProviders
     let store: any UsageStore
+    /// `issuer.publisher.url`, named in `/readyz` until a key is registered.
+    let publisherURL: String
     let listeners: Listeners
     let metrics: MetricsRegistry
     let logger: Logger
@@ -56,6 +58,7 @@ public struct Issuer: Sendable {
             issuerURL: issuerURL, authenticator: authenticator, policy: policy, keys: keys, store: store, metrics: metrics, logger: logger)
         metadata = AuthorizationServerMetadata(issuerURL: issuerURL, jwksURI: configuration.jwksURI.absoluteString)
         self.store = store
+        publisherURL = configuration.publisher.url.absoluteString
         self.listeners = listeners
         self.metrics = metrics
         self.logger = logger
@@ -87,12 +90,13 @@ public struct Issuer: Sendable {
         let keys = self.keys
         let store = self.store
         let metrics = self.metrics
+        let publisherURL = self.publisherURL
         let admin = AdminServer.application(
             host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,
             readiness: {
                 var problems: [String] = []
                 if await !keys.isReady {
-                    problems.append("no signing key is registered with the JWKS publisher yet")
+                    problems.append("no signing key is registered with the JWKS publisher at \(publisherURL) (issuer.publisher.url) yet; the issuer keeps retrying")
                 }
                 let clock = ContinuousClock()
                 let start = clock.now

@@ -61,7 +61,7 @@ public struct KeyRegistrationClient: Sendable {
             response = try await client.execute(request, timeout: .seconds(5))
             body = String(buffer: try await response.body.collect(upTo: 64 * 1024))
         } catch {
-            throw Failure(status: nil, isRetryable: true, description: "the publisher at \(baseURL) could not be reached: \(error)")
+            throw Failure(status: nil, isRetryable: true, description: "the publisher at \(baseURL) could not be reached: \(error); check issuer.publisher.url and that ekey-jwks runs there")
         }
         switch response.status.code {
         case 201:
