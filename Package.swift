@@ -366,8 +366,11 @@ let package = Package(
         .testTarget(
             name: "EKeyCLITests",
             dependencies: [
-                "EKeyClient", "EKeyProtocol", "EKeyTestSupport",
+                "EKeyClient", "EKeyProtocol", "EKeyServer", "EKeyTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
