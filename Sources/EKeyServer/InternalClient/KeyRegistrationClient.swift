@@ -92,6 +92,7 @@ public struct KeyRegistrationClient: Sendable {
             do {
                 return try await register(registration)
             } catch {
+                if Task.isCancelled { throw CancellationError() }
                 guard error.isRetryable, backoff.maximumAttempts.map({ attempt < $0 }) ?? true else {
                     throw error
                 }
