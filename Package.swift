@@ -223,7 +223,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: ["EKeyJWKS", "EKeyServer", "EKeyConfig", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "EKeyJWKS", "EKeyServer", "EKeyConfig", "EKeyStore", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -366,8 +368,11 @@ let package = Package(
         .testTarget(
             name: "EKeyCLITests",
             dependencies: [
-                "EKeyClient", "EKeyProtocol", "EKeyTestSupport",
+                "EKeyClient", "EKeyProtocol", "EKeyServer", "EKeyTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -26,7 +26,9 @@ public struct Gateway: Sendable {
     let logger: Logger
 
     /// Builds the gateway. Throws, naming the key or file, when the DPoP nonce secret or
-    /// TLS material cannot be used.
+    /// TLS material cannot be used. Everything that can fail comes before the forwarder,
+    /// whose upstream HTTP clients must be shut down once created (the group's
+    /// ``ForwarderShutdown`` does it), so a failed init leaves nothing open.
     public init(
         config: GatewayConfig, tls: TLSConfiguration?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
         logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
@@ -37,10 +39,11 @@ public struct Gateway: Sendable {
         self.metrics = metrics
         self.logger = logger
         keys = JWKSCache(url: config.jwks.url.absoluteString, client: jwksClient, policy: jwksPolicy, metrics: metrics, logger: logger)
+        let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
+        let sslContext = try tls.map(InlineHTTPChannel.sslContext)
         let routes = config.routes.map(Route.init)
         forwarder = try Forwarder(routes: routes, logger: logger)
         let maximumAge = config.dpop.maxAge
-        let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
         let proofs = DPoPProofVerifier(policy: .init(maximumAge: maximumAge, requireAccessTokenHash: config.dpop.requireATH, serverNonces: nonces))
         // A proof is accepted from max_age before its iat second to max_age after it ends;
         // its jti is remembered at least that long, plus the clock skew.
@@ -52,7 +55,7 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = try InlineHTTPChannel(tlsConfiguration: tls, serverName: "ekey-gateway") { request, channel in
+        listener = InlineHTTPChannel(sslContext: sslContext, serverName: "ekey-gateway") { request, channel in
             try await responder.respond(to: request, context: EKeyRequestContext(source: .init(channel: channel, logger: logger)))
         }
     }
@@ -87,16 +90,24 @@ public struct Gateway: Sendable {
             logger: logger)
         let keys = self.keys
         let store = self.store
+        let jwksURL = config.jwks.url.absoluteString
         let admin = AdminServer.application(
             host: config.adminListen.host, port: config.adminListen.port, metrics: metrics, logger: logger,
             readiness: {
                 var problems: [String] = []
-                if !(await keys.hasKeys) { problems.append("no signing keys from the publisher yet (\(await keys.lastRefreshError ?? "not fetched"))") }
+                if !(await keys.hasKeys) {
+                    problems.append("no signing keys from the publisher at \(jwksURL) (gateway.jwks.url) yet (\(await keys.lastRefreshError ?? "not fetched"))")
+                }
                 if (try? await store.ping()) == nil { problems.append("the usage store is unreachable") }
                 return Readiness(problems: problems)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [keys, ForwarderShutdown(forwarder: forwarder), server, admin, DrainService(responder.inFlight)]
+        return [
+            keys, ForwarderShutdown(forwarder: forwarder),
+            NamedListener(server, key: "gateway.listen", host: config.listen.host, port: config.listen.port),
+            NamedListener(admin, key: "gateway.admin_listen", host: config.adminListen.host, port: config.adminListen.port),
+            DrainService(responder.inFlight),
+        ]
     }
 }
 

@@ -21,22 +21,23 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        await ServiceStartup.run(service: "ekey-gateway", configFlag: config) { loaded, logger in
+        await ServiceStartup.run(service: "ekey-gateway", configFlag: config) { loaded, logger, resources in
             let settings = try loaded.config.requireGateway()
-            let stores = try Stores.make(
-                url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
-            let jwksClient = try settings.jwks.ca.map {
-                try InternalHTTPClient.make(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key)
-            } ?? InternalHTTPClient.make(tlsConfiguration: nil)
+            let stores = resources.own(
+                try Stores.make(
+                    url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                    logger: logger))
+            let jwksClient = resources.own(
+                try settings.jwks.ca.map {
+                    try InternalHTTPClient.make(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key, configKey: "gateway.jwks")
+                } ?? InternalHTTPClient.make(tlsConfiguration: nil))
             let gateway = try Gateway(
-                config: settings, tls: try ServiceStartup.serverTLS(settings.tls),
+                config: settings, tls: try ServiceStartup.serverTLS(settings.tls, key: "gateway.tls"),
                 store: stores.usage, jwksClient: jwksClient, logger: logger)
             let services = gateway.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
             }
             try await ServiceRunner.run(services, logger: logger)
-            try? await jwksClient.shutdown()
-            await stores.shutdown()
         }
     }
 }

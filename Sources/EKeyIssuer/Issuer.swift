@@ -24,6 +24,8 @@ public struct Issuer: Sendable {
     let metadata: AuthorizationServerMetadata
     let identityProviders: IdentityProviders
     let store: any UsageStore
+    /// `issuer.publisher.url`, named in `/readyz` until a key is registered.
+    let publisherURL: String
     let listeners: Listeners
     let metrics: MetricsRegistry
     let logger: Logger
@@ -61,6 +63,7 @@ public struct Issuer: Sendable {
             issuerURL: issuerURL, authenticator: authenticator, policy: policy, keys: keys, store: store, metrics: metrics, logger: logger)
         metadata = AuthorizationServerMetadata(issuerURL: issuerURL, jwksURI: configuration.jwksURI.absoluteString)
         self.store = store
+        publisherURL = configuration.publisher.url.absoluteString
         self.listeners = listeners
         self.metrics = metrics
         self.logger = logger
@@ -92,12 +95,18 @@ public struct Issuer: Sendable {
         let keys = self.keys
         let store = self.store
         let metrics = self.metrics
+        let publisherURL = self.publisherURL
         let admin = AdminServer.application(
             host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,
             readiness: {
                 var problems: [String] = []
                 if let unavailability = await keys.unavailability {
-                    problems.append(unavailability.readinessProblem)
+                    switch unavailability {
+                    case .notRegistered:
+                        problems.append("no signing key is registered with the JWKS publisher at \(publisherURL) (issuer.publisher.url) yet; the issuer keeps retrying")
+                    default:
+                        problems.append(unavailability.readinessProblem)
+                    }
                 }
                 let clock = ContinuousClock()
                 let start = clock.now
@@ -110,7 +119,11 @@ public struct Issuer: Sendable {
                 return Readiness(problems: problems)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        var services: [any Service] = [app, admin, keys]
+        var services: [any Service] = [
+            NamedListener(app, key: "issuer.listen", host: listeners.host, port: listeners.port),
+            NamedListener(admin, key: "issuer.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
+            keys,
+        ]
         services += identityProviders.caches.map { $0 as any Service }
         services.append(DrainService(requests))
         return services

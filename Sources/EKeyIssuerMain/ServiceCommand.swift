@@ -22,33 +22,28 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        await ServiceStartup.run(service: "ekey-issuer", configFlag: config) { loaded, logger in
+        await ServiceStartup.run(service: "ekey-issuer", configFlag: config) { loaded, logger, resources in
             let settings = try loaded.config.requireIssuer()
-            let stores = try Stores.make(
-                url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-                logger: logger)
-            let publisherClient = try InternalHTTPClient.make(
-                caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key)
+            let stores = resources.own(
+                try Stores.make(
+                    url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                    logger: logger))
+            let publisherClient = resources.own(
+                try InternalHTTPClient.make(
+                    caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key,
+                    configKey: "issuer.publisher"))
             let registrar = KeyRegistrationClient(baseURL: settings.publisher.url.absoluteString, client: publisherClient, logger: logger)
             let issuer = try Issuer(
                 configuration: settings, store: stores.usage, registrar: registrar,
                 listeners: .init(
                     host: settings.listen.host, port: settings.listen.port,
-                    tls: try ServiceStartup.serverTLS(settings.tls),
+                    tls: try ServiceStartup.serverTLS(settings.tls, key: "issuer.tls"),
                     adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
                 logger: logger)
             let services = issuer.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
             }
-            do {
-                try await ServiceRunner.run(services, logger: logger)
-            } catch {
-                try? await publisherClient.shutdown()
-                await stores.shutdown()
-                throw error
-            }
-            try? await publisherClient.shutdown()
-            await stores.shutdown()
+            try await ServiceRunner.run(services, logger: logger)
         }
     }
 }

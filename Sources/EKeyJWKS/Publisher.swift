@@ -50,7 +50,11 @@ public struct Publisher: Sendable {
                 await keys.isReachable() ? Readiness() : Readiness(problems: ["the key store is unreachable"])
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [app, admin, RetentionSweeper(routes: routes, logger: logger), DrainService(requests)]
+        return [
+            NamedListener(app, key: "jwks.listen", host: listeners.host, port: listeners.port),
+            NamedListener(admin, key: "jwks.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
+            RetentionSweeper(routes: routes, logger: logger), DrainService(requests),
+        ]
     }
 }
 

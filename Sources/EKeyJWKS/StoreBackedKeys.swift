@@ -1,8 +1,5 @@
-public import EKeyConfig
 public import EKeyProtocol
 public import EKeyStore
-public import Logging
-import NIOPosix
 
 /// The publisher's keys and tombstones in the E-Key store: Redis (shared by every
 /// publisher replica, surviving restarts) or the embedded memory store (lost on restart;
@@ -15,11 +12,6 @@ public struct StoreBackedKeys: PublishedKeyStore {
     public init(stores: Stores) {
         registry = stores.keys
         health = stores.usage
-    }
-
-    /// Builds the stores of the `store` config section.
-    public static func make(_ config: StoreConfig, logger: Logger) throws -> StoreBackedKeys {
-        StoreBackedKeys(stores: try Stores.make(url: config.url, prefix: config.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
     }
 
     public func register(_ key: PublishedKey) async throws -> KeyRegistrationResult {

@@ -2,7 +2,9 @@ import ArgumentParser
 import EKeyConfig
 import EKeyJWKS
 import EKeyServer
+import EKeyStore
 import Logging
+import NIOPosix
 
 /// Entry point of `ekey-jwks`: the E-Key JWKS publisher (DESIGN.md §4).
 @main
@@ -18,17 +20,20 @@ struct ServiceCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        await ServiceStartup.run(service: "ekey-jwks", configFlag: config) { loaded, logger in
+        await ServiceStartup.run(service: "ekey-jwks", configFlag: config) { loaded, logger, resources in
             let settings = try loaded.config.requireJWKS()
-            let keys = try StoreBackedKeys.make(loaded.config.store, logger: logger)
+            let stores = resources.own(
+                try Stores.make(
+                    url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                    logger: logger))
             let publisher = Publisher(
                 settings: .init(
                     authorizedIssuers: Set(settings.authorizedIssuers), admins: Set(settings.admins),
                     cacheMaxAge: settings.cacheMaxAge, retain: settings.retain),
-                keys: keys,
+                keys: StoreBackedKeys(stores: stores),
                 listeners: .init(
                     host: settings.listen.host, port: settings.listen.port,
-                    tls: try ServiceStartup.serverTLS(settings.tls),
+                    tls: try ServiceStartup.serverTLS(settings.tls, key: "jwks.tls"),
                     adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
                 logger: logger)
             let services = try publisher.services { role, port in

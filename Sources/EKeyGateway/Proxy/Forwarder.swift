@@ -33,9 +33,10 @@ public final class Forwarder: Sendable {
     private let h2cUpstreams: [String: H2CUpstream]
     private let logger: Logger
 
-    /// Creates pooled clients for `routes`.
+    /// Creates pooled clients for `routes`. Every route is checked before the first
+    /// `HTTPClient` is created, so a throw leaves no client to shut down.
     public init(routes: [Route], logger: Logger) throws {
-        var clients: [String: HTTPClient] = [:]
+        var configurations: [String: HTTPClient.Configuration] = [:]
         var http1Upstreams: [String: HTTP1Upstream] = [:]
         var h2cUpstreams: [String: H2CUpstream] = [:]
         for route in routes {
@@ -62,9 +63,9 @@ public final class Forwarder: Sendable {
                 timeout: .init(connect: Self.timeAmount(route.timeouts.connect), read: Self.timeAmount(route.timeouts.idle)))
             configuration.httpVersion = .automatic
             configuration.decompression = .disabled
-            clients[route.prefix] = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: configuration)
+            configurations[route.prefix] = configuration
         }
-        self.clients = clients
+        self.clients = configurations.mapValues { HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: $0) }
         self.http1Upstreams = http1Upstreams
         self.h2cUpstreams = h2cUpstreams
         self.logger = logger

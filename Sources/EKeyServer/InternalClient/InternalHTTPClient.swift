@@ -5,9 +5,11 @@ public import NIOSSL
 /// The HTTP client services use to talk to each other: HTTP/2 (negotiated by ALPN) over
 /// mutual TLS, trusting only the internal CA.
 public enum InternalHTTPClient {
-    /// A client presenting `certificateFile`/`keyFile` and trusting only `caFile`.
-    public static func make(caFile: String, certificateFile: String?, keyFile: String?) throws -> HTTPClient {
-        make(tlsConfiguration: try TLSSetup.client(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile))
+    /// A client presenting `certificateFile`/`keyFile` and trusting only `caFile`; errors
+    /// name the files by their keys under `configKey` (such as `gateway.jwks`), when given.
+    /// The client must be shut down; a service registers it with ``StartupResources``.
+    public static func make(caFile: String, certificateFile: String?, keyFile: String?, configKey: String? = nil) throws -> HTTPClient {
+        make(tlsConfiguration: try TLSSetup.client(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile, configKey: configKey))
     }
 
     /// A client with a ready TLS configuration (`nil` for plaintext URLs only).

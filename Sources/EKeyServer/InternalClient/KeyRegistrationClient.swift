@@ -79,7 +79,9 @@ public struct KeyRegistrationClient: Sendable {
             response = try await client.execute(request, timeout: .seconds(5))
             body = String(buffer: try await response.body.collect(upTo: 64 * 1024))
         } catch {
-            throw Failure(kind: .unreachable, status: nil, description: "the publisher at \(baseURL) could not be reached: \(error)")
+            throw Failure(
+                kind: .unreachable, status: nil,
+                description: "the publisher at \(baseURL) could not be reached: \(error); check issuer.publisher.url and that ekey-jwks runs there")
         }
         switch response.status.code {
         case 201:
@@ -114,6 +116,7 @@ public struct KeyRegistrationClient: Sendable {
             do {
                 return try await register(registration)
             } catch {
+                if Task.isCancelled { throw CancellationError() }
                 guard error.isRetryable, backoff.maximumAttempts.map({ attempt < $0 }) ?? true else {
                     throw error
                 }

@@ -27,14 +27,23 @@ public struct InlineHTTPChannel: ServerChildChannel {
 
     /// Creates the listener's child channel; `tlsConfiguration` `nil` means plaintext HTTP/1.1.
     public init(tlsConfiguration: TLSConfiguration?, serverName: String, responder: @escaping InlineResponder) throws {
-        if var tlsConfiguration {
-            tlsConfiguration.applicationProtocols = ["h2", "http/1.1"]
-            sslContext = try NIOSSLContext(configuration: tlsConfiguration)
-        } else {
-            sslContext = nil
-        }
+        self.init(sslContext: try tlsConfiguration.map(Self.sslContext), serverName: serverName, responder: responder)
+    }
+
+    /// Creates the listener's child channel with a context from ``sslContext(_:)``, built
+    /// beforehand so that a bad TLS setup fails before anything else is opened; `nil`
+    /// means plaintext HTTP/1.1.
+    public init(sslContext: NIOSSLContext?, serverName: String, responder: @escaping InlineResponder) {
+        self.sslContext = sslContext
         self.responder = responder
         self.serverName = serverName
+    }
+
+    /// The TLS context of a listener with `tlsConfiguration`, offering `h2` and `http/1.1` by ALPN.
+    public static func sslContext(_ tlsConfiguration: TLSConfiguration) throws -> NIOSSLContext {
+        var tlsConfiguration = tlsConfiguration
+        tlsConfiguration.applicationProtocols = ["h2", "http/1.1"]
+        return try NIOSSLContext(configuration: tlsConfiguration)
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {

@@ -14,12 +14,15 @@ public enum ServiceStartup {
     public static let configurationFailureStatus: Int32 = 2
 
     /// Bootstraps JSON logging, loads the configuration named by `--config` or
-    /// `EKEY_CONFIG`, logs its warnings, and runs `body`. Any error before or while the
-    /// service starts is printed to stderr and logged, and the process exits with
-    /// ``configurationFailureStatus``; after a graceful shutdown it returns (exit 0).
+    /// `EKEY_CONFIG`, logs its warnings, and runs `body`, which registers what it opens
+    /// (HTTP clients, stores) with the ``StartupResources`` it is given. When `body`
+    /// returns or throws, those resources are closed, last opened first. An error before
+    /// or while the service starts is then printed to stderr (one line) and logged, and the
+    /// process exits with ``configurationFailureStatus``; after a graceful shutdown it
+    /// returns (exit 0).
     public static func run(
         service: String, configFlag: String?,
-        _ body: (LoadedConfig, Logger) async throws -> Void
+        _ body: (LoadedConfig, Logger, StartupResources) async throws -> Void
     ) async {
         runTasksOnEventLoops()
         JSONLogHandler.bootstrap(level: logLevel(from: ProcessInfo.processInfo.environment["EKEY_LOG_LEVEL"]))
@@ -35,11 +38,14 @@ public enum ServiceStartup {
             fail(service: service, logger: logger, "\(error)")
         }
         loaded.log(to: logger)
+        let resources = StartupResources()
         do {
-            try await body(loaded, logger)
+            try await body(loaded, logger, resources)
         } catch {
+            await resources.closeAll()
             fail(service: service, logger: logger, "\(error)")
         }
+        await resources.closeAll()
     }
 
     /// Makes NIO's event loops the executor of Swift concurrency for the whole process,
@@ -112,13 +118,14 @@ public enum ServiceStartup {
     }
 
     /// The server TLS configuration of a `tls` section, or `nil` for `tls: none` (the
-    /// service warns loudly when it starts its plaintext listener).
-    public static func serverTLS(_ settings: TLSSettings) throws -> TLSConfiguration? {
+    /// service warns loudly when it starts its plaintext listener). Errors name the files
+    /// by their keys under `key` (such as `gateway.tls`).
+    public static func serverTLS(_ settings: TLSSettings, key: String = "tls") throws -> TLSConfiguration? {
         guard let files = settings.files else {
             return nil
         }
         return try TLSSetup.server(
             certificateFile: files.cert, keyFile: files.key, clientCAFile: files.clientCA, clientCertificates: files.clientAuth,
-            minimumVersion: files.minVersion)
+            minimumVersion: files.minVersion, configKey: key)
     }
 }

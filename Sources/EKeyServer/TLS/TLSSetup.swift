@@ -17,13 +17,15 @@ public enum TLSSetup {
 
     /// A server configuration: certificate chain and key from PEM files, TLS 1.3 minimum
     /// unless `minimumVersion` says 1.2, client certificates per `clientCertificates`
-    /// validated against the CA file `clientCA` (and only that CA).
+    /// validated against the CA file `clientCA` (and only that CA). Errors name the files
+    /// by their keys under `configKey` (such as `gateway.tls`); a key that does not belong
+    /// to the certificate is found here, before the service opens anything.
     public static func server(
         certificateFile: String, keyFile: String, clientCAFile: String?, clientCertificates: ClientAuthMode,
-        minimumVersion: TLSMinimumVersion = .tls13
+        minimumVersion: TLSMinimumVersion = .tls13, configKey: String = "tls"
     ) throws -> TLSConfiguration {
-        let chain = try loadCertificates(certificateFile, role: "tls.cert")
-        let key = try loadPrivateKey(keyFile, role: "tls.key")
+        let chain = try loadCertificates(certificateFile, role: "\(configKey).cert")
+        let key = try loadPrivateKey(keyFile, role: "\(configKey).key")
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         apply(minimumVersion, to: &configuration)
@@ -32,25 +34,36 @@ public enum TLSSetup {
             configuration.certificateVerification = .none
         case .optional, .required:
             guard let clientCAFile else {
-                throw TLSSetupError(description: "tls.client_auth is \(clientCertificates.rawValue) but tls.client_ca is not set; name the CA file that issues client certificates")
+                throw TLSSetupError(description: "\(configKey).client_auth is \(clientCertificates.rawValue) but \(configKey).client_ca is not set; name the CA file that issues client certificates")
             }
-            configuration.trustRoots = .certificates(try loadCertificates(clientCAFile, role: "tls.client_ca"))
+            configuration.trustRoots = .certificates(try loadCertificates(clientCAFile, role: "\(configKey).client_ca"))
             configuration.sendCANameList = true
             configuration.certificateVerification = clientCertificates == .required ? .noHostnameVerification : .optionalVerification
+        }
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch NIOSSLError.failedToLoadPrivateKey {
+            throw TLSSetupError(
+                description: "\(configKey).key: \(keyFile) does not belong to the certificate \(certificateFile) (\(configKey).cert); point both at the same certificate's files")
+        } catch {
+            throw TLSSetupError(
+                description: "\(configKey): cannot use the certificate \(certificateFile) with the key \(keyFile) (\(error)); check both files")
         }
         return configuration
     }
 
     /// A client configuration for internal HTTP/2 over mutual TLS: trust only `caFile`,
-    /// present `certificateFile`/`keyFile` when given.
-    public static func client(caFile: String, certificateFile: String?, keyFile: String?, minimumVersion: TLSMinimumVersion = .tls13)
-        throws -> TLSConfiguration
-    {
+    /// present `certificateFile`/`keyFile` when given. Errors name the files by their keys
+    /// under `configKey` (such as `issuer.publisher`), when given.
+    public static func client(
+        caFile: String, certificateFile: String?, keyFile: String?, minimumVersion: TLSMinimumVersion = .tls13, configKey: String? = nil
+    ) throws -> TLSConfiguration {
+        func role(_ name: String) -> String { configKey.map { "\($0).\(name)" } ?? name }
         var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates(try loadCertificates(caFile, role: "ca"))
+        configuration.trustRoots = .certificates(try loadCertificates(caFile, role: role("ca")))
         if let certificateFile, let keyFile {
-            configuration.certificateChain = try loadCertificates(certificateFile, role: "cert").map { .certificate($0) }
-            configuration.privateKey = .privateKey(try loadPrivateKey(keyFile, role: "key"))
+            configuration.certificateChain = try loadCertificates(certificateFile, role: role("cert")).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try loadPrivateKey(keyFile, role: role("key")))
         }
         apply(minimumVersion, to: &configuration)
         return configuration

@@ -1,0 +1,49 @@
+public import AsyncHTTPClient
+public import EKeyStore
+import Synchronization
+
+/// What a service opens while it starts (HTTP clients, store connections) and must close
+/// however it ends. ``ServiceStartup/run(service:configFlag:_:)`` closes them, last opened
+/// first, after the service stopped and before it reports a start-up failure, so a client
+/// is never deinitialised open (AsyncHTTPClient stops the process when one is).
+///
+/// ```swift
+/// let stores = resources.own(try Stores.make(url: config.store.url, eventLoopGroup: group, logger: logger))
+/// let client = resources.own(try InternalHTTPClient.make(caFile: ca, certificateFile: nil, keyFile: nil))
+/// ```
+public final class StartupResources: Sendable {
+    private let closers = Mutex<[@Sendable () async -> Void]>([])
+
+    /// Creates an empty set; ``ServiceStartup`` makes one per process.
+    public init() {}
+
+    /// Registers `close` to run when the service ends and returns `resource`.
+    @discardableResult
+    public func own<Resource: Sendable>(_ resource: Resource, closing close: @escaping @Sendable (Resource) async -> Void) -> Resource {
+        closers.withLock { $0.append { await close(resource) } }
+        return resource
+    }
+
+    /// Registers an HTTP client, shut down when the service ends.
+    @discardableResult
+    public func own(_ client: HTTPClient) -> HTTPClient {
+        own(client) { try? await $0.shutdown() }
+    }
+
+    /// Registers the stores, whose connections close when the service ends.
+    @discardableResult
+    public func own(_ stores: Stores) -> Stores {
+        own(stores) { await $0.shutdown() }
+    }
+
+    /// Closes everything registered, last opened first; a second call does nothing.
+    public func closeAll() async {
+        let closers = self.closers.withLock { closers in
+            defer { closers = [] }
+            return closers
+        }
+        for close in closers.reversed() {
+            await close()
+        }
+    }
+}
