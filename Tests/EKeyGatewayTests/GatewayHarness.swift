@@ -410,8 +410,12 @@ extension GatewayHarness.UpstreamProtocol {
         }
     }
 
+    /// Whether the route needs `upstream_ca` (the harness CA): the TLS recorder, or an external `https://` URL.
     var isTLS: Bool {
-        if case .tls = self { return true }
-        return false
+        switch self {
+        case .tls: true
+        case .external(let url): url.hasPrefix("https://")
+        case .http1, .h2c: false
+        }
     }
 }
