@@ -122,8 +122,10 @@ public struct InlineHTTPChannel: ServerChildChannel {
         limits.maxHeaderFieldCount = ConnectionLimits.maxHeaderFieldCount
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false,
+            withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false,
             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+        // Parse errors are answered by InlineRequestHandler, which knows whether a response
+        // to the broken request has started (NIO's error handler would add a second one).
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
         try sync.addHandler(
             InlineRequestHandler(responder: responder, serverName: serverName, logger: logger, idleLimit: streamIdleLimit, servesManyRequests: true))

@@ -2,6 +2,7 @@ import HTTPTypes
 public import Hummingbird
 import Logging
 public import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// Answers a request: called once per request with the channel it came on (an HTTP/2
@@ -41,6 +42,10 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var responding = false
     private var closeAfterResponse = false
     private var readHeldBack = false
+    /// The head of the current request's response went out.
+    private var responseStarted = false
+    /// The connection is being closed after a broken request: the responder's writes are dropped.
+    private var discardingResponses = false
 
     init(responder: @escaping InlineResponder, serverName: String, logger: Logger, idleLimit: TimeAmount, servesManyRequests: Bool) {
         self.responder = responder
@@ -121,10 +126,42 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         context.fireChannelInactive()
     }
 
+    /// An error ends the connection. When the request being answered arrived whole, what
+    /// broke is what followed it: its response still goes out, then the connection closes.
+    /// Otherwise the request itself is broken (an HTTP/1.1 parse error may come after its
+    /// head was passed on, in the middle of its body): the responder's response is dropped,
+    /// and when none of it was written a 400 goes out instead, so one request never gets
+    /// two responses.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if responding, requestEnded {
+            closeAfterResponse = true
+            return
+        }
         body?.finish(error)
         body = nil
+        guard !discardingResponses else { return }
+        discardingResponses = true
+        if servesManyRequests, error is HTTPParserError, !responseStarted {
+            let text = #"{"error":"invalid_request","error_description":"the request is not valid HTTP/1.1 (\#(error)); fix the client's framing"}"#
+            let payload = ByteBuffer(string: text)
+            let head = HTTPResponse(
+                status: .badRequest,
+                headerFields: [.contentType: "application/json", .contentLength: String(payload.readableBytes), .connection: "close"])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(payload)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         context.close(promise: nil)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !discardingResponses else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        if case .head = unwrapOutboundIn(data) { responseStarted = true }
+        context.write(data, promise: promise)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -139,6 +176,7 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         lastRead = .now()
         requestEnded = false
         responding = true
+        responseStarted = false
         closeAfterResponse = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
