@@ -16,30 +16,10 @@ import Testing
 final class RawHTTP2Connection: Sendable {
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    private final class Recorder: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = NIOLockedValueBox<[UInt8]>([])
-        let closed = NIOLockedValueBox(false)
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = Self.unwrapInboundIn(data)
-            received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            closed.withLockedValue { $0 = true }
-            context.fireChannelInactive()
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
-        }
-    }
-
     private let channel: any Channel
-    private let recorder: Recorder
+    private let recorder: RawByteRecorder
 
-    private init(channel: any Channel, recorder: Recorder) {
+    private init(channel: any Channel, recorder: RawByteRecorder) {
         self.channel = channel
         self.recorder = recorder
     }
@@ -49,7 +29,7 @@ final class RawHTTP2Connection: Sendable {
         var tls = try TLSSetup.client(caFile: caFile, certificateFile: nil, keyFile: nil)
         tls.applicationProtocols = ["h2"]
         let context = try NIOSSLContext(configuration: tls)
-        let recorder = Recorder()
+        let recorder = RawByteRecorder()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

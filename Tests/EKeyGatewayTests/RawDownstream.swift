@@ -5,34 +5,35 @@ import NIOHPACK
 import NIOPosix
 import NIOSSL
 
+/// Keeps every byte a raw test connection receives, and whether the peer closed it.
+final class RawByteRecorder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received = NIOLockedValueBox<[UInt8]>([])
+    let closed = NIOLockedValueBox(false)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = Self.unwrapInboundIn(data)
+        received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed.withLockedValue { $0 = true }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
 /// A TLS connection to the gateway with a chosen ALPN list that writes hand-made bytes and
 /// records every byte the gateway sends back and whether it closed: the HTTP/1.1 sibling
 /// of ``RawHTTP2Connection``, also used for HTTP/2 with the response frames decoded.
 final class RawTLSClient: Sendable {
-    private final class Recorder: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = NIOLockedValueBox<[UInt8]>([])
-        let closed = NIOLockedValueBox(false)
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = Self.unwrapInboundIn(data)
-            received.withLockedValue { $0.append(contentsOf: buffer.readableBytesView) }
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            closed.withLockedValue { $0 = true }
-            context.fireChannelInactive()
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
-        }
-    }
-
     private let channel: any Channel
-    private let recorder: Recorder
+    private let recorder: RawByteRecorder
 
-    private init(channel: any Channel, recorder: Recorder) {
+    private init(channel: any Channel, recorder: RawByteRecorder) {
         self.channel = channel
         self.recorder = recorder
     }
@@ -42,7 +43,7 @@ final class RawTLSClient: Sendable {
         var tls = try TLSSetup.client(caFile: caFile, certificateFile: nil, keyFile: nil)
         tls.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: tls)
-        let recorder = Recorder()
+        let recorder = RawByteRecorder()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
