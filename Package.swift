@@ -82,7 +82,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Configuration: the stack's YAML file with EKEY_* overrides (DESIGN.md §6).
+        // MARK: Configuration: the stack's YAML file with EKEY_* overrides (docs/configuration.md).
         .target(
             name: "EKeyConfig",
             dependencies: [

@@ -130,7 +130,7 @@ public final class EKeyClient: Sendable {
         return try await requestToken(TokenRequest(audience: audience, capability: capability, ttl: ttl, bind: bind))
     }
 
-    /// Sends `POST /token` with `request` (DESIGN.md §3) and reads the 201 answer. Sends a
+    /// Sends `POST /token` with `request` (docs/spec/issuer.md) and reads the 201 answer. Sends a
     /// DPoP proof when a DPoP key is configured, and the client certificate when one is.
     /// Errors carry the issuer's `error` and `error_description`.
     public func requestToken(_ request: TokenRequest) async throws -> TokenResponse {

@@ -1,7 +1,7 @@
 import Foundation
 public import Logging
 
-/// Loads the stack's YAML configuration (DESIGN.md §6): parse with Yams, check every key
+/// Loads the stack's YAML configuration (docs/configuration.md): parse with Yams, check every key
 /// against the schema, lay `EKEY_*` environment variables over it, then read typed values.
 ///
 /// ```swift

@@ -1,4 +1,4 @@
-/// The shape of the configuration file (DESIGN.md §6): which keys exist at each level.
+/// The shape of the configuration file (docs/configuration.md): which keys exist at each level.
 indirect enum SchemaNode: Sendable {
     /// One value (string, number, boolean, duration...).
     case scalar

@@ -1,4 +1,4 @@
-/// `EKEY_<PATH>` environment variables laid over the parsed file (DESIGN.md §6).
+/// `EKEY_<PATH>` environment variables laid over the parsed file (docs/configuration.md).
 ///
 /// A name is matched against the schema rather than split at `_`, because key names contain
 /// underscores: `EKEY_GATEWAY_ADMIN_LISTEN` is `gateway.admin_listen`, and

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// `gateway`: the verifier gateway (DESIGN.md §5).
+/// `gateway`: the verifier gateway (docs/spec/gateway.md).
 public struct GatewayConfig: Sendable, Hashable {
     /// `listen` (default `0.0.0.0:9443`).
     public var listen: ListenAddress

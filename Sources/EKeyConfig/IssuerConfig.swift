@@ -1,6 +1,6 @@
 public import Foundation
 
-/// `issuer`: the token issuer (DESIGN.md §3).
+/// `issuer`: the token issuer (docs/spec/issuer.md).
 public struct IssuerConfig: Sendable, Hashable {
     /// `listen` (default `0.0.0.0:8443`).
     public var listen: ListenAddress

@@ -1,4 +1,4 @@
-/// `jwks`: the JWKS publisher (DESIGN.md §4).
+/// `jwks`: the JWKS publisher (docs/spec/publisher.md).
 public struct JWKSConfig: Sendable, Hashable {
     /// `listen` (default `0.0.0.0:7443`).
     public var listen: ListenAddress

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Typed reading of each section from the shape-checked tree, with the validations of
-/// DESIGN.md §3–§6. Every problem is recorded in the context; a section with errors reads as `nil`.
+/// docs/spec/issuer.md, docs/configuration.md. Every problem is recorded in the context; a section with errors reads as `nil`.
 enum SectionReader {
     static func stack(_ root: MapReader) -> StackConfig {
         StackConfig(

@@ -1,4 +1,4 @@
-/// The whole stack's configuration: one file, a section per service (DESIGN.md §6).
+/// The whole stack's configuration: one file, a section per service (docs/configuration.md).
 ///
 /// Each service section is optional in the file; a service asks for its own with
 /// ``requireIssuer()``, ``requireGateway()`` or ``requireJWKS()``, which fail with a message

@@ -7,7 +7,7 @@ import HTTPTypes
 public import Logging
 
 /// Answers every request on the gateway's listener: the verification steps, then the
-/// upstream (DESIGN.md §5). Counts each decision in the metrics of §7 and writes one
+/// upstream (docs/spec/gateway.md). Counts each decision in the metrics of docs/spec/observability.md and writes one
 /// audit event per request.
 public struct GatewayResponder: HTTPResponder {
     public typealias Context = EKeyRequestContext

@@ -7,7 +7,7 @@ import EKeyStore
 import AsyncHTTPClient
 import NIOPosix
 
-/// Entry point of `ekey-gateway`: the E-Key verifier gateway (DESIGN.md §5).
+/// Entry point of `ekey-gateway`: the E-Key verifier gateway (docs/spec/gateway.md).
 @main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -10,7 +10,7 @@ public import Logging
 public import NIOSSL
 public import ServiceLifecycle
 
-/// `ekey-issuer` assembled (DESIGN.md §3): the TLS listener with `POST /token` and the RFC
+/// `ekey-issuer` assembled (docs/spec/issuer.md): the TLS listener with `POST /token` and the RFC
 /// 8414 metadata, the admin listener (ready once a signing key is registered and not
 /// revoked, and the store answers), the signing-key maintenance and the IdP key caches,
 /// ready to run in one group.

@@ -8,7 +8,7 @@ import Foundation
 import Logging
 import NIOPosix
 
-/// Entry point of `ekey-issuer`: the E-Key issuer (`POST /token`, DESIGN.md §3).
+/// Entry point of `ekey-issuer`: the E-Key issuer (`POST /token`, docs/spec/issuer.md).
 @main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

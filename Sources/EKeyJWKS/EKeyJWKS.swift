@@ -1,1 +1,1 @@
-// The JWKS publisher (DESIGN.md §4) is assembled here.
+// The JWKS publisher (docs/spec/publisher.md) is assembled here.

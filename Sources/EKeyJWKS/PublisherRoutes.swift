@@ -6,7 +6,7 @@ public import Logging
 import HTTPTypes
 import NIOCore
 
-/// The publisher's HTTP routes (DESIGN.md §4).
+/// The publisher's HTTP routes (docs/spec/publisher.md).
 ///
 /// - `GET /.well-known/jwks.json`: the live keys, cacheable, with `ETag` and 304.
 /// - `POST /internal/v1/keys`: an issuer in `authorized_issuers` registers a key; a revoked

@@ -6,7 +6,7 @@ import EKeyStore
 import Logging
 import NIOPosix
 
-/// Entry point of `ekey-jwks`: the E-Key JWKS publisher (DESIGN.md §4).
+/// Entry point of `ekey-jwks`: the E-Key JWKS publisher (docs/spec/publisher.md).
 @main
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,4 +1,4 @@
-/// A public key registered with the JWKS publisher (DESIGN.md §4).
+/// A public key registered with the JWKS publisher (docs/spec/publisher.md).
 public struct RegisteredKey: Sendable, Hashable, Codable {
     public var kid: String
     /// The public JWK as a JSON string. Two registrations are the same key when these

@@ -23,7 +23,7 @@ public struct Stores: Sendable {
 
 extension Stores {
     /// Builds the stores for `url` (`memory://`, `redis://`, `rediss://`,
-    /// `redis-cluster://`) with keys under `prefix` (DESIGN.md §6 `store.prefix`). Nothing
+    /// `redis-cluster://`) with keys under `prefix` (docs/configuration.md `store.prefix`). Nothing
     /// is connected yet; call `usage.ping()` to check readiness.
     public static func make(
         url: String, prefix: String = "ekey:", eventLoopGroup: any EventLoopGroup, logger: Logger

@@ -1,6 +1,6 @@
 internal import Foundation
 
-/// A parsed `store.url` (DESIGN.md §6).
+/// A parsed `store.url` (docs/configuration.md).
 ///
 /// - `memory://` (optionally `?max_entries=N`): the embedded in-memory store.
 /// - `redis://[user:pass@]host:port[/db]` and `rediss://...` (TLS).

@@ -1,4 +1,4 @@
-/// One use of an E-Key at the gateway (DESIGN.md §5 step 5).
+/// One use of an E-Key at the gateway (docs/spec/gateway.md step 5).
 public struct ConsumeRequest: Sendable, Hashable {
     /// The token's `trace` (32 lowercase hex characters); the counter's name.
     public var trace: String
@@ -69,7 +69,7 @@ public enum RateLimitOutcome: Sendable, Hashable {
     /// No token left; the next one is available after `retryAfter`.
     case limited(retryAfter: Duration)
 
-    /// `Retry-After` in whole seconds, at least 1 (DESIGN.md §3); `nil` when allowed.
+    /// `Retry-After` in whole seconds, at least 1 (docs/spec/issuer.md); `nil` when allowed.
     public var retryAfterSeconds: Int? {
         guard case .limited(let retryAfter) = self else { return nil }
         return max(1, Int((retryAfter.milliseconds + 999) / 1000))

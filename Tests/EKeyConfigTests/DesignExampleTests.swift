@@ -2,7 +2,7 @@ import EKeyConfig
 import Foundation
 import XCTest
 
-/// The DESIGN.md §6 example file loads into the expected typed values.
+/// The docs/configuration.md example file loads into the expected typed values.
 final class DesignExampleTests: XCTestCase {
     func testDesignExampleLoads() throws {
         let loaded = try ConfigLoader.load(path: "\(fixturesDirectory)/stack.yaml", environment: [:])

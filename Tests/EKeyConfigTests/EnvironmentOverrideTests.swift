@@ -1,7 +1,7 @@
 import EKeyConfig
 import XCTest
 
-/// `EKEY_<PATH>` variables win over the file (DESIGN.md §6).
+/// `EKEY_<PATH>` variables win over the file (docs/configuration.md).
 final class EnvironmentOverrideTests: XCTestCase {
     func testOverridesWinOverTheFile() throws {
         let yaml = minimalGateway + "\n  dpop: {max_age: 5s}\njwks: {tls: none, admins: [x]}"

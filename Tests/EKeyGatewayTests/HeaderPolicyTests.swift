@@ -2,7 +2,7 @@ import EKeyGateway
 import HTTPTypes
 import Testing
 
-/// The header rules of DESIGN.md §5 step 6 on their own: what goes back downstream and the
+/// The header rules of docs/spec/gateway.md step 6 on their own: what goes back downstream and the
 /// gateway's `Forwarded` element.
 struct HeaderPolicyTests {
     @Test func responseLosesHopByHopAndConnectionNamedHeadersInAnyCase() {

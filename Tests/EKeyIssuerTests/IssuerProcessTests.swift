@@ -7,7 +7,7 @@ import Foundation
 import NIOHTTP1
 import Testing
 
-/// `ekey-issuer` and `ekey-jwks` as real processes with real TLS and HTTP/2 (DESIGN.md §3).
+/// `ekey-issuer` and `ekey-jwks` as real processes with real TLS and HTTP/2 (docs/spec/issuer.md).
 @Suite(.serialized)
 struct IssuerProcessTests {
     static let responseMembers: Set<String> = ["token", "token_type", "expires_in", "expires_at", "trace", "cnf", "kid"]

@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import Testing
 
-/// The JSON log lines of DESIGN.md §7: one object per line, RFC 3339 UTC timestamps with
+/// The JSON log lines of docs/spec/observability.md: one object per line, RFC 3339 UTC timestamps with
 /// milliseconds, and strings escaped so a hostile value cannot break or forge a line.
 struct JSONLogHandlerTests {
     func line(_ message: Logger.Message, _ metadata: Logger.Metadata) throws -> [String: JSONValue] {

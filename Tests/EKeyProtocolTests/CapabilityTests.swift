@@ -1,7 +1,7 @@
 import EKeyProtocol
 import Testing
 
-/// The capability model and matcher (DESIGN.md §2).
+/// The capability model and matcher (docs/spec/token.md).
 struct CapabilityTests {
     func target(_ text: String) throws -> RequestTarget { try RequestTarget(validating: text) }
 

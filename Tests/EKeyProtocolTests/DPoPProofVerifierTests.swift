@@ -1,7 +1,7 @@
 @testable import EKeyProtocol
 import Testing
 
-/// DPoP proofs at the gateway (DESIGN.md §5 step 3), valid and hostile.
+/// DPoP proofs at the gateway (docs/spec/gateway.md step 3), valid and hostile.
 struct DPoPProofVerifierTests {
     let fixture = TokenFixture()
     let url = "https://api.example.com/payments"

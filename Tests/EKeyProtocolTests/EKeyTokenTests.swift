@@ -2,7 +2,7 @@ import Crypto
 import EKeyProtocol
 import Testing
 
-/// The E-Key token (DESIGN.md §2, gateway step 2) under valid and hostile input.
+/// The E-Key token (docs/spec/token.md, gateway step 2) under valid and hostile input.
 struct EKeyTokenTests {
     let fixture = TokenFixture()
 

@@ -1,7 +1,7 @@
 import EKeyProtocol
 import Testing
 
-/// Error codes, statuses and `WWW-Authenticate` (DESIGN.md §5 table).
+/// Error codes, statuses and `WWW-Authenticate` (docs/spec/gateway.md table).
 struct ErrorWireTests {
     @Test(arguments: [
         (EKeyError.Code.invalidRequest, 400), (.invalidToken, 401), (.expiredToken, 401), (.invalidProof, 401),

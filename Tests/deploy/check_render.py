@@ -4,7 +4,7 @@
 usage: check_render.py [--config-out FILE] [--env-out FILE] RENDER.yaml [RENDER.yaml ...]
                        [--rules RULES.yaml] [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
 
-For every render: the Deployments, Services and HPAs named in DESIGN.md §9 exist with
+For every render: the Deployments, Services and HPAs named in docs/operations.md exist with
 their labels; the HPAs are autoscaling/v2, target the issuer and gateway Deployments and
 scale on CPU and memory; every container (init containers too) has readiness and
 liveness probes, resource requests and limits, runAsNonRoot, readOnlyRootFilesystem,

@@ -58,7 +58,7 @@ struct StackPorts: Sendable {
     var jwksAdmin = 9103
 }
 
-/// Writes the `stack.yaml` of `ekey up` (DESIGN.md §6).
+/// Writes the `stack.yaml` of `ekey up` (docs/configuration.md).
 enum StackFile {
     static func render(ports: StackPorts, store: String, trustDomain: String, demoThumbprint: String) -> String {
         let issuerID = "spiffe://\(trustDomain)/ekey/issuer"

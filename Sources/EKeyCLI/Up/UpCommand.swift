@@ -12,7 +12,7 @@ import NIOHTTP1
 import Glibc
 #endif
 
-/// `ekey up`: the local stack in one command (DESIGN.md §8).
+/// `ekey up`: the local stack in one command (docs/cli.md).
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",

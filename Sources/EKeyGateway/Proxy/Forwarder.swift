@@ -12,7 +12,7 @@ import EKeyConfig
 import Foundation
 
 /// Step 6: sends a verified request to its route's upstream and streams the answer back
-/// (DESIGN.md §5). Bodies are streamed both ways, never buffered whole.
+/// (docs/spec/gateway.md). Bodies are streamed both ways, never buffered whole.
 ///
 /// One ``HTTP1Upstream`` per `http://` route, one pooled `HTTPClient` per `https://` route
 /// (TLS, `h2` or HTTP/1.1 by ALPN), and one ``H2CUpstream`` per `h2c://` route carry the

@@ -13,7 +13,7 @@ import NIOHTTPTypesHTTP2
 import NIOPosix
 
 /// An `h2c://` upstream: HTTP/2 with prior knowledge over plain TCP (RFC 9113 §3.3), which
-/// async-http-client cannot speak (DESIGN.md §5 step 6).
+/// async-http-client cannot speak (docs/spec/gateway.md step 6).
 ///
 /// As many shared connections as the host has cores, used in turn, each multiplexing one
 /// stream per forwarded request. A connection is opened on first use, and replaced once it

@@ -9,7 +9,7 @@ import NIOPosix
 
 /// An `http://` upstream: HTTP/1.1 over plain TCP on keep-alive connections kept per event
 /// loop, so a forwarded request is written and answered on the loop that runs it
-/// (DESIGN.md §5 step 6).
+/// (docs/spec/gateway.md step 6).
 ///
 /// A request takes an idle connection of its loop or opens one; at most
 /// ``defaultConnectionsPerLoop`` are open per loop, and a request beyond that waits for one to be

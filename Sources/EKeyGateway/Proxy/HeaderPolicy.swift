@@ -1,6 +1,6 @@
 public import HTTPTypes
 
-/// Which headers cross the gateway (DESIGN.md §5 step 6).
+/// Which headers cross the gateway (docs/spec/gateway.md step 6).
 ///
 /// Removed towards the upstream: hop-by-hop headers (RFC 9110 §7.6.1, and any header the
 /// `Connection` header names), the framing headers `Content-Length` and

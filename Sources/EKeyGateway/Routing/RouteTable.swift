@@ -1,7 +1,7 @@
 public import EKeyConfig
 public import Foundation
 
-/// One route as the gateway uses it (DESIGN.md §5, `gateway.routes`).
+/// One route as the gateway uses it (docs/spec/gateway.md, `gateway.routes`).
 public struct Route: Sendable {
     /// The path prefix, matched on whole segments.
     public let prefix: String

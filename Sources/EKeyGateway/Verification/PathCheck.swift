@@ -1,6 +1,6 @@
 public import EKeyProtocol
 
-/// Step 0 (DESIGN.md §2, §5): the request path must pass the path rules before anything
+/// Step 0 (docs/spec/token.md, docs/spec/gateway.md): the request path must pass the path rules before anything
 /// else is looked at, and must fall under a route.
 public enum PathCheck {
     /// The checked target and its route, or a 400 (bad path) / 404 (no route).

@@ -1,7 +1,7 @@
 public import EKeyProtocol
 
 /// Why the gateway refused a request: the wire error, the scheme to answer in, and the
-/// names it is counted and audited under (DESIGN.md §7).
+/// names it is counted and audited under (docs/spec/observability.md).
 public struct Rejection: Error, Sendable {
     /// The error sent to the client.
     public var error: EKeyError

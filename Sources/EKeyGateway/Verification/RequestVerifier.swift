@@ -1,7 +1,7 @@
 public import EKeyProtocol
 public import EKeyServer
 
-/// The verification steps of DESIGN.md §5, run in order (step 0 also refuses ambiguous
+/// The verification steps of docs/spec/gateway.md, run in order (step 0 also refuses ambiguous
 /// framing, ``RequestFraming``). Nothing is counted in the store
 /// before the token, the binding and the capability all hold.
 public struct RequestVerifier: Sendable {

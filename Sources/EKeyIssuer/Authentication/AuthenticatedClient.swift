@@ -1,6 +1,6 @@
 public import EKeyProtocol
 
-/// A caller of `POST /token` whose identity was established (DESIGN.md §3).
+/// A caller of `POST /token` whose identity was established (docs/spec/issuer.md).
 public struct AuthenticatedClient: Sendable {
     /// How the caller authenticated, strongest first.
     public enum Method: String, Sendable {

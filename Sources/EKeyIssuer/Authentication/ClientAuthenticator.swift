@@ -2,7 +2,7 @@ public import EKeyConfig
 public import EKeyProtocol
 public import EKeyServer
 
-/// Establishes who calls `POST /token` (DESIGN.md §3), strongest method first:
+/// Establishes who calls `POST /token` (docs/spec/issuer.md), strongest method first:
 /// 1. a TLS client certificate (identity: SPIFFE ID or `x509:<CN>`);
 /// 2. a DPoP proof signed by a key registered in `issuer.clients` (`client:<id>`);
 /// 3. a `subject_token` from a configured IdP plus a DPoP proof (`oidc:<idp>:<subject>`).

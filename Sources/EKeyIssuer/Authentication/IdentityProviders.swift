@@ -5,7 +5,7 @@ public import EKeyServer
 import Foundation
 public import Logging
 
-/// The external OIDC identity providers of `issuer.idps` (DESIGN.md §3, token exchange):
+/// The external OIDC identity providers of `issuer.idps` (docs/spec/issuer.md, token exchange):
 /// a subject token is accepted when its `iss` names a configured IdP, its signature
 /// verifies with that IdP's JWKS (a `jwks_file`, or a `jwks_uri` cached and refreshed on
 /// an unknown `kid`), its `aud` contains the IdP's `audience`, and `exp`/`nbf` hold within

@@ -4,7 +4,7 @@ public import EKeyServer
 
 /// Remembers the `jti` of every DPoP proof sent to `POST /token` for the proof window, per
 /// proof key, in the shared store, so a proof replayed to any issuer replica is refused
-/// (DESIGN.md §3: "`jti` never seen before for that key within the window").
+/// (docs/spec/issuer.md: "`jti` never seen before for that key within the window").
 ///
 /// Uses the store's atomic consume: the counter `issuer-dpop-<jkt>` with an unreachable
 /// limit, the `jti` as the proof to check.

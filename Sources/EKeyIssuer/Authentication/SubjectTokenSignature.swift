@@ -3,7 +3,7 @@ import CryptoExtras
 public import EKeyProtocol
 import Foundation
 
-/// The signature check of an external IdP's subject token (token exchange, DESIGN.md §3).
+/// The signature check of an external IdP's subject token (token exchange, docs/spec/issuer.md).
 ///
 /// E-Key's own tokens and proofs are ES256 or EdDSA only; IdPs such as GitHub Actions,
 /// Google or Azure AD sign with RS256, so subject tokens may also be RS256 (RSASSA

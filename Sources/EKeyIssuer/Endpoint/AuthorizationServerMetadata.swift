@@ -1,6 +1,6 @@
 public import EKeyProtocol
 
-/// The RFC 8414 metadata at `/.well-known/oauth-authorization-server` (DESIGN.md §3).
+/// The RFC 8414 metadata at `/.well-known/oauth-authorization-server` (docs/spec/issuer.md).
 public struct AuthorizationServerMetadata: Sendable, Hashable {
     public let issuer: String
     public let tokenEndpoint: String

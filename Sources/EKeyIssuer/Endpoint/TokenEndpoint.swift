@@ -7,7 +7,7 @@ public import Hummingbird
 public import Logging
 import NIOCore
 
-/// `POST /token` (DESIGN.md §3): parse, authenticate, bind, apply the policy, count the
+/// `POST /token` (docs/spec/issuer.md): parse, authenticate, bind, apply the policy, count the
 /// rate limit, sign. Every request ends in one audit event and the issuance metrics.
 public struct TokenEndpoint: Sendable {
     /// Largest accepted body.
@@ -167,7 +167,7 @@ public struct TokenEndpoint: Sendable {
         return .json(response.jsonValue, status: .created)
     }
 
-    /// What the token is bound to (DESIGN.md §3): mTLS → the caller's certificate; DPoP →
+    /// What the token is bound to (docs/spec/issuer.md): mTLS → the caller's certificate; DPoP →
     /// the request's proof key, or `jwk` for mTLS callers without a proof; `jwk` and the
     /// proof key must agree.
     static func confirmation(for request: TokenRequest, client: AuthenticatedClient) throws(EKeyError) -> Confirmation {

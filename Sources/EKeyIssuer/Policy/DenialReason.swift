@@ -1,5 +1,5 @@
 /// Why a token request was refused: the `reason` of the audit event and the label of
-/// `ekey_issue_denied_total` (DESIGN.md §7).
+/// `ekey_issue_denied_total` (docs/spec/observability.md).
 public struct DenialReason: Sendable, Hashable, CustomStringConvertible {
     /// The label value.
     public let name: String

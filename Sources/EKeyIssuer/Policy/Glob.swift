@@ -1,5 +1,5 @@
 /// A subject pattern of `issuer.templates[].subjects` and `delegate_subjects`
-/// (DESIGN.md §3): `*` matches any run of characters, `/` and `:` included; every other
+/// (docs/spec/issuer.md): `*` matches any run of characters, `/` and `:` included; every other
 /// character matches itself. There is no escape: a literal `*` cannot be matched.
 public struct Glob: Sendable, Hashable, CustomStringConvertible {
     /// The pattern as written.

@@ -1,7 +1,7 @@
 public import EKeyConfig
 public import EKeyProtocol
 
-/// The issuance policy of `issuer.templates` (DESIGN.md §3): default deny; a request is
+/// The issuance policy of `issuer.templates` (docs/spec/issuer.md): default deny; a request is
 /// allowed when one template matches the identity, the audience, every action, the limit,
 /// the ttl, the bind mode and (when asked for) the delegated subject.
 public struct IssuancePolicy: Sendable {

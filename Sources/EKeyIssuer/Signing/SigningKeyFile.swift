@@ -3,7 +3,7 @@ public import EKeyProtocol
 import Foundation
 
 /// Reads `issuer.signing.key_file`: a PEM private key, SEC1 (`EC PRIVATE KEY`) or PKCS#8
-/// (`PRIVATE KEY`), P-256 or Ed25519 (DESIGN.md §3, §6).
+/// (`PRIVATE KEY`), P-256 or Ed25519 (docs/spec/issuer.md, docs/configuration.md).
 public enum SigningKeyFile {
     /// The PKCS#8 prefix of every unencrypted Ed25519 key (RFC 8410 §7): SEQUENCE, version 0,
     /// AlgorithmIdentifier id-Ed25519, OCTET STRING { OCTET STRING (32 bytes) }.

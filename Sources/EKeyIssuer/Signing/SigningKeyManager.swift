@@ -25,7 +25,7 @@ extension KeyRegistrationClient: SigningKeyRegistrar {
     }
 }
 
-/// The issuer's signing keys (DESIGN.md §3).
+/// The issuer's signing keys (docs/spec/issuer.md).
 ///
 /// - Signs only with a key the publisher has accepted: ``activeKey()`` is `nil` until the
 ///   first registration succeeded, and `/readyz` stays 503 until then.

@@ -1,4 +1,4 @@
-/// The body of `POST /internal/v1/keys` (DESIGN.md §4): an issuer registers a public key.
+/// The body of `POST /internal/v1/keys` (docs/spec/publisher.md): an issuer registers a public key.
 public struct KeyRegistration: Sendable, Hashable {
     public var keyID: String
     /// The public JWK, carrying `kid` (equal to ``keyID``) and `alg`.

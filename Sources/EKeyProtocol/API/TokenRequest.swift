@@ -1,4 +1,4 @@
-/// The body of `POST /token` (DESIGN.md §3), fields of the original E-Key prototype.
+/// The body of `POST /token` (docs/spec/issuer.md), fields of the original E-Key prototype.
 public struct TokenRequest: Sendable, Hashable {
     public var audience: String
     public var capability: Capability

@@ -1,4 +1,4 @@
-/// The `201` body of `POST /token` (DESIGN.md §3).
+/// The `201` body of `POST /token` (docs/spec/issuer.md).
 public struct TokenResponse: Sendable, Hashable {
     public var token: String
     /// `DPoP` for DPoP-bound tokens, `EKey` for mTLS-bound ones.

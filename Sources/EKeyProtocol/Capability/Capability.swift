@@ -1,4 +1,4 @@
-/// The `cap` claim: what one E-Key allows, and how often (DESIGN.md §2).
+/// The `cap` claim: what one E-Key allows, and how often (docs/spec/token.md).
 public struct Capability: Sendable, Hashable {
     /// The main action.
     public let action: CapabilityAction
@@ -74,7 +74,7 @@ public struct Capability: Sendable, Hashable {
     /// Every action this capability allows: ``action`` first, then ``subcapabilities``.
     public var allActions: [CapabilityAction] { [action] + subcapabilities }
 
-    /// The entry a request matches (DESIGN.md §5 step 4), or `nil`.
+    /// The entry a request matches (docs/spec/gateway.md step 4), or `nil`.
     public func matchingAction(method: String, target: RequestTarget) -> CapabilityAction? {
         allActions.first { $0.matches(method: method, target: target) }
     }

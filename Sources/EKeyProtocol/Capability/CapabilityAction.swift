@@ -1,4 +1,4 @@
-/// One capability entry, `METHOD:/path` (DESIGN.md §2).
+/// One capability entry, `METHOD:/path` (docs/spec/token.md).
 ///
 /// Path segments `:name` match exactly one non-empty segment; a final `/*` matches any
 /// suffix after that `/` (so `/files/*` matches `/files/` and `/files/a/b`, not `/files`).
@@ -85,7 +85,7 @@ public struct CapabilityAction: Sendable, Hashable, CustomStringConvertible {
         return segments.count == requestSegments.count
     }
 
-    /// Whether this action is `template` itself or a concrete instance of it (DESIGN.md §3):
+    /// Whether this action is `template` itself or a concrete instance of it (docs/spec/issuer.md):
     /// `GET:/payments/42` and `GET:/payments/:id` are both covered by `GET:/payments/:id`.
     public func isCovered(by template: CapabilityAction) -> Bool {
         guard method == template.method else { return false }

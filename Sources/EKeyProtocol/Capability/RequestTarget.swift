@@ -1,4 +1,4 @@
-/// A request target whose path passed E-Key's path check (DESIGN.md §2, gateway step 0).
+/// A request target whose path passed E-Key's path check (docs/spec/token.md, gateway step 0).
 ///
 /// The check refuses, rather than normalises: dot segments (`.`, `..`, also with a `;`
 /// parameter such as `..;`), segments empty before a `;` parameter (`/a/;`, `/a/;x/b`:

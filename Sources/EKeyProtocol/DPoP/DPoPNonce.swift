@@ -1,6 +1,6 @@
 import Crypto
 
-/// Stateless DPoP server nonces (RFC 9449 §9; DESIGN.md §5 `gateway.dpop.nonce`).
+/// Stateless DPoP server nonces (RFC 9449 §9; docs/spec/gateway.md `gateway.dpop.nonce`).
 ///
 /// A nonce is the truncated HMAC-SHA256, under a shared secret, of the index of a time
 /// window. Every replica with the same secret issues and accepts the same nonces; a nonce

@@ -1,4 +1,4 @@
-/// Verifies DPoP proofs (RFC 9449 §4.3; DESIGN.md §5 step 3 and §3 for token requests).
+/// Verifies DPoP proofs (RFC 9449 §4.3; docs/spec/gateway.md step 3 and §3 for token requests).
 ///
 /// Checks, in order: `typ`, `alg`, a public-only `jwk` of that algorithm, the signature,
 /// `htm`, `htu`, `iat`, `jti`, then the server nonce, `ath` (or the prototype's

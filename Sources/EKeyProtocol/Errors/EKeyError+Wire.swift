@@ -1,4 +1,4 @@
-/// The scheme of the `Authorization` header a client used (DESIGN.md §5 step 1).
+/// The scheme of the `Authorization` header a client used (docs/spec/gateway.md step 1).
 public enum AuthorizationScheme: String, Sendable, Hashable, CaseIterable {
     case dpop = "DPoP"
     case ekey = "EKey"
@@ -14,7 +14,7 @@ extension EKeyError {
         .object(["error": .string(code.wireName), "error_description": .string(reason)])
     }
 
-    /// The `WWW-Authenticate` values to send with this error (DESIGN.md §5, RFC 6750 §3, RFC 9449 §7.1).
+    /// The `WWW-Authenticate` values to send with this error (docs/spec/gateway.md, RFC 6750 §3, RFC 9449 §7.1).
     ///
     /// - Parameter scheme: the scheme of the client's `Authorization` header, or `nil` when
     ///   no token was sent; then both the DPoP and the EKey challenge are returned, without

@@ -1,4 +1,4 @@
-/// An E-Key protocol failure: the wire code of DESIGN.md §5 (or §3 for the issuer), the
+/// An E-Key protocol failure: the wire code of docs/spec/gateway.md (or §3 for the issuer), the
 /// HTTP status it maps to, and a reason for the error description.
 ///
 /// Compared by ``code`` only, like `CertificateError` in swift-certificates.

@@ -1,4 +1,4 @@
-/// The payload of an E-Key (DESIGN.md §2), as the issuer encodes it and the gateway reads it.
+/// The payload of an E-Key (docs/spec/token.md), as the issuer encodes it and the gateway reads it.
 public struct EKeyClaims: Sendable, Hashable {
     /// The longest lifetime any E-Key may have, in seconds.
     public static let maximumLifetime: Int64 = 60

@@ -27,7 +27,7 @@ public struct VerifiedEKey: Sendable, Hashable {
     public let keyID: String
 }
 
-/// An E-Key in compact JWS form (DESIGN.md §2), parsed but not yet verified.
+/// An E-Key in compact JWS form (docs/spec/token.md), parsed but not yet verified.
 ///
 /// Use ``init(parsing:)`` to read the header (to find the key by ``keyID``), then
 /// ``verify(using:policy:now:)``.
@@ -79,7 +79,7 @@ public struct EKeyToken: Sendable {
         self.keyID = keyID
     }
 
-    /// Verifies signature and claims (DESIGN.md §5 step 2).
+    /// Verifies signature and claims (docs/spec/gateway.md step 2).
     ///
     /// - Parameters:
     ///   - key: the publisher's key with this token's ``keyID``.
@@ -103,7 +103,7 @@ public struct EKeyToken: Sendable {
         return try EKeyClaims(payload: jws.payload)
     }
 
-    /// The checks of DESIGN.md §5 step 2 that follow the signature: `iss`, `aud`, `exp` and
+    /// The checks of docs/spec/gateway.md step 2 that follow the signature: `iss`, `aud`, `exp` and
     /// `iat` with skew, lifetime, and `cnf` agreeing with `bind`. Run on every use, also for
     /// a token whose signature was verified before.
     public static func validate(

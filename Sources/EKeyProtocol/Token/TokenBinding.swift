@@ -1,4 +1,4 @@
-/// How a token is bound to its holder (the `bind` header and the `cnf` claim, DESIGN.md §2).
+/// How a token is bound to its holder (the `bind` header and the `cnf` claim, docs/spec/token.md).
 public enum BindingMode: String, Sendable, Hashable, CaseIterable {
     case dpop = "DPoP"
     case mtls = "mTLS"
@@ -51,7 +51,7 @@ public enum TokenBinding: Sendable, Hashable {
         }
     }
 
-    /// Resolves `bind` and `cnf` (DESIGN.md §2): DPoP ↔ `jkt` thumbprint; mTLS ↔ `x5t#S256`
+    /// Resolves `bind` and `cnf` (docs/spec/token.md): DPoP ↔ `jkt` thumbprint; mTLS ↔ `x5t#S256`
     /// or the legacy hex `jkt`; no `bind` → read by `cnf`.
     public init(bind: BindingMode?, confirmation: Confirmation) throws(EKeyError) {
         switch (bind, confirmation) {

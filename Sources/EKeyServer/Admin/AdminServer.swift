@@ -16,7 +16,7 @@ public struct Readiness: Sendable {
     }
 }
 
-/// The admin listener of every service (DESIGN.md §1): plain HTTP/1.1 with `/metrics`
+/// The admin listener of every service (docs/spec/README.md): plain HTTP/1.1 with `/metrics`
 /// (Prometheus text), `/healthz` (the process is alive) and `/readyz` (200 only when the
 /// service's dependencies are usable, else 503 naming them).
 public enum AdminServer {

@@ -14,7 +14,7 @@ extension Response {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: value.serializedBytes())))
     }
 
-    /// The error body of DESIGN.md §5 (`{"error", "error_description"}`), with its status
+    /// The error body of docs/spec/gateway.md (`{"error", "error_description"}`), with its status
     /// and, where the error carries one, the `WWW-Authenticate` challenge for `scheme`.
     public static func error(_ error: EKeyError, scheme: AuthorizationScheme? = nil, challenge: Bool = false) -> Response {
         var headers: HTTPFields = [:]

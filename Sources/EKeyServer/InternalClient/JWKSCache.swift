@@ -7,7 +7,7 @@ import NIOCore
 import NIOHTTP1
 public import ServiceLifecycle
 
-/// The gateway's copy of the publisher's key set (DESIGN.md §4, §5 step 2).
+/// The gateway's copy of the publisher's key set (docs/spec/publisher.md, docs/spec/gateway.md step 2).
 ///
 /// - Fetched over internal HTTP/2 mTLS with `If-None-Match`; kept for the `max-age` the
 ///   publisher sends (bounded by ``Policy/minimumMaxAge`` and ``Policy/maximumMaxAge``).
@@ -28,7 +28,7 @@ public actor JWKSCache: Service {
         public var minimumMaxAge: Duration = .seconds(1)
         /// Largest honoured `max-age`, so revocations reach the gateway in bounded time.
         public var maximumMaxAge: Duration = .seconds(300)
-        /// At most one refresh for unknown kids per interval (DESIGN.md §5 step 2: one per second).
+        /// At most one refresh for unknown kids per interval (docs/spec/gateway.md step 2: one per second).
         public var unknownKeyRefreshInterval: Duration = .seconds(1)
         /// Pause before retrying after a failed background refresh.
         public var retryAfterFailure: Duration = .seconds(2)

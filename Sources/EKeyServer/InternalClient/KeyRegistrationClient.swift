@@ -4,7 +4,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Registers an issuer's public signing keys with the publisher (DESIGN.md §3, §4):
+/// Registers an issuer's public signing keys with the publisher (docs/spec/issuer.md, docs/spec/publisher.md):
 /// `POST /internal/v1/keys` over internal HTTP/2 mTLS, retried with exponential backoff
 /// while the publisher is unreachable or answers 5xx. A 4xx answer is final: retrying
 /// cannot fix a refused key or a missing authorisation. A 410 (the kid was revoked) is a

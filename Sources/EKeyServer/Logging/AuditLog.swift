@@ -1,7 +1,7 @@
 public import Logging
 import Synchronization
 
-/// One audit event (DESIGN.md §7): an issuance, a gateway decision, a key registration
+/// One audit event (docs/spec/observability.md): an issuance, a gateway decision, a key registration
 /// or revocation. Never carries a token, a proof or a key.
 public struct AuditEvent: Sendable {
     /// `issue`, `verify`, `key_register`, `key_revoke`.

@@ -3,7 +3,7 @@ public import Logging
 import NIOConcurrencyHelpers
 import Synchronization
 
-/// Writes one JSON object per line to stdout (DESIGN.md §7): `ts` (RFC 3339, UTC,
+/// Writes one JSON object per line to stdout (docs/spec/observability.md): `ts` (RFC 3339, UTC,
 /// milliseconds), `level`, `label`, `message`, then the metadata as members.
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level

@@ -3,7 +3,7 @@ public import Prometheus
 /// One Prometheus registry per service, exported on the admin `/metrics`.
 ///
 /// Metrics are made straight on the registry (no global swift-metrics bootstrap), so the
-/// exported names are exactly DESIGN.md §7's and tests can run several services in one
+/// exported names are exactly docs/spec/observability.md's and tests can run several services in one
 /// process. Labelled series appear at their first increment; counters without labels
 /// are created at start so they export 0.
 public final class MetricsRegistry: Sendable {

@@ -6,7 +6,7 @@ public struct TLSSetupError: Error, Sendable, CustomStringConvertible {
     public let description: String
 }
 
-/// Builds swift-nio-ssl configurations from E-Key's TLS settings (DESIGN.md §6).
+/// Builds swift-nio-ssl configurations from E-Key's TLS settings (docs/configuration.md).
 public enum TLSSetup {
     /// ECDHE with AEAD only, for `min_version: "1.2"` (TLS 1.3 suites are always AEAD).
     public static let tls12CipherSuites: [NIOTLSCipher] = [

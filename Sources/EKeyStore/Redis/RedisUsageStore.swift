@@ -1,6 +1,6 @@
 /// The usage store on Redis: every check-and-count is one Lua script call.
 ///
-/// Keys (DESIGN.md §5): `<prefix>trace:{<trace>}` (hash: limit, used, exp, sub; expires at
+/// Keys (docs/spec/gateway.md): `<prefix>trace:{<trace>}` (hash: limit, used, exp, sub; expires at
 /// the token's `exp` + clock skew + a margin, set once with `PEXPIREAT`), `<prefix>dpop:{<trace>}:<jti>` (TTL the proof window) and
 /// `<prefix>rate:{<identity>}` (GCRA arrival time). The hash tag keeps one call's keys
 /// in one cluster slot.

@@ -5,7 +5,7 @@
   joserfc_interop.py verify  < {"cases": [{"kind", "jws", "jwk"?}]}  -> what joserfc reads from Swift-made JWS
 
 E-Key tokens carry the `bind` header parameter, which third-party verifiers must allow:
-the registry below declares it, as DESIGN.md §2 asks.
+the registry below declares it, as docs/spec/token.md asks.
 """
 import base64
 import hashlib

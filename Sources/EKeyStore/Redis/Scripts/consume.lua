@@ -1,4 +1,4 @@
--- consume.lua: one use of an E-Key, replay check included (DESIGN.md section 5, step 5).
+-- consume.lua: one use of an E-Key, replay check included (docs/spec/gateway.md, step 5; docs/spec/store.md).
 --
 -- KEYS[1]  <prefix>trace:{<trace>}        hash: limit, used, exp, sub
 -- KEYS[2]  <prefix>dpop:{<trace>}:<jti>   optional (absent for mTLS-bound tokens)

@@ -1,4 +1,4 @@
--- key_registry_put.lua: register a publisher key atomically (DESIGN.md section 4).
+-- key_registry_put.lua: register a publisher key atomically (docs/spec/publisher.md).
 --
 -- KEYS[1]  <prefix>jwks:keys   hash: kid -> record JSON, one of
 --          a key       {"kid", "jwk" (the JWK as a JSON string), "not_after"?,

@@ -1,4 +1,4 @@
--- rate_limit.lua: GCRA token bucket for issuance rate limits (DESIGN.md section 3).
+-- rate_limit.lua: GCRA token bucket for issuance rate limits (docs/spec/issuer.md).
 --
 -- KEYS[1]  <prefix>rate:{<identity>}   the theoretical arrival time (TAT), ms
 -- ARGV[1]  capacity: tokens per period, also the burst (rate_per_minute)
