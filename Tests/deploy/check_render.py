@@ -11,7 +11,12 @@ liveness probes, resource requests and limits, runAsNonRoot, readOnlyRootFilesys
 allowPrivilegeEscalation false and capabilities drop ALL, and the pod a RuntimeDefault
 seccomp profile; the E-Key pods run as uid 10001 and carry Prometheus scrape
 annotations for their admin port, whose probes they use; there are PodDisruptionBudgets
-and NetworkPolicies; the ConfigMap holds stack.yaml (written to --config-out for
+and NetworkPolicies; every namespaced object is in the namespace of the E-Key Deployments
+(an overlay's own objects too), and every Secret and ConfigMap a pod uses (volumes,
+projected sources, envFrom, env valueFrom, imagePullSecrets) exists in the render in the
+pod's namespace, as an object or as the secretName of a cert-manager Certificate (except
+optional ones, ekey-store, and in a render that provides no Secret at all, the TLS Secrets
+the base documents as created before applying); the ConfigMap holds stack.yaml (written to --config-out for
 `ekey config check`; --env-out collects the EKEY_* values the Deployments set). The rules
 file is YAML with the expected alert names. The compose check reads the output of
 `docker-compose config`: the services of issue 8, only the issuer and gateway ports
@@ -55,6 +60,130 @@ def effective(container, pod, key):
     if value is None:
         value = (pod.get("securityContext") or {}).get(key)
     return value
+
+
+# Kinds that have no namespace; every other kind in a render is namespaced.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ClusterIssuer", "CustomResourceDefinition",
+                  "PriorityClass", "StorageClass", "PersistentVolume", "IngressClass", "RuntimeClass",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"}
+# Secrets the base references but does not ship (k8s/base/kustomization.yaml): created before
+# applying a render that provides no Secret itself. ekey-store (redis-cluster overlay) holds a
+# password and is always created by hand.
+EXTERNAL_SECRETS = {"ekey-jwks-tls", "ekey-issuer-tls", "ekey-gateway-tls", "ekey-issuer-client",
+                    "ekey-gateway-client", "ekey-dpop-nonce", "ekey-store"}
+ALWAYS_EXTERNAL = {"ekey-store"}
+
+
+def namespace(obj):
+    return (obj.get("metadata") or {}).get("namespace")
+
+
+def describe(obj):
+    return f"{obj['kind']} {obj['metadata']['name']}"
+
+
+def app_namespace(docs):
+    """The namespace of the E-Key Deployments (None when they have none or disagree)."""
+    found = {namespace(d) for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICES}
+    return found.pop() if len(found) == 1 else None
+
+
+def check_namespaces(tag, docs):
+    """Every namespaced object is in the namespace of the E-Key Deployments: an object without
+    one lands in the namespace of the kubectl context, where no pod of E-Key looks for it."""
+    found = sorted({str(namespace(d)) for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICES})
+    ns = app_namespace(docs)
+    check(ns is not None, f"{tag}: the E-Key Deployments share one namespace ({', '.join(found)})")
+    if ns is None:
+        return
+    check(any(d["kind"] == "Namespace" and d["metadata"]["name"] == ns for d in docs),
+          f"{tag}: the render creates Namespace {ns}")
+    for d in docs:
+        if d["kind"] in CLUSTER_SCOPED:
+            check(namespace(d) is None, f"{tag}: {describe(d)} is cluster-scoped and has no namespace")
+        else:
+            check(namespace(d) == ns, f"{tag}: {describe(d)} is in namespace {ns}"
+                  + ("" if namespace(d) == ns else f" (it has {namespace(d) or 'none: the current namespace at apply time'})"))
+
+
+def pod_references(pod):
+    """(kind, name, optional, where) of every Secret and ConfigMap a pod spec uses."""
+    refs = []
+    for v in pod.get("volumes", []):
+        if "secret" in v:
+            refs.append(("Secret", v["secret"]["secretName"], v["secret"].get("optional", False), f"volume {v['name']}"))
+        if "configMap" in v:
+            refs.append(("ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False), f"volume {v['name']}"))
+        for source in (v.get("projected") or {}).get("sources", []):
+            for key, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
+                if key in source:
+                    refs.append((kind, source[key]["name"], source[key].get("optional", False), f"projected volume {v['name']}"))
+    for s in pod.get("imagePullSecrets", []):
+        refs.append(("Secret", s["name"], False, "imagePullSecrets"))
+    for c in pod.get("initContainers", []) + pod["containers"] + pod.get("ephemeralContainers", []):
+        for e in c.get("envFrom", []):
+            for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                if key in e:
+                    refs.append((kind, e[key]["name"], e[key].get("optional", False), f"container {c['name']} envFrom"))
+        for e in c.get("env", []):
+            for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                ref = (e.get("valueFrom") or {}).get(key)
+                if ref:
+                    refs.append((kind, ref["name"], ref.get("optional", False), f"container {c['name']} env {e['name']}"))
+    return refs
+
+
+def provided(docs):
+    """(kind, namespace, name) of the Secrets and ConfigMaps a render creates, directly or as
+    the spec.secretName of a cert-manager Certificate (which writes it in its own namespace)."""
+    made = {}
+    for d in docs:
+        if d["kind"] in ("Secret", "ConfigMap"):
+            made[(d["kind"], namespace(d), d["metadata"]["name"])] = describe(d)
+        elif d["kind"] == "Certificate" and d.get("apiVersion", "").startswith("cert-manager.io/"):
+            made[("Secret", namespace(d), d["spec"]["secretName"])] = f"Certificate {d['metadata']['name']}"
+    return made
+
+
+def check_references(tag, docs):
+    """Every Secret and ConfigMap a pod mounts or reads exists in the render in the pod's
+    namespace. Exceptions: optional references; and, in a render that provides no Secret at
+    all (k8s/, base), the Secrets the base documents as created before applying."""
+    made = provided(docs)
+    makes_secrets = any(kind == "Secret" for kind, _, _ in made)
+    for obj, pod, _ in workloads(docs):
+        ns = namespace(obj)
+        for kind, name, optional, where in pod_references(pod):
+            what = f"{tag}: {describe(obj)} ({where}): {kind} {name}"
+            if (kind, ns, name) in made:
+                check(True, f"{what} exists in namespace {ns} ({made[(kind, ns, name)]})")
+                continue
+            elsewhere = sorted(str(n) for k, n, m in made if k == kind and m == name)
+            if elsewhere:
+                check(False, f"{what} is MISSING from namespace {ns}: the render puts it in "
+                      + ", ".join("no namespace (the current one at apply time)" if n == "None" else n for n in elsewhere))
+            elif optional:
+                check(True, f"{what} is optional and not in the render")
+            elif kind == "Secret" and (name in ALWAYS_EXTERNAL or (name in EXTERNAL_SECRETS and not makes_secrets)):
+                check(True, f"{what} is created outside the render (documented)")
+            else:
+                check(False, f"{what} is MISSING from the render")
+    for d in docs:
+        if d["kind"] != "Certificate":
+            continue
+        ref = d["spec"].get("issuerRef", {})
+        kind = ref.get("kind", "Issuer")
+        target = [i for i in docs if i["kind"] == kind and i["metadata"]["name"] == ref.get("name")
+                  and (kind == "ClusterIssuer" or namespace(i) == namespace(d))]
+        check(bool(target) or kind == "ClusterIssuer",
+              f"{tag}: {describe(d)}: its {kind} {ref.get('name')} "
+              + ("is in the render" if target else "is cluster-wide, created outside the render" if kind == "ClusterIssuer"
+                 else f"is MISSING from namespace {namespace(d)}"))
+    for d in docs:
+        secret = ((d.get("spec") or {}).get("ca") or {}).get("secretName") if d["kind"] in ("Issuer",) else None
+        if secret:
+            check(("Secret", namespace(d), secret) in made,
+                  f"{tag}: {describe(d)}: its CA Secret {secret} is made in namespace {namespace(d)}")
 
 
 def check_render(path, config_out, env_out):
@@ -124,29 +253,8 @@ def check_render(path, config_out, env_out):
                   and probes[0].get("path") == "/readyz" and probes[1].get("path") == "/healthz",
                   f"{tag}: {wname}: probes /readyz and /healthz on the admin port {port}")
 
-    # Every Secret and ConfigMap a pod mounts or reads exists in the render, except the
-    # Secrets the base documents as created outside kustomize, which a render that
-    # generates Secrets must produce too.
-    external = {"ekey-jwks-tls", "ekey-issuer-tls", "ekey-gateway-tls", "ekey-issuer-client",
-                "ekey-gateway-client", "ekey-dpop-nonce", "ekey-store"}
-    generates_secrets = bool(by_kind.get("Secret"))
-    for obj, pod, _ in workloads(docs):
-        refs = []
-        for v in pod.get("volumes", []):
-            if "secret" in v:
-                refs.append(("Secret", v["secret"]["secretName"], v["secret"].get("optional", False)))
-            if "configMap" in v:
-                refs.append(("ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False)))
-        for c in pod.get("initContainers", []) + pod["containers"]:
-            for e in c.get("env", []):
-                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-                if ref:
-                    refs.append(("Secret", ref["name"], ref.get("optional", False)))
-        for kind, name, optional in refs:
-            exists = name in by_kind.get(kind, {})
-            allowed = kind == "Secret" and name in external and (not generates_secrets or optional or name == "ekey-store")
-            check(exists or allowed, f"{tag}: {obj['kind']} {obj['metadata']['name']}: {kind} {name} "
-                  + ("exists" if exists else "is created outside the render (documented)" if allowed else "is MISSING"))
+    check_namespaces(tag, docs)
+    check_references(tag, docs)
 
     policies = by_kind.get("NetworkPolicy", {})
     check(any(p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])
