@@ -6,7 +6,9 @@ usage: check_render.py [--config-out FILE] [--env-out FILE] RENDER.yaml [RENDER.
 
 For every render: the Deployments, Services and HPAs named in DESIGN.md §9 exist with
 their labels; the HPAs are autoscaling/v2, target the issuer and gateway Deployments and
-scale on CPU and memory; every container (init containers too) has readiness and
+scale on CPU utilisation (60-80 %) of a request of at least 500m, not on memory, and those
+Deployments set no replicas (the HPA owns it); the issuer's startup probe is /readyz with
+at least 120 s for the key registration; every container (init containers too) has readiness and
 liveness probes, resource requests and limits, runAsNonRoot, readOnlyRootFilesystem,
 allowPrivilegeEscalation false and capabilities drop ALL, and the pod a RuntimeDefault
 seccomp profile; the E-Key pods run as uid 10001 and carry Prometheus scrape
@@ -53,6 +55,14 @@ def workloads(docs):
         elif d["kind"] == "CronJob":
             t = d["spec"]["jobTemplate"]["spec"]["template"]
             yield d, t["spec"], t["metadata"]
+
+
+def cpu_cores(quantity):
+    """A Kubernetes CPU quantity ("500m", "1", 2) in cores; 0 when absent."""
+    if quantity is None:
+        return 0
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
 def effective(container, pod, key):
@@ -213,9 +223,20 @@ def check_render(path, config_out, env_out):
         ref = hpa["spec"]["scaleTargetRef"]
         check(ref.get("kind") == "Deployment" and ref.get("name") == name and ref.get("apiVersion") == "apps/v1"
               and name in by_kind.get("Deployment", {}), f"{tag}: HPA {name} targets Deployment {name}")
-        resources = {m["resource"]["name"] for m in hpa["spec"].get("metrics", []) if m.get("type") == "Resource"}
-        check({"cpu", "memory"} <= resources, f"{tag}: HPA {name} scales on cpu and memory ({sorted(resources)})")
+        targets = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"].get("metrics", [])
+                   if m.get("type") == "Resource"}
+        cpu = targets.get("cpu") or {}
+        check(cpu.get("type") == "Utilization" and 60 <= cpu.get("averageUtilization", 0) <= 80,
+              f"{tag}: HPA {name} scales on CPU utilisation between 60 and 80 % ({cpu.get('averageUtilization')})")
+        # Memory is not load-proportional (a heap grown by a burst stays): no memory target.
+        check("memory" not in targets, f"{tag}: HPA {name} does not scale on memory")
         check(hpa["spec"].get("minReplicas", 1) >= 2, f"{tag}: HPA {name} keeps at least 2 replicas")
+        deployment = by_kind.get("Deployment", {}).get(name) or {}
+        check("replicas" not in deployment.get("spec", {}),
+              f"{tag}: Deployment {name} sets no replicas (its HPA owns the count; apply would reset it)")
+        containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        request = cpu_cores(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu")) if containers else 0
+        check(request >= 0.5, f"{tag}: Deployment {name} requests at least 500m CPU, the base of its HPA's target ({request})")
 
     for obj, pod, meta in workloads(docs):
         wname = f"{obj['kind']} {obj['metadata']['name']}"
@@ -252,6 +273,13 @@ def check_render(path, config_out, env_out):
             check(ports.get("admin") == port and all(p.get("port") in ("admin", port) for p in probes)
                   and probes[0].get("path") == "/readyz" and probes[1].get("path") == "/healthz",
                   f"{tag}: {wname}: probes /readyz and /healthz on the admin port {port}")
+            if name == "ekey-issuer":
+                # /readyz is 503 until the signing key is registered; /healthz answers at once.
+                startup = c.get("startupProbe") or {}
+                allowed = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+                check((startup.get("httpGet") or {}).get("path") == "/readyz"
+                      and (startup.get("httpGet") or {}).get("port") in ("admin", port) and allowed >= 120,
+                      f"{tag}: {wname}: startup probe /readyz on the admin port allows >= 120 s for key registration ({allowed} s)")
 
     check_namespaces(tag, docs)
     check_references(tag, docs)
