@@ -3,11 +3,14 @@
 # Needs no Docker engine and no cluster:
 #   1. `docker-compose config` accepts compose/docker-compose.yml, and the resolved file
 #      has the expected services, published ports, health checks and dependencies;
-#   2. `kubectl kustomize` renders k8s/, k8s/base and every overlay, and each render
-#      passes `kubernetes-validate --strict`;
-#   3. Tests/deploy/check_render.py checks the renders (HPAs, probes, resources,
-#      securityContext, labels, scrape annotations, network policies, PDBs) and that the
-#      alert rules file names the expected alerts;
+#   2. `kubectl kustomize` renders k8s/, k8s/base and every overlay (example, redis-cluster,
+#      cert-manager, prometheus-operator), and each render passes
+#      `kubernetes-validate --strict` (core kinds);
+#   3. Tests/deploy/check_render.py checks the renders (namespaces and references of every
+#      object, HPAs, probes, resources, securityContext, labels, scrape annotations, network
+#      policies, PDBs, certificates, monitors), validates their custom resources against
+#      Tests/deploy/crd-schemas.yaml, and that the alert rules file names the expected
+#      alerts and is the one the PrometheusRule carries;
 #   4. promtool checks the rules file and runs its unit tests
 #      (Tests/deploy/prometheus-rules.test.yaml);
 #   5. `ekey config check` accepts compose/stack.yaml and the ConfigMap's stack.yaml (with
@@ -169,17 +172,23 @@ for dir in k8s k8s/base k8s/overlays/*/; do
         fail "kubectl kustomize $dir"
         continue
     fi
-    if "$VENV/bin/kubernetes-validate" --strict --quiet "$out"; then
-        pass "kubernetes-validate --strict: $dir"
+    # kubernetes-validate knows the core kinds only: it passes custom resources with a
+    # warning, and check_render.py validates those against Tests/deploy/crd-schemas.yaml.
+    if "$VENV/bin/kubernetes-validate" --strict --quiet "$out" > "$WORK/validate.txt" 2>&1; then
+        custom=$(grep -c "Couldn't find schema for kind" "$WORK/validate.txt" || true)
+        grep -v "Couldn't find schema for kind" "$WORK/validate.txt" || true
+        pass "kubernetes-validate --strict: $dir$([ "$custom" = 0 ] || echo " ($custom custom resources: CRD schema check below)")"
     else
+        cat "$WORK/validate.txt"
         fail "kubernetes-validate --strict: $dir"
     fi
 done
 cleanup; made_pki=
 
 if "$VENV/bin/python" Tests/deploy/check_render.py --config-out "$WORK/k8s-stack.yaml" --env-out "$WORK/env.txt" \
-        "${renders[@]}" --rules k8s/base/prometheus-rules.yaml > "$WORK/render-check.txt"; then
-    pass "render content and alert names ($(tail -1 "$WORK/render-check.txt"))"
+        "${renders[@]}" --rules k8s/base/prometheus-rules.yaml --crd-schemas Tests/deploy/crd-schemas.yaml \
+        > "$WORK/render-check.txt"; then
+    pass "render content, CRD schemas and alert names ($(tail -1 "$WORK/render-check.txt"))"
 else
     grep -v '^ok' "$WORK/render-check.txt"
     fail "render content and alert names"
@@ -207,8 +216,32 @@ else
     fail "check_render.py missed Secrets without a namespace"
 fi
 
+# ... and custom resources that cert-manager or the Prometheus Operator would refuse, or
+# a PrometheusRule that drifted from the rules file.
+sed -e '0,/- server auth/s//- server-auth/' -e '0,/podTargetLabels:/s//podTargetLabel:/' \
+    -e '0,/severity: critical/s//severity: page/' \
+    "$WORK/render-k8s-overlays-cert-manager.yaml" "$WORK/render-k8s-overlays-prometheus-operator.yaml" > "$WORK/render-broken-cr.yaml"
+"$VENV/bin/python" Tests/deploy/check_render.py "$WORK/render-broken-cr.yaml" --rules k8s/base/prometheus-rules.yaml \
+    --crd-schemas Tests/deploy/crd-schemas.yaml > "$WORK/broken-cr-check.txt" || true
+if grep -q "^FAIL .*Certificate .* is valid against" "$WORK/broken-cr-check.txt" \
+        && grep -q "^FAIL .*ServiceMonitor .* is valid against" "$WORK/broken-cr-check.txt" \
+        && grep -q "^FAIL .*PrometheusRule .* carries exactly the groups" "$WORK/broken-cr-check.txt"; then
+    pass "check_render.py refuses a bad Certificate usage, a misspelt ServiceMonitor field and a drifted PrometheusRule"
+else
+    grep '^FAIL' "$WORK/broken-cr-check.txt" || true
+    fail "check_render.py missed a defect of the broken custom resources"
+fi
+
 # ---- alert rules ---------------------------------------------------------------------
 step "alert rules"
+# The PrometheusRule of the prometheus-operator component is generated from the rules file.
+if "$VENV/bin/python" Tests/deploy/prometheusrule.py | diff -u k8s/components/prometheus-operator/prometheusrule.yaml - > "$WORK/prometheusrule.diff"; then
+    pass "k8s/components/prometheus-operator/prometheusrule.yaml is generated from k8s/base/prometheus-rules.yaml"
+else
+    cat "$WORK/prometheusrule.diff"
+    echo "regenerate: Tests/deploy/prometheusrule.py > k8s/components/prometheus-operator/prometheusrule.yaml"
+    fail "k8s/components/prometheus-operator/prometheusrule.yaml differs from the rules file"
+fi
 if "$PROMTOOL" check rules k8s/base/prometheus-rules.yaml > "$WORK/promtool.txt" 2>&1; then
     pass "promtool check rules k8s/base/prometheus-rules.yaml"
 else

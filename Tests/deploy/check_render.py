@@ -2,7 +2,8 @@
 """Checks a `kubectl kustomize` render of E-Key (issue 8) and the Prometheus rules file.
 
 usage: check_render.py [--config-out FILE] [--env-out FILE] RENDER.yaml [RENDER.yaml ...]
-                       [--rules RULES.yaml] [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
+                       [--rules RULES.yaml] [--crd-schemas SCHEMAS.yaml]
+                       [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
 
 For every render: the Deployments, Services and HPAs named in DESIGN.md §9 exist with
 their labels; the HPAs are autoscaling/v2, target the issuer and gateway Deployments and
@@ -18,7 +19,14 @@ and NetworkPolicies; every namespaced object is in the namespace of the E-Key De
 projected sources, envFrom, env valueFrom, imagePullSecrets) exists in the render in the
 pod's namespace, as an object or as the secretName of a cert-manager Certificate (except
 optional ones, ekey-store, and in a render that provides no Secret at all, the TLS Secrets
-the base documents as created before applying); the ConfigMap holds stack.yaml (written to --config-out for
+the base documents as created before applying); custom resources validate against the
+JSON Schemas of --crd-schemas (one must exist for each custom kind); with cert-manager
+Certificates, each mounted Secret comes from one, server certificates (/etc/ekey/tls) have
+usage server auth and the Service's DNS names plus the public host, client certificates
+(/etc/ekey/client) usage client auth and one SPIFFE ID (the issuer's listed in
+jwks.authorized_issuers), all from one issuer; with Prometheus Operator objects, one
+ServiceMonitor per Service on port admin /metrics with the part-of pod label, and one
+PrometheusRule whose groups equal the --rules file; the ConfigMap holds stack.yaml (written to --config-out for
 `ekey config check`; --env-out collects the EKEY_* values the Deployments set). The rules
 file is YAML with the expected alert names. The compose check reads the output of
 `docker-compose config`: the services of issue 8, only the issuer and gateway ports
@@ -27,6 +35,7 @@ depends_on conditions, the pki job, and no build-time secrets.
 Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
 """
 import sys
+from urllib.parse import urlparse
 
 import yaml
 
@@ -196,7 +205,143 @@ def check_references(tag, docs):
                   f"{tag}: {describe(d)}: its CA Secret {secret} is made in namespace {namespace(d)}")
 
 
-def check_render(path, config_out, env_out):
+def is_custom(obj):
+    """A custom resource: its API group has a dot and is not one of Kubernetes' own (*.k8s.io)."""
+    group = obj.get("apiVersion", "").rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def check_custom_resources(tag, docs, schemas):
+    """kubernetes-validate knows only the core kinds; custom resources (cert-manager,
+    Prometheus Operator) are validated against the JSON Schemas of --crd-schemas."""
+    custom = [d for d in docs if is_custom(d)]
+    if not custom:
+        return
+    if schemas is None:
+        check(False, f"{tag}: {len(custom)} custom resources, but no --crd-schemas to validate them against")
+        return
+    import jsonschema  # in the deploy venv (kubernetes-validate depends on it)
+    for d in custom:
+        key = f"{d['apiVersion']}/{d['kind']}"
+        schema = schemas.get(key)
+        if schema is None:
+            check(False, f"{tag}: {describe(d)}: no schema for {key} in the CRD schemas file")
+            continue
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(d), key=lambda e: list(e.absolute_path))
+        check(not errors, f"{tag}: {describe(d)} is valid against the {key} CRD schema"
+              + "".join(f"\n        at {'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors))
+
+
+def mounted_secrets(docs):
+    """{Deployment name: {mount path: Secret name}} of the E-Key Deployments."""
+    mounts = {}
+    for obj, pod, _ in workloads(docs):
+        if obj["kind"] != "Deployment" or obj["metadata"]["name"] not in SERVICES:
+            continue
+        volumes = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+        paths = {}
+        for c in pod["containers"]:
+            for m in c.get("volumeMounts", []):
+                if m["name"] in volumes:
+                    paths[m["mountPath"]] = volumes[m["name"]]
+        mounts[obj["metadata"]["name"]] = paths
+    return mounts
+
+
+def check_certificates(tag, docs, stack):
+    """With cert-manager Certificates in the render: each Secret an E-Key service mounts at
+    /etc/ekey/tls is a server certificate for its Service's DNS names (and the public host
+    of issuer_url / public_origin), each at /etc/ekey/client a client certificate whose URI
+    SAN is the SPIFFE ID the publisher expects (jwks.authorized_issuers for the issuer); all
+    of them come from one issuer, so every Secret's ca.crt verifies the others' certificates."""
+    certificates = {(namespace(d), d["spec"].get("secretName")): d for d in docs
+                    if d["kind"] == "Certificate" and d.get("apiVersion", "").startswith("cert-manager.io/")}
+    if not certificates:
+        return
+    ns = app_namespace(docs)
+    overrides = {}
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICES:
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                overrides.update({e["name"]: e.get("value") for e in c.get("env", []) if "value" in e})
+    public = {}
+    if stack:
+        public["ekey-issuer"] = urlparse(overrides.get("EKEY_ISSUER_ISSUER_URL", stack["issuer"]["issuer_url"])).hostname
+        public["ekey-gateway"] = urlparse(overrides.get("EKEY_GATEWAY_ROUTES_0_PUBLIC_ORIGIN",
+                                                        stack["gateway"]["routes"][0]["public_origin"])).hostname
+    expected_ids = {
+        "ekey-issuer": set((stack or {}).get("jwks", {}).get("authorized_issuers", [])),
+        "ekey-gateway": None,   # any SPIFFE ID: the JWKS route does not authorise by identity
+    }
+    issuers = set()
+    for service, paths in sorted(mounted_secrets(docs).items()):
+        for path, secret in sorted(paths.items()):
+            cert = certificates.get((ns, secret))
+            if path == "/etc/ekey/dpop":
+                continue   # the DPoP nonce secret is random bytes, not a certificate
+            check(cert is not None, f"{tag}: {service}: the Secret {secret} at {path} comes from a Certificate")
+            if cert is None:
+                continue
+            spec = cert["spec"]
+            ref = spec.get("issuerRef", {})
+            issuers.add((ref.get("kind", "Issuer"), ref.get("name")))
+            usages = set(spec.get("usages") or [])
+            if path == "/etc/ekey/tls":
+                names = set(spec.get("dnsNames") or [])
+                wanted = {service, f"{service}.{ns}.svc"} | ({public[service]} if public.get(service) else set())
+                check("server auth" in usages and "client auth" not in usages,
+                      f"{tag}: Certificate {cert['metadata']['name']}: usage server auth ({sorted(usages)})")
+                check(wanted <= names, f"{tag}: Certificate {cert['metadata']['name']}: DNS names include {sorted(wanted)}"
+                      + ("" if wanted <= names else f" (missing {sorted(wanted - names)})"))
+            elif path == "/etc/ekey/client":
+                uris = set(spec.get("uris") or [])
+                spiffe = {u for u in uris if u.startswith("spiffe://")}
+                check("client auth" in usages and "server auth" not in usages,
+                      f"{tag}: Certificate {cert['metadata']['name']}: usage client auth ({sorted(usages)})")
+                ids = expected_ids.get(service)
+                check(len(spiffe) == 1 and (ids is None or spiffe <= ids),
+                      f"{tag}: Certificate {cert['metadata']['name']}: one SPIFFE ID in the URI SAN {sorted(spiffe)}"
+                      + ("" if ids is None else f", listed in jwks.authorized_issuers {sorted(ids)}"))
+    admins = set((stack or {}).get("jwks", {}).get("admins", []))
+    for cert in certificates.values():
+        uris = set(cert["spec"].get("uris") or [])
+        if uris & admins:
+            check("client auth" in set(cert["spec"].get("usages") or []),
+                  f"{tag}: Certificate {cert['metadata']['name']} for jwks.admins {sorted(uris & admins)}: usage client auth")
+    check(len(issuers) == 1, f"{tag}: the mounted certificates share one issuer, so each ca.crt verifies the others ({sorted(issuers)})")
+
+
+def check_monitoring(tag, docs, rules):
+    """With Prometheus Operator objects in the render: a ServiceMonitor per E-Key Service on
+    its admin port and /metrics, carrying the pod labels the alerts select on, and a
+    PrometheusRule whose groups are those of the rules file (one source of truth)."""
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    prometheus_rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    if not monitors and not prometheus_rules:
+        return
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] in SERVICES}
+    for name, service in sorted(services.items()):
+        labels = service["metadata"].get("labels") or {}
+        ports = {p.get("name") for p in service["spec"].get("ports", [])}
+        selecting = [m for m in monitors if namespace(m) == namespace(service)
+                     and (m["spec"].get("selector") or {}).get("matchLabels")
+                     and all(labels.get(k) == v for k, v in m["spec"]["selector"]["matchLabels"].items())]
+        check(len(selecting) == 1, f"{tag}: one ServiceMonitor selects Service {name} ({[m['metadata']['name'] for m in selecting]})")
+        for m in selecting:
+            endpoints = m["spec"].get("endpoints", [])
+            check(len(endpoints) == 1 and endpoints[0].get("port") == "admin" and "admin" in ports
+                  and endpoints[0].get("path", "/metrics") == "/metrics" and endpoints[0].get("scheme", "http") == "http",
+                  f"{tag}: ServiceMonitor {m['metadata']['name']} scrapes http /metrics on the Service port admin")
+            check("app.kubernetes.io/part-of" in (m["spec"].get("podTargetLabels") or []),
+                  f"{tag}: ServiceMonitor {m['metadata']['name']} copies app.kubernetes.io/part-of onto targets (EKeyTargetDown)")
+    check(len(prometheus_rules) == 1, f"{tag}: one PrometheusRule ({len(prometheus_rules)})")
+    if rules is not None:
+        for r in prometheus_rules:
+            check(r["spec"] == {"groups": rules["groups"]},
+                  f"{tag}: PrometheusRule {r['metadata']['name']} carries exactly the groups of the rules file")
+
+
+def check_render(path, config_out, env_out, rules=None, schemas=None):
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     tag = path.rsplit("/", 1)[-1]
@@ -283,6 +428,7 @@ def check_render(path, config_out, env_out):
 
     check_namespaces(tag, docs)
     check_references(tag, docs)
+    check_custom_resources(tag, docs, schemas)
 
     policies = by_kind.get("NetworkPolicy", {})
     check(any(p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])
@@ -312,6 +458,8 @@ def check_render(path, config_out, env_out):
         if config_out:
             with open(config_out, "w") as f:
                 f.write(maps[0]["data"]["stack.yaml"])
+    check_certificates(tag, docs, stack if maps else None)
+    check_monitoring(tag, docs, rules)
     if env_out:
         with open(env_out, "a") as f:
             for name in SERVICES:
@@ -379,7 +527,7 @@ def check_rules(path):
 
 
 def main(argv):
-    renders, rules, config_out, env_out, compose, stack = [], None, None, None, None, None
+    renders, rules, config_out, env_out, compose, stack, schemas = [], None, None, None, None, None, None
     args = iter(argv)
     for a in args:
         if a == "--rules":
@@ -392,10 +540,17 @@ def main(argv):
             compose = next(args)
         elif a == "--stack":
             stack = next(args)
+        elif a == "--crd-schemas":
+            with open(next(args)) as f:
+                schemas = yaml.safe_load(f)["schemas"]
         else:
             renders.append(a)
+    rules_content = None
+    if rules:
+        with open(rules) as f:
+            rules_content = yaml.safe_load(f)
     for r in renders:
-        check_render(r, config_out, env_out)
+        check_render(r, config_out, env_out, rules_content, schemas)
     if rules:
         check_rules(rules)
     if compose:
