@@ -270,6 +270,15 @@ else
     else
         cat "$WORK/config-k8s.txt"; fail "ekey config check (k8s ConfigMap stack.yaml)"
     fi
+    # The store URLs the redis-cluster overlay documents (its Secret ekey-store holds one).
+    for url in 'redis-cluster://redis-0.redis.data.svc:6379,redis-1.redis.data.svc:6379' \
+            'rediss-cluster://redis-0.redis.data.svc:6380,redis-1.redis.data.svc:6380?ca=/etc/ekey/redis-ca/ca.crt'; do
+        if env -i PATH="$PATH" EKEY_STORE_URL="$url" "$EKEY" config check "$WORK/k8s-stack.yaml" > "$WORK/config-store.txt" 2>&1; then
+            pass "ekey config check (k8s stack.yaml with EKEY_STORE_URL=${url%%://*}://...)"
+        else
+            cat "$WORK/config-store.txt"; fail "ekey config check with EKEY_STORE_URL=$url"
+        fi
+    done
     # With the EKEY_* values each Deployment of each overlay sets (sorted per service).
     for service in ekey-jwks ekey-issuer ekey-gateway; do
         vars=$(grep "^$service " "$WORK/env.txt" | cut -d' ' -f2- | sort -u || true)
