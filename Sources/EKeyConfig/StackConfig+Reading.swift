@@ -27,7 +27,7 @@ enum SectionReader {
                 let shown = scheme.map { "scheme \"\($0)\"" } ?? "no scheme"
                 m.context.error(
                     m.childPath("url"),
-                    "the URL has \(shown); use memory://, redis://host:port, rediss://host:port or redis-cluster://h1:p1,h2:p2",
+                    "the URL has \(shown); use memory://, redis://host:port, rediss://host:port, redis-cluster://h1:p1,h2:p2 or rediss-cluster://h1:p1,h2:p2",
                     node)
             }
         }

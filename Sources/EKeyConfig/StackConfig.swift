@@ -85,6 +85,8 @@ public struct StoreConfig: Sendable, Hashable {
         case rediss
         /// `redis-cluster://h1:p1,h2:p2`.
         case redisCluster = "redis-cluster"
+        /// `rediss-cluster://h1:p1,h2:p2`: Redis Cluster over TLS.
+        case redissCluster = "rediss-cluster"
     }
 
     /// `url` as written (it may hold a password: never log it); the store module parses the rest.

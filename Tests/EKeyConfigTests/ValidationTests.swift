@@ -182,6 +182,20 @@ final class ValidationTests: XCTestCase {
         }
     }
 
+    /// Every scheme the store module parses (EKeyStore.StoreURL) loads, with its kind.
+    func testStoreURLSchemesOfTheStoreModuleLoad() throws {
+        let urls: [(String, String)] = [
+            ("memory://", "memory"), ("redis://r:6379", "redis"), ("rediss://r:6380", "rediss"),
+            ("redis-cluster://r1:6379,r2:6379", "redis-cluster"),
+            ("rediss-cluster://r1:6380,r2:6380?ca=/etc/ekey/redis-ca/ca.crt", "rediss-cluster"),
+        ]
+        for (url, kind) in urls {
+            let store = try load("store: {url: \"\(url)\"}").config.store
+            XCTAssertEqual(store.url, url)
+            XCTAssertEqual(store.kind.rawValue, kind, url)
+        }
+    }
+
     func testStoreURLPasswordIsNotEchoed() {
         let errors = loadErrors("store: {url: \"mysql://user:secret@db\"}")
         XCTAssertFalse(errors.description.contains("secret"))

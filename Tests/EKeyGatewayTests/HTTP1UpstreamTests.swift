@@ -19,7 +19,7 @@ import Testing
 /// - `/eof`: a body delimited by closing the connection;
 /// - `/head` (HEAD): `content-length: 1000` and no body, as RFC 9110 §9.3.2 says;
 /// - `/continue`: `100 Continue`, then 200 `ok`;
-/// - `/hold`: 200 `ok` after 0.5 s;
+/// - `/hold`: 200 `ok` after 0.5 s; `/hold-long`: the same after 2 s;
 /// - `/trickle`: a chunked body, one chunk every 0.2 s for 3 s;
 /// - `/silent`: never answers;
 /// - `/drop`: 200 `ok` as a connection's first request; on a connection that carried one
@@ -117,6 +117,8 @@ final class ScriptedHTTP1Upstream: Sendable {
             case "/continue": send("HTTP/1.1 100 Continue\r\n\r\n" + ok)
             case "/hold":
                 context.eventLoop.scheduleTask(in: .milliseconds(500)) { send(ok) }
+            case "/hold-long":
+                context.eventLoop.scheduleTask(in: .seconds(2)) { send(ok) }
             case "/trickle":
                 send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
                 for tick in 1...15 {
@@ -253,7 +255,7 @@ final class ScriptedHTTP1Upstream: Sendable {
     /// exchange limits still apply on a connection that carried many calls.
     @Test func pooledConnectionsCloseOnlyAfterTheirIdleLimit() async throws {
         let server = ScriptedHTTP1Upstream()
-        let upstream = try Self.upstream(port: try await server.start(), firstByte: .milliseconds(300), idle: .milliseconds(300), poolIdleLimit: .milliseconds(400))
+        let upstream = try Self.upstream(port: try await server.start(), firstByte: .seconds(1), idle: .seconds(1), poolIdleLimit: .milliseconds(400))
         let clock = ContinuousClock()
         let busyUntil = clock.now.advanced(by: .milliseconds(1500))
         while clock.now < busyUntil {
@@ -262,8 +264,8 @@ final class ScriptedHTTP1Upstream: Sendable {
         }
         #expect(server.accepted == 1, "a connection used every 0.1 s stays open past several idle limits")
         #expect(server.closed == 0)
-        let timeout = await #expect(throws: UpstreamTimeout.self, "0.5 s to the head, over first_byte (0.3 s)") {
-            try await Self.call(upstream, "/hold")
+        let timeout = await #expect(throws: UpstreamTimeout.self, "2 s to the head, over first_byte (1 s)") {
+            try await Self.call(upstream, "/hold-long")
         }
         #expect(timeout?.stage == .firstByte)
         try await Task.sleep(for: .milliseconds(100))

