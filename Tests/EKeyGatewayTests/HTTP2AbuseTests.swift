@@ -16,58 +16,33 @@ import Testing
 final class RawHTTP2Connection: Sendable {
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    private let channel: any Channel
-    private let recorder: RawByteRecorder
+    private let client: RawTLSClient
 
-    private init(channel: any Channel, recorder: RawByteRecorder) {
-        self.channel = channel
-        self.recorder = recorder
+    private init(client: RawTLSClient) {
+        self.client = client
     }
 
     /// Connects with TLS and ALPN `h2`; `handshake: false` opens a bare TCP connection that never starts TLS.
     static func open(port: Int, caFile: String, handshake: Bool = true) async throws -> RawHTTP2Connection {
-        var tls = try TLSSetup.client(caFile: caFile, certificateFile: nil, keyFile: nil)
-        tls.applicationProtocols = ["h2"]
-        let context = try NIOSSLContext(configuration: tls)
-        let recorder = RawByteRecorder()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if handshake {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(recorder)
-                }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
-        return RawHTTP2Connection(channel: channel, recorder: recorder)
+        RawHTTP2Connection(client: try await RawTLSClient.open(port: port, caFile: caFile, alpn: ["h2"], handshake: handshake))
     }
 
     /// Writes `bytes`; returns `false` once the server has closed the connection.
     @discardableResult
     func send(_ bytes: [UInt8]) async -> Bool {
-        do {
-            try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
-            return true
-        } catch {
-            return false
-        }
+        await client.send(bytes)
     }
 
-    var isClosed: Bool { recorder.closed.withLockedValue { $0 } }
+    var isClosed: Bool { client.isClosed }
 
     /// Waits up to `timeout` for the server to close the connection.
     func waitClosed(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while !isClosed, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return isClosed
+        await client.wait(timeout: timeout) { _, closed in closed }
     }
 
     /// The frame types the server sent, in order.
     var receivedFrameTypes: [UInt8] {
-        var bytes = recorder.received.withLockedValue { $0 }[...]
+        var bytes = client.received[...]
         var types: [UInt8] = []
         while bytes.count >= 9 {
             let length = Int(bytes[bytes.startIndex]) << 16 | Int(bytes[bytes.startIndex + 1]) << 8 | Int(bytes[bytes.startIndex + 2])
@@ -81,7 +56,8 @@ final class RawHTTP2Connection: Sendable {
     var receivedGoAway: Bool { receivedFrameTypes.contains(0x7) }
 
     func close() async {
-        try? await channel.close()
+        client.close()
+        _ = await client.wait(timeout: .seconds(1)) { _, closed in closed }
     }
 
     // MARK: Frames

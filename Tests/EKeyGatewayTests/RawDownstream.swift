@@ -38,8 +38,9 @@ final class RawTLSClient: Sendable {
         self.recorder = recorder
     }
 
-    /// Connects to `port` on loopback with TLS (server name `localhost`) and ALPN `alpn`.
-    static func open(port: Int, caFile: String, alpn: [String]) async throws -> RawTLSClient {
+    /// Connects to `port` on loopback with TLS (server name `localhost`) and ALPN `alpn`;
+    /// `handshake: false` opens a bare TCP connection that never starts TLS.
+    static func open(port: Int, caFile: String, alpn: [String], handshake: Bool = true) async throws -> RawTLSClient {
         var tls = try TLSSetup.client(caFile: caFile, certificateFile: nil, keyFile: nil)
         tls.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: tls)
@@ -47,7 +48,9 @@ final class RawTLSClient: Sendable {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    if handshake {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    }
                     try channel.pipeline.syncOperations.addHandler(recorder)
                 }
             }
