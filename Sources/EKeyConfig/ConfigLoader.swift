@@ -84,6 +84,9 @@ public enum ConfigLoader {
         where tls?.isPlaintext == true {
             warnings.append("\(name).tls is none: ekey-\(name) listens in plaintext; use this for local debugging only")
         }
+        if config.gateway != nil, !config.store.isExplicit {
+            warnings.append(StoreConfig.implicitMemoryWarning)
+        }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
         return LoadedConfig(config: config, warnings: warnings)
     }

@@ -23,6 +23,7 @@ enum SectionReader {
             if let scheme, let kind = StoreConfig.Kind(rawValue: scheme) {
                 config.url = url
                 config.kind = kind
+                config.isExplicit = true
             } else {
                 let shown = scheme.map { "scheme \"\($0)\"" } ?? "no scheme"
                 m.context.error(

@@ -95,11 +95,20 @@ public struct StoreConfig: Sendable, Hashable {
     public var kind: Kind
     /// `prefix` of every store key (default `ekey:`).
     public var prefix: String
+    /// Whether `store.url` was written in the file (or set by `EKEY_STORE_URL`); `false`
+    /// when the in-memory default stands.
+    public var isExplicit: Bool
+
+    /// Said at start and in the gateway's `/readyz` when no `store.url` is set: the default
+    /// in-memory store counts uses per process.
+    public static let implicitMemoryWarning =
+        "store.url is not set, so the gateway counts uses in its own memory (memory://): with several gateway replicas each counts on its own, and a limit-1 token works once per replica; set store.url to redis://host:port (or redis-cluster://...) for more than one replica, or to memory:// to say one replica is meant"
 
     /// Creates a store configuration; the default is the in-memory store.
-    public init(url: String = "memory://", kind: Kind = .memory, prefix: String = "ekey:") {
+    public init(url: String = "memory://", kind: Kind = .memory, prefix: String = "ekey:", isExplicit: Bool = false) {
         self.url = url
         self.kind = kind
         self.prefix = prefix
+        self.isExplicit = isExplicit
     }
 }

@@ -24,6 +24,8 @@ public struct Gateway: Sendable {
     let listener: InlineHTTPChannel
     let metrics: MetricsRegistry
     let logger: Logger
+    /// Shown in `/readyz` after the verdict (the in-memory store standing by default).
+    let readinessWarnings: [String]
 
     /// Builds the gateway. Throws, naming the key or file, when the DPoP nonce secret or
     /// TLS material cannot be used. Everything that can fail comes before the forwarder,
@@ -31,8 +33,10 @@ public struct Gateway: Sendable {
     /// ``ForwarderShutdown`` does it), so a failed init leaves nothing open.
     public init(
         config: GatewayConfig, tls: TLSConfiguration?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
-        logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
+        logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds,
+        readinessWarnings: [String] = []
     ) throws {
+        self.readinessWarnings = readinessWarnings
         self.config = config
         self.tls = tls
         self.store = store
@@ -91,6 +95,7 @@ public struct Gateway: Sendable {
         let keys = self.keys
         let store = self.store
         let jwksURL = config.jwks.url.absoluteString
+        let readinessWarnings = self.readinessWarnings
         let admin = AdminServer.application(
             host: config.adminListen.host, port: config.adminListen.port, metrics: metrics, logger: logger,
             readiness: {
@@ -99,7 +104,7 @@ public struct Gateway: Sendable {
                     problems.append("no signing keys from the publisher at \(jwksURL) (gateway.jwks.url) yet (\(await keys.lastRefreshError ?? "not fetched"))")
                 }
                 if (try? await store.ping()) == nil { problems.append("the usage store is unreachable") }
-                return Readiness(problems: problems)
+                return Readiness(problems: problems, warnings: readinessWarnings)
             },
             onServerRunning: { port in await onRunning("admin", port) })
         return [

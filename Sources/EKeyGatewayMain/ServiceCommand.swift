@@ -33,7 +33,8 @@ struct ServiceCommand: AsyncParsableCommand {
                 } ?? InternalHTTPClient.make(tlsConfiguration: nil))
             let gateway = try Gateway(
                 config: settings, tls: try ServiceStartup.serverTLS(settings.tls, key: "gateway.tls"),
-                store: stores.usage, jwksClient: jwksClient, logger: logger)
+                store: stores.usage, jwksClient: jwksClient, logger: logger,
+                readinessWarnings: loaded.config.store.isExplicit ? [] : [StoreConfig.implicitMemoryWarning])
             let services = gateway.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
             }

@@ -93,9 +93,28 @@ struct StartupFailureTests {
         let readiness = try await Self.get("http://127.0.0.1:\(ports.admin)/readyz")
         #expect(readiness.status == 503, "\(readiness.body)")
         #expect(readiness.body.contains("gateway.jwks.url"), "\(readiness.body)")
+        #expect(!readiness.body.contains("warning:"), "store.url is set: \(readiness.body)")
         #expect(process.isRunning)
         process.signal(SIGTERM)
         #expect(try await process.waitForExit() == 0, "\(process.output)")
+        Self.expectNoCrash(process.output)
+    }
+
+    /// Without `store.url` the gateway runs on its own memory: it says so at start and in
+    /// every `/readyz` answer, because replicas would each count uses on their own.
+    @Test func aGatewayWithoutAStoreURLWarnsThatReplicasCountAlone() async throws {
+        var stack = try StackFile()
+        defer { stack.files.remove() }
+        stack.store = ""
+        let process = try ServiceProcess("ekey-gateway", ["--config", try stack.write()])
+        let ports = stack.ports[.gateway]!
+        try await process.waitUntilListening(port: ports.admin)
+        let readiness = try await Self.get("http://127.0.0.1:\(ports.admin)/readyz")
+        #expect(readiness.body.contains("warning: store.url is not set"), "\(readiness.body)")
+        #expect(readiness.body.contains("once per replica"), "\(readiness.body)")
+        process.signal(SIGTERM)
+        #expect(try await process.waitForExit() == 0, "\(process.output)")
+        #expect(process.output.contains("store.url is not set"), "logged at start: \(process.output)")
         Self.expectNoCrash(process.output)
     }
 
@@ -280,7 +299,7 @@ struct StackFile: Sendable {
 
     /// Writes `stack.yaml` beside the PKI and returns its path.
     func write() throws -> String {
-        var text = "store:\n  url: \"\(store)\"\n"
+        var text = store.isEmpty ? "" : "store:\n  url: \"\(store)\"\n"
         for service in ServiceKind.allCases {
             text += "\(service.rawValue):\n"
             for (key, value) in (sections[service] ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -12,7 +12,7 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertEqual(config.sections, ["store", "issuer", "gateway", "jwks"])
         let pki = "\(fixturesDirectory)/pki"
 
-        XCTAssertEqual(config.store, StoreConfig(url: "memory://", kind: .memory, prefix: "ekey:"))
+        XCTAssertEqual(config.store, StoreConfig(url: "memory://", kind: .memory, prefix: "ekey:", isExplicit: true))
 
         let issuer = try config.requireIssuer()
         XCTAssertEqual(issuer.listen, ListenAddress(host: "0.0.0.0", port: 8443))
@@ -149,6 +149,21 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertTrue(loaded.warnings.contains { $0.contains("gateway.tls is none") && $0.contains("plaintext") })
     }
 
+    /// A gateway without `store.url` counts uses in its own memory: with replicas, a limit-1
+    /// token would work once per replica. The loader says so (logged at start, shown by
+    /// `ekey config check`); a `store.url`, even `memory://`, or `EKEY_STORE_URL` silences it.
+    func testAGatewayOnTheDefaultMemoryStoreIsWarnedAboutReplicas() throws {
+        let implicit = try load(minimalGateway)
+        XCTAssertFalse(implicit.config.store.isExplicit)
+        XCTAssertTrue(implicit.warnings.contains { $0.contains("store.url is not set") && $0.contains("replica") }, "\(implicit.warnings)")
+        let explicit = try load("store:\n  url: memory://\n" + minimalGateway)
+        XCTAssertTrue(explicit.config.store.isExplicit)
+        XCTAssertFalse(explicit.warnings.contains { $0.contains("store.url is not set") })
+        let fromEnvironment = try load(minimalGateway, environment: ["EKEY_STORE_URL": "redis://127.0.0.1:6379"])
+        XCTAssertEqual(fromEnvironment.config.store.kind, .redis)
+        XCTAssertFalse(fromEnvironment.warnings.contains { $0.contains("store.url is not set") })
+    }
+
     func testRelativePathsResolveFromTheConfigFolder() throws {
         let yaml = """
             gateway:
@@ -189,7 +204,7 @@ final class DesignExampleTests: XCTestCase {
                 - {name: t, subjects: ["*"], audiences: [a], actions: ["GET:/x/*"], binds: [dpop, MTLS], max_ttl: 45s, max_limit: 5}
             """
         let config = try load(yaml).config
-        XCTAssertEqual(config.store, StoreConfig(url: "redis-cluster://h1:7000,h2:7000", kind: .redisCluster, prefix: "ek:"))
+        XCTAssertEqual(config.store, StoreConfig(url: "redis-cluster://h1:7000,h2:7000", kind: .redisCluster, prefix: "ek:", isExplicit: true))
         let issuer = try config.requireIssuer()
         XCTAssertEqual(issuer.signing.keyFile, "\(fixturesDirectory)/pki/issuer.key")
         XCTAssertEqual(issuer.signing.alg, .edDSA)

@@ -6,13 +6,16 @@ import NIOCore
 public struct Readiness: Sendable {
     /// Reasons the service is not ready; empty when ready.
     public var problems: [String]
+    /// Warnings that do not stop traffic, shown after the verdict (`warning: ...`).
+    public var warnings: [String]
 
     /// Whether the service can take traffic.
     public var isReady: Bool { problems.isEmpty }
 
     /// Creates a report.
-    public init(problems: [String] = []) {
+    public init(problems: [String] = [], warnings: [String] = []) {
         self.problems = problems
+        self.warnings = warnings
     }
 }
 
@@ -32,7 +35,8 @@ public enum AdminServer {
         }
         router.get("/readyz") { _, _ in
             let report = await readiness()
-            let text = report.isReady ? "ready\n" : "not ready: " + report.problems.joined(separator: "; ") + "\n"
+            let verdict = report.isReady ? "ready\n" : "not ready: " + report.problems.joined(separator: "; ") + "\n"
+            let text = verdict + report.warnings.map { "warning: \($0)\n" }.joined()
             return Response(
                 status: report.isReady ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
