@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export EKEY_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: up test deploy-check deps apt-deps python-deps build bench-verify clean
+.PHONY: up test deploy-check deps apt-deps python-deps build bench-verify spec-vectors clean
 
 # One debug build of every product: half the time of a release build on two cores, and
 # `make test` reuses it. Benchmarks (loadtest/) and images (compose/) build release.
@@ -47,6 +47,10 @@ build:
 
 bench-verify: deps
 	loadtest/verify-bench
+
+# docs/spec/vectors/: rewritten from the real code (keys.json kept); `make test` checks them.
+spec-vectors: apt-deps
+	EKEY_WRITE_SPEC_VECTORS=1 swift test --filter SpecVectorTests/theFilesAreWhatTheGeneratorMakes
 
 clean:
 	rm -rf .build $(VENV) .build-venv-deploy .build-venv-deploy-compose .build-deploy
