@@ -330,3 +330,47 @@ def test_nonce_challenge_is_answered_once(nonce_stack):
         statuses.clear()
         assert pay(client, stack, token).json()["gateway_said"]["x-ekey-use"] == "2/2"
         assert statuses == [201]
+
+
+def test_proof_with_nonce_but_no_ath_is_refused(nonce_stack):
+    """§6.3: with server nonces on, ath is REQUIRED."""
+    stack = nonce_stack
+    key = DPoPKey.from_pem(stack.dpop_key)
+    with EKeyClient(stack.url("issuer", "/token"), ca=stack.ca, dpop_key=key) as client:
+        token = client.request_token("POST:/payments", AUD, limit=1)
+        nonce = refused(pay, client, stack, token, proof=key.proof("POST", stack.url("gateway", "/payments"),
+                                                                  token=token.token)).response.headers["dpop-nonce"]
+        proof = key.proof("POST", stack.url("gateway", "/payments"), nonce=nonce)
+        error = refused(pay, client, stack, token, proof=proof)
+        assert (error.status, error.error) == (401, "invalid_proof")
+        assert pay(client, stack, token).status_code == 201
+
+
+# §7.6, §7.8, §6.4 (issuer), §9.4, §9.11 ---------------------------------------------------
+
+def test_metadata_and_token_answer(stack, dpop):
+    metadata = dpop.http.get(stack.url("issuer", "/.well-known/oauth-authorization-server"))
+    assert metadata.status_code == 200
+    assert metadata.json()["token_endpoint"] == dpop.token_endpoint
+    assert metadata.json()["issuer"] + "/token" == dpop.token_endpoint
+    token = dpop.request_token("POST:/payments", AUD)
+    assert set(token.raw) == {"token", "token_type", "expires_in", "expires_at", "trace", "cnf", "kid"}
+    assert token.claims["iss"] == metadata.json()["issuer"]
+
+
+def test_token_request_proof_replay_is_refused(stack, dpop, demo_key):
+    proof = demo_key.proof("POST", dpop.token_endpoint)
+    dpop.request_token("POST:/payments", AUD, proof=proof)
+    error = refused(dpop.request_token, "POST:/payments", AUD, proof=proof)
+    assert (error.status, error.error) == (401, "invalid_client")
+
+
+def test_no_token_and_dpop_token_as_bearer(stack, dpop):
+    response = dpop.http.post(stack.url("gateway", "/payments"))
+    assert response.status_code == 401 and response.json()["error"] == "invalid_request"
+    assert response.headers.get_list("www-authenticate") == ['DPoP algs="ES256 EdDSA"', "EKey"]
+    token = dpop.request_token("POST:/payments", AUD, limit=1)
+    error = refused(pay, dpop, stack, token, scheme="Bearer")
+    assert (error.status, error.error) == (401, "invalid_token")
+    assert error.www_authenticate == 'Bearer error="invalid_token"'
+    assert pay(dpop, stack, token, scheme="EKey").status_code == 201  # §9.4: EKey with a proof

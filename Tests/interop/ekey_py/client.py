@@ -106,13 +106,14 @@ class EKeyClient:
     def request_token(self, action: str, audience: str, *, limit: int = 1, ttl: int | None = None,
                       bind: str = "DPoP", scope: str | None = None, subcap: list[str] | None = None,
                       sub: str | None = None, send_jwk: bool = False,
-                      prove: bool | None = None) -> Token:
+                      prove: bool | None = None, proof: str | None = None) -> Token:
         """`POST /token` (§7.1) for one capability; raises EKeyError on any refusal.
 
         A proof by `dpop_key` (sent whenever there is one, unless prove=False)
         authenticates a registered client (§7.2.2) and, with bind DPoP, binds the token;
         the client certificate authenticates too (§7.2.1) and binds with bind mTLS (§7.3).
         `send_jwk` adds `jwk` to the body; with prove=False that is §7.3's third row.
+        `proof` sends that proof instead of a fresh one (to test replays).
         """
         cap: dict[str, Any] = {"action": action, "limit": limit}
         if scope is not None:
@@ -127,7 +128,9 @@ class EKeyClient:
         headers = {"content-type": "application/json"}
         if send_jwk and self.dpop_key is not None:
             body["jwk"] = self.dpop_key.public_jwk
-        if self.dpop_key is not None and prove is not False:
+        if proof is not None:
+            headers["dpop"] = proof
+        elif self.dpop_key is not None and prove is not False:
             # §6.1 / §7.2.2: htm POST, htu = issuer_url + /token; no ath, no nonce.
             headers["dpop"] = self.dpop_key.proof("POST", self.token_endpoint)
         response = self.http.post(self.token_endpoint, content=json.dumps(body), headers=headers)
