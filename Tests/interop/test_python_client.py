@@ -374,3 +374,55 @@ def test_no_token_and_dpop_token_as_bearer(stack, dpop):
     assert (error.status, error.error) == (401, "invalid_token")
     assert error.www_authenticate == 'Bearer error="invalid_token"'
     assert pay(dpop, stack, token, scheme="EKey").status_code == 201  # §9.4: EKey with a proof
+
+
+# §6.1 step 2 and §4.1: malformed proofs, assembled by hand ------------------------------
+
+def _proof_variants(key: DPoPKey, url: str, token: str) -> dict:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ekey_py.jose import b64url, compact_json
+
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk}
+
+    def claims(**changes):
+        base = {"jti": b64url(hashlib.sha256(repr(changes).encode() + str(time.time_ns()).encode()).digest()),
+                "htm": "POST", "htu": url, "iat": int(time.time()), "ath": ath(token)}
+        base.update(changes)
+        return {k: v for k, v in base.items() if v is not None}
+
+    def signed(signing_input: str) -> str:
+        return f"{signing_input}.{b64url(key.sign_raw(signing_input.encode()))}"
+
+    good = key.sign_jws(header, claims())
+    der_input = f"{b64url(compact_json(header))}.{b64url(compact_json(claims()))}"
+    private_d = key._key.private_numbers().private_value.to_bytes(32, "big")
+    duplicate = b'{"typ":"dpop+jwt","typ":"dpop+jwt","alg":"ES256","jwk":' + compact_json(key.public_jwk) + b"}"
+    return {
+        "typ in another case": key.sign_jws({**header, "typ": "DPoP+jwt"}, claims()),
+        "private d in jwk": key.sign_jws({**header, "jwk": {**key.public_jwk, "d": b64url(private_d)}}, claims()),
+        "alg EdDSA for a P-256 key": key.sign_jws({**header, "alg": "EdDSA"}, claims()),
+        "crit in header": key.sign_jws({**header, "crit": ["x"], "x": 1}, claims()),
+        "duplicate header member": signed(f"{b64url(duplicate)}.{b64url(compact_json(claims()))}"),
+        "DER signature": der_input + "." + b64url(key._key.sign(der_input.encode(), ec.ECDSA(hashes.SHA256()))),
+        "padded base64url": good + "==",
+        "jti of 129 characters": key.sign_jws(header, claims(jti="a" * 129)),
+        "iat with a fraction": key.sign_jws(header, claims(iat=time.time())),
+        "no iat": key.sign_jws(header, claims(iat=None)),
+        "nonce not a string": key.sign_jws(header, claims(nonce=5)),
+        "htm in lower case": key.sign_jws(header, claims(htm="post")),
+    }
+
+
+def test_malformed_proofs_are_refused(stack, dpop, demo_key):
+    url = stack.url("gateway", "/payments")
+    names = list(_proof_variants(demo_key, url, "x"))
+    for name in names:
+        token = dpop.request_token("POST:/payments", AUD, limit=1)
+        proof = _proof_variants(demo_key, url, token.token)[name]
+        error = refused(pay, dpop, stack, token, proof=proof)
+        assert (error.status, error.error) == (401, "invalid_proof"), name
+    # The limits themselves are accepted: a 128-character jti.
+    token = dpop.request_token("POST:/payments", AUD, limit=1)
+    assert pay(dpop, stack, token, proof=dpop.proof_for("POST", url, token, jti="a" * 128)).status_code == 201
