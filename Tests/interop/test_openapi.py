@@ -8,6 +8,8 @@ issuer whose publisher is unreachable (503 without a signing key, `/readyz` 503)
 only template allows one token a minute (429), and a publisher whose Redis store is
 unreachable (503 on every route that reads the store). The last test checks that every
 (path, method, status) the documents list was seen.
+
+Needs openapi-core==0.23.1 (pip install openapi-core==0.23.1) besides httpx and h2.
 """
 
 from __future__ import annotations
