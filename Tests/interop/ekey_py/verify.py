@@ -443,7 +443,7 @@ def _uri_key(uri: str) -> tuple[str, str, str, str] | None:
         host, _, port = authority.partition(":")
     if port and not port.isdigit():
         return None
-    port = port.lstrip("0") or ("0" if port else "")
+    # §6.1 step 4 is silent on leading zeros ("0443"): compared as written, so refused.
     if port == _DEFAULT_PORT[scheme]:
         port = ""
     return scheme, host.lower(), port, m["path"]
