@@ -90,7 +90,7 @@ struct CallCommand: AsyncParsableCommand {
                     let issued = try await sdk.token(
                         action: requested, audience: audience, bind: mode, limit: limit, ttl: ttl, subcapabilities: subcapabilities)
                     printError(
-                        "ekey: got a \(issued.tokenType)-bound token for \(requested) on \(audience) (limit \(limit), expires in \(issued.expiresIn) s, trace \(issued.trace))")
+                        "ekey: got a \(mode.rawValue)-bound token for \(requested) on \(audience) (limit \(limit), expires in \(issued.expiresIn) s, trace \(issued.trace))")
                     tokenText = issued.token
                 }
                 if let saveToken {

@@ -43,7 +43,7 @@ public struct GatewayResponder: HTTPResponder {
     static let dpopField = HTTPField.Name("DPoP")!
 
     public func respond(to request: Request, context: EKeyRequestContext) async throws -> Response {
-        guard inFlight.enter() else { return InFlightRequests.refusal() }
+        guard inFlight.enter() else { return InFlightRequests.refusal(overHTTP2: context.isHTTP2Stream) }
         defer { inFlight.leave() }
         let started = ContinuousClock.now
         var event = AuditEvent(event: "verify", outcome: "allowed")

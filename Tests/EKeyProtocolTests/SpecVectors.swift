@@ -371,6 +371,8 @@ enum SpecVectors {
         return [
             ("valid proof", try signed(header(), claims()), request, valid),
             ("htu with upper-case host and default port", try signed(header(), claims(["htu": "https://API.example.com:443/payments"])), request, valid),
+            ("htu with the default port written with a leading zero", try signed(header(), claims(["htu": "https://api.example.com:0443/payments"])), request, invalid),
+            ("htu with the default port written with a plus sign", try signed(header(), claims(["htu": "https://api.example.com:+443/payments"])), request, invalid),
             ("iat 5 s old (the maximum age)", try signed(header(), claims(["iat": .integer(now - 5)])), request, valid),
             ("iat 7 s old", try signed(header(), claims(["iat": .integer(now - 7)])), request, invalid),
             ("iat 7 s ahead", try signed(header(), claims(["iat": .integer(now + 7)])), request, invalid),

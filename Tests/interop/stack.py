@@ -8,6 +8,7 @@ every process it started when the `with` block ends.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,9 +87,12 @@ class Stack:
         command = [str(BIN_DIR / "ekey"), "up", "--dir", str(self.folder)]
         for flag in PORT_FLAGS:
             command += [f"--{flag}", str(self.ports[flag])]
+        # EKEY_* variables override config keys in the services; the harness's own
+        # (EKEY_BIN_DIR, EKEY_PYTHON) are not for them.
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("EKEY_")}
         self.process = subprocess.Popen(
             command, cwd=self.folder.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True)
+            text=True, start_new_session=True, env=environment)
         ready = threading.Event()
 
         def read() -> None:
@@ -120,6 +124,7 @@ class Stack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+        shutil.rmtree(self.folder.parent, ignore_errors=True)
 
 
 def new_stack() -> Stack:

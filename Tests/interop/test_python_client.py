@@ -282,8 +282,8 @@ def test_swift_proof_with_python_token_and_python_proof_with_swift_token(stack, 
 def nonce_stack():
     """A stack whose stack.yaml (kept as edited: first line removed) turns nonces on."""
     running = new_stack()
-    with running:
-        pass  # the first start writes stack.yaml, the PKI and the demo key
+    running.start()  # the first start writes stack.yaml, the PKI and the demo key
+    running.stop()
     config = running.folder / "stack.yaml"
     lines = config.read_text().splitlines(keepends=True)
     edited = "".join(lines[1:]).replace("nonce: false", "nonce: true")

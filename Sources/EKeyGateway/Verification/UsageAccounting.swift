@@ -47,7 +47,7 @@ public struct UsageAccounting: Sendable {
                 scheme: scheme, outcome: "replay_blocked", token: claims)
         case .limitReached(let limit):
             throw Rejection(
-                EKeyError(.replayDetected, "this token's \(limit) use\(limit == 1 ? "" : "s") are spent; request a new token"),
+                EKeyError(.replayDetected, limit == 1 ? "this token's only use is spent; request a new token" : "this token's \(limit) uses are spent; request a new token"),
                 scheme: scheme, outcome: "replay_blocked", token: claims)
         }
     }

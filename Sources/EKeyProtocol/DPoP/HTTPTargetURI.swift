@@ -33,14 +33,14 @@ public struct HTTPTargetURI: Sendable, Hashable, CustomStringConvertible {
             host = authority[...close]
             let after = authority[authority.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":"), let value = Int(after.dropFirst()) else { return nil }
+                guard after.hasPrefix(":"), let value = Self.portNumber(after.dropFirst()) else { return nil }
                 port = value
             }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
             let portText = authority[authority.index(after: colon)...]
             if !portText.isEmpty {
-                guard let value = Int(portText) else { return nil }
+                guard let value = Self.portNumber(portText) else { return nil }
                 port = value
             }
         }
@@ -52,6 +52,15 @@ public struct HTTPTargetURI: Sendable, Hashable, CustomStringConvertible {
         self.host = host.lowercased()
         self.port = port
         self.path = String(path)
+    }
+
+    /// A port written as 1-5 decimal digits without a leading zero (`+443`, `0443` and
+    /// `44_3` are refused rather than read as 443).
+    private static func portNumber(_ text: Substring) -> Int? {
+        guard (1...5).contains(text.utf8.count), text.utf8.first != UInt8(ascii: "0"),
+            text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        return Int(text)
     }
 
     public var description: String {

@@ -18,6 +18,12 @@ public struct EKeyRequestContext: RequestContext {
         await channel.ekey_peerIdentity()
     }
 
+    /// Whether the request came on a stream of an HTTP/2 connection, where
+    /// connection-specific header fields such as `Connection` are forbidden. A stream's
+    /// parent is its connection, whose parent is the listening socket; an HTTP/1.1
+    /// connection's parent is the listening socket itself.
+    public var isHTTP2Stream: Bool { channel.parent?.parent != nil }
+
     /// The caller's IP address, for audit events.
     public var clientAddress: String? {
         (channel.parent?.remoteAddress ?? channel.remoteAddress)?.ipAddress

@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// Hummingbird's HTTP/2 connections drop open streams when the server quiesces, so E-Key
 /// drains itself before the listeners stop: on SIGTERM ``DrainService`` marks the tracker
-/// as draining (new requests get 503 with `Connection: close`), waits until the requests
+/// as draining (new requests get 503; over HTTP/1.1 with `Connection: close`), waits until the requests
 /// in flight have finished or the deadline has passed, and only then lets the service
 /// group stop the listeners.
 public final class InFlightRequests: Sendable {
@@ -41,17 +41,21 @@ public final class InFlightRequests: Sendable {
         state.withLock { $0.draining = true }
     }
 
-    /// The answer to a request that arrives while draining.
-    public static func refusal() -> Response {
+    /// The answer to a request that arrives while draining: 503 with `Retry-After: 1`, and
+    /// over HTTP/1.1 `Connection: close`. HTTP/2 forbids `Connection` (RFC 9113 §8.2.2; a
+    /// stream carrying it is reset), and its connection ends with the server's GOAWAY.
+    public static func refusal(overHTTP2: Bool) -> Response {
         var response = Response.error(.init(.temporarilyUnavailable, "the service is shutting down; retry on another replica"))
-        response.headers[.connection] = "close"
+        if !overHTTP2 {
+            response.headers[.connection] = "close"
+        }
         response.headers[.retryAfter] = "1"
         return response
     }
 }
 
 /// Refuses new requests while draining and counts the others (for routers).
-public struct InFlightMiddleware<Context: RequestContext>: RouterMiddleware {
+public struct InFlightMiddleware: RouterMiddleware {
     let requests: InFlightRequests
 
     /// Creates the middleware over `requests`.
@@ -59,8 +63,10 @@ public struct InFlightMiddleware<Context: RequestContext>: RouterMiddleware {
         self.requests = requests
     }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard requests.enter() else { return InFlightRequests.refusal() }
+    public func handle(
+        _ request: Request, context: EKeyRequestContext, next: (Request, EKeyRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard requests.enter() else { return InFlightRequests.refusal(overHTTP2: context.isHTTP2Stream) }
         defer { requests.leave() }
         return try await next(request, context)
     }
