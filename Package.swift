@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "ekey-bench", targets: ["EKeyBench"]),
         .executable(name: "ekey-load", targets: ["EKeyLoad"]),
         .executable(name: "ekey-store-bench", targets: ["EKeyStoreBench"]),
+        .executable(name: "ekey-h2-spike", targets: ["EKeyH2Spike"]),
         .library(name: "EKeyProtocol", targets: ["EKeyProtocol"]),
         .library(name: "EKeyClient", targets: ["EKeyClient"]),
     ],
@@ -54,6 +55,11 @@ let package = Package(
         ),
 
         // MARK: Store: usage counters and replay caches (memory and Redis over hiredis + NIO).
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
         .systemLibrary(
             name: "CHiredis",
             pkgConfig: "hiredis",
@@ -267,6 +273,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "loadtest/Sources/EKeyStoreBench",
+            swiftSettings: swiftSettings
+        ),
+
+        // The data-path spike (issue: the gateway at HAProxy's cost): two connection-level
+        // HTTP/2 servers answering the gateway's refusal, SwiftNIO's codec and libnghttp2.
+        .executableTarget(
+            name: "EKeyH2Spike",
+            dependencies: [
+                "CNGHTTP2",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            path: "loadtest/Sources/EKeyH2Spike",
             swiftSettings: swiftSettings
         ),
 
