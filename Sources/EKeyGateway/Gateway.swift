@@ -15,7 +15,7 @@ public import ServiceLifecycle
 /// listener (``InlineHTTPChannel``), the admin listener, and the JWKS cache kept fresh in the background.
 public struct Gateway: Sendable {
     let config: GatewayConfig
-    let tls: TLSConfiguration?
+    let tls: ServerTLS?
     let store: any UsageStore
     let keys: JWKSCache
     let forwarder: Forwarder
@@ -32,7 +32,7 @@ public struct Gateway: Sendable {
     /// whose upstream HTTP clients must be shut down once created (the group's
     /// ``ForwarderShutdown`` does it), so a failed init leaves nothing open.
     public init(
-        config: GatewayConfig, tls: TLSConfiguration?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
+        config: GatewayConfig, tls: ServerTLS?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
         logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds,
         readinessWarnings: [String] = []
     ) throws {
@@ -44,7 +44,6 @@ public struct Gateway: Sendable {
         self.logger = logger
         keys = JWKSCache(url: config.jwks.url.absoluteString, client: jwksClient, policy: jwksPolicy, metrics: metrics, logger: logger)
         let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
-        let sslContext = try tls.map(InlineHTTPChannel.sslContext)
         let routes = config.routes.map(Route.init)
         forwarder = try Forwarder(routes: routes, logger: logger)
         let maximumAge = config.dpop.maxAge
@@ -59,7 +58,7 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = InlineHTTPChannel(sslContext: sslContext, serverName: "ekey-gateway") { request, channel in
+        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, channel in
             try await responder.respond(to: request, context: EKeyRequestContext(source: .init(channel: channel, logger: logger)))
         }
     }
@@ -107,12 +106,14 @@ public struct Gateway: Sendable {
                 return Readiness(problems: problems, warnings: readinessWarnings)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [
+        var services: [any Service] = [
             keys, ForwarderShutdown(forwarder: forwarder),
             NamedListener(server, key: "gateway.listen", host: config.listen.host, port: config.listen.port),
             NamedListener(admin, key: "gateway.admin_listen", host: config.adminListen.host, port: config.adminListen.port),
-            DrainService(responder.inFlight),
         ]
+        if let tls { services.append(TLSReloadService(tls, logger: logger)) }
+        services.append(DrainService(responder.inFlight))
+        return services
     }
 }
 

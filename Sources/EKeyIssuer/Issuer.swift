@@ -125,6 +125,7 @@ public struct Issuer: Sendable {
             keys,
         ]
         services += identityProviders.caches.map { $0 as any Service }
+        if let tls = listeners.tls { services.append(TLSReloadService(tls, logger: logger)) }
         services.append(DrainService(requests))
         return services
     }

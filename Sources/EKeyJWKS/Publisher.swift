@@ -50,11 +50,14 @@ public struct Publisher: Sendable {
                 await keys.isReachable() ? Readiness() : Readiness(problems: ["the key store is unreachable"])
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        return [
+        var services: [any Service] = [
             NamedListener(app, key: "jwks.listen", host: listeners.host, port: listeners.port),
             NamedListener(admin, key: "jwks.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
-            RetentionSweeper(routes: routes, logger: logger), DrainService(requests),
+            RetentionSweeper(routes: routes, logger: logger),
         ]
+        if let tls = listeners.tls { services.append(TLSReloadService(tls, logger: logger)) }
+        services.append(DrainService(requests))
+        return services
     }
 }
 

@@ -232,7 +232,7 @@ struct GatewayHarness {
         let publisherKeys = StoreBackedKeys(stores: try Stores.make(url: "memory://", eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
         let publisher = Publisher(
             settings: .init(authorizedIssuers: [Self.issuerID], admins: [], cacheMaxAge: jwksMaxAge), keys: publisherKeys,
-            listeners: .init(host: "127.0.0.1", port: 0, tls: publisherTLS, adminHost: "127.0.0.1", adminPort: 0), logger: logger)
+            listeners: .init(host: "127.0.0.1", port: 0, tls: try ServerTLS(configuration: publisherTLS), adminHost: "127.0.0.1", adminPort: 0), logger: logger)
         let stores = try Stores.make(url: storeURL, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let jwksClient = try InternalHTTPClient.make(caFile: files.path("ca.crt"), certificateFile: nil, keyFile: nil)
         var policy = JWKSCache.Policy()

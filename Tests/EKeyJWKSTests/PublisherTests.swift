@@ -41,7 +41,7 @@ struct PublisherTests {
             clientCertificates: .optional)
         let publisher = Publisher(
             settings: .init(authorizedIssuers: [issuerID], admins: [adminID], cacheMaxAge: .seconds(30), retain: .seconds(60)),
-            keys: keys, listeners: .init(host: "127.0.0.1", port: 0, tls: tls, adminHost: "127.0.0.1", adminPort: 0),
+            keys: keys, listeners: .init(host: "127.0.0.1", port: 0, tls: try ServerTLS(configuration: tls), adminHost: "127.0.0.1", adminPort: 0),
             metrics: metrics, logger: Logger(label: "test"), now: now)
         return try await LiveServices.with(roles: ["jwks", "admin"], { try publisher.services(onRunning: $0) }) { ports in
             try await body(ports["jwks"]!, ports["admin"]!)
@@ -424,7 +424,7 @@ struct PublisherTests {
             clientCertificates: .optional)
         let publisher = Publisher(
             settings: .init(authorizedIssuers: [issuerID], admins: []), keys: Self.memoryKeys(),
-            listeners: .init(host: "127.0.0.1", port: port, tls: tls, adminHost: "127.0.0.1", adminPort: 0), logger: Logger(label: "test"))
+            listeners: .init(host: "127.0.0.1", port: port, tls: try ServerTLS(configuration: tls), adminHost: "127.0.0.1", adminPort: 0), logger: Logger(label: "test"))
         try await LiveServices.with(roles: ["jwks", "admin"], { try publisher.services(onRunning: $0) }) { (_: [String: Int]) async throws in
             #expect(try await pending.value == .created)
             #expect(try await registrar.registerWithRetry(registration) == .alreadyRegistered)

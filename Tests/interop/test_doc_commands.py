@@ -78,7 +78,9 @@ SKIP: dict[tuple[str, str], str] = {
      "kubectl -n ekey get certificate -o custom-columns=NAME:.metadata.name,NOT_AFTER:.status.notAfter,"
      "RENEWAL:.status.renewalTime"):
         "needs a Kubernetes cluster with cert-manager",
-    ("docs/operations.md", "kubectl -n ekey rollout restart deploy/ekey-jwks deploy/ekey-issuer deploy/ekey-gateway"):
+    ("docs/operations.md", "kubectl -n ekey rollout restart deploy/ekey-issuer deploy/ekey-gateway"):
+        "needs a Kubernetes cluster",
+    ("docs/operations.md", "kubectl -n ekey rollout status deploy/ekey-issuer deploy/ekey-gateway"):
         "needs a Kubernetes cluster",
     ("docs/operations.md", "kubectl apply -k k8s/overlays/prometheus-operator"):
         "needs a Kubernetes cluster with the Prometheus Operator",

@@ -21,39 +21,31 @@ public struct InlineHTTPChannel: ServerChildChannel {
         public let channel: any Channel
     }
 
-    private let sslContext: NIOSSLContext?
+    private let tls: ServerTLS?
     private let responder: InlineResponder
     private let serverName: String
 
     /// Creates the listener's child channel; `tlsConfiguration` `nil` means plaintext HTTP/1.1.
     public init(tlsConfiguration: TLSConfiguration?, serverName: String, responder: @escaping InlineResponder) throws {
-        self.init(sslContext: try tlsConfiguration.map(Self.sslContext), serverName: serverName, responder: responder)
+        self.init(tls: try tlsConfiguration.map(ServerTLS.init(configuration:)), serverName: serverName, responder: responder)
     }
 
-    /// Creates the listener's child channel with a context from ``sslContext(_:)``, built
-    /// beforehand so that a bad TLS setup fails before anything else is opened; `nil`
-    /// means plaintext HTTP/1.1.
-    public init(sslContext: NIOSSLContext?, serverName: String, responder: @escaping InlineResponder) {
-        self.sslContext = sslContext
+    /// Creates the listener's child channel; each new connection takes `tls`'s current
+    /// context (ALPN `h2`, `http/1.1`); `nil` means plaintext HTTP/1.1.
+    public init(tls: ServerTLS?, serverName: String, responder: @escaping InlineResponder) {
+        self.tls = tls
         self.responder = responder
         self.serverName = serverName
-    }
-
-    /// The TLS context of a listener with `tlsConfiguration`, offering `h2` and `http/1.1` by ALPN.
-    public static func sslContext(_ tlsConfiguration: TLSConfiguration) throws -> NIOSSLContext {
-        var tlsConfiguration = tlsConfiguration
-        tlsConfiguration.applicationProtocols = ["h2", "http/1.1"]
-        return try NIOSSLContext(configuration: tlsConfiguration)
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let sync = channel.pipeline.syncOperations
-            guard let sslContext else {
+            guard let tls else {
                 try configureHTTP1(channel, secure: false, logger: logger)
                 return Value(channel: channel)
             }
-            try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             try sync.addHandler(PeerIdentityHandler())
             let handshakeDeadline = channel.eventLoop.scheduleTask(in: ConnectionLimits.handshakeTimeout) {
                 channel.close(promise: nil)

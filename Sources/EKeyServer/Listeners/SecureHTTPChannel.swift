@@ -18,19 +18,17 @@ public struct SecureHTTPChannel: ServerChildChannel {
         public let channel: any Channel
     }
 
-    private let sslContext: NIOSSLContext
+    private let tls: ServerTLS
     private let http1: HTTP1Channel
     private let http2: HTTP2Channel
 
-    /// Creates the channel; ALPN is set to `h2`, `http/1.1`.
+    /// Creates the channel; each new connection takes `tls`'s current context (ALPN `h2`, `http/1.1`).
     public init(
-        tlsConfiguration: TLSConfiguration,
+        tls: ServerTLS,
         http2Configuration: HTTP2ChannelConfiguration = ConnectionLimits.http2,
         responder: @escaping HTTPChannelHandler.Responder
-    ) throws {
-        var tlsConfiguration = tlsConfiguration
-        tlsConfiguration.applicationProtocols = ["h2", "http/1.1"]
-        self.sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+    ) {
+        self.tls = tls
         self.http1 = HTTP1Channel(responder: responder, configuration: http2Configuration.streamConfiguration)
         self.http2 = HTTP2Channel(responder: responder, configuration: http2Configuration)
     }
@@ -38,7 +36,7 @@ public struct SecureHTTPChannel: ServerChildChannel {
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             try sync.addHandler(PeerIdentityHandler())
             let negotiation = NIOTypedApplicationProtocolNegotiationHandler<
                 NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>
@@ -89,21 +87,28 @@ extension HTTPServerBuilder {
         http2Configuration: HTTP2ChannelConfiguration = ConnectionLimits.http2
     ) -> HTTPServerBuilder {
         .init { responder in
-            try SecureHTTPChannel(tlsConfiguration: tlsConfiguration, http2Configuration: http2Configuration, responder: responder)
+            SecureHTTPChannel(tls: try ServerTLS(configuration: tlsConfiguration), http2Configuration: http2Configuration, responder: responder)
+        }
+    }
+
+    /// ``ekeySecure(tlsConfiguration:http2Configuration:)`` over a reloadable ``ServerTLS``.
+    public static func ekeySecure(tls: ServerTLS, http2Configuration: HTTP2ChannelConfiguration = ConnectionLimits.http2) -> HTTPServerBuilder {
+        .init { responder in
+            SecureHTTPChannel(tls: tls, http2Configuration: http2Configuration, responder: responder)
         }
     }
 }
 
 extension HTTPServerBuilder {
-    /// The main listener of a service: ``ekeySecure(tlsConfiguration:http2Configuration:)``
+    /// The main listener of a service: ``ekeySecure(tls:http2Configuration:)``
     /// with TLS, or plaintext HTTP/1.1 for `tls: none` after logging `plaintextWarning`
     /// loudly (local debugging only).
-    public static func ekeyMain(tls: TLSConfiguration?, plaintextWarning: String, logger: Logger) -> HTTPServerBuilder {
+    public static func ekeyMain(tls: ServerTLS?, plaintextWarning: String, logger: Logger) -> HTTPServerBuilder {
         guard let tls else {
             logger.warning("\(plaintextWarning)")
             return .http1(configuration: ConnectionLimits.http2.streamConfiguration)
         }
-        return .ekeySecure(tlsConfiguration: tls)
+        return .ekeySecure(tls: tls)
     }
 }
 

@@ -1,4 +1,3 @@
-public import NIOSSL
 
 /// Where a service listens: the main listener (TLS, or plaintext HTTP/1.1 when `tls` is
 /// `nil` for `tls: none`) and the plain-HTTP admin listener.
@@ -6,12 +5,12 @@ public struct ServiceListeners: Sendable {
     public var host: String
     public var port: Int
     /// `nil` serves plaintext HTTP/1.1 (`tls: none`, local debugging only).
-    public var tls: TLSConfiguration?
+    public var tls: ServerTLS?
     public var adminHost: String
     public var adminPort: Int
 
     /// Creates listener settings.
-    public init(host: String, port: Int, tls: TLSConfiguration?, adminHost: String, adminPort: Int) {
+    public init(host: String, port: Int, tls: ServerTLS?, adminHost: String, adminPort: Int) {
         self.host = host
         self.port = port
         self.tls = tls

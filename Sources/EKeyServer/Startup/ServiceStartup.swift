@@ -117,15 +117,13 @@ public enum ServiceStartup {
         text.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
     }
 
-    /// The server TLS configuration of a `tls` section, or `nil` for `tls: none` (the
-    /// service warns loudly when it starts its plaintext listener). Errors name the files
-    /// by their keys under `key` (such as `gateway.tls`).
-    public static func serverTLS(_ settings: TLSSettings, key: String = "tls") throws -> TLSConfiguration? {
+    /// The main listener's TLS of a `tls` section, reloaded when its files change, or
+    /// `nil` for `tls: none` (the service warns loudly when it starts its plaintext
+    /// listener). Errors name the files by their keys under `key` (such as `gateway.tls`).
+    public static func serverTLS(_ settings: TLSSettings, key: String = "tls") throws -> ServerTLS? {
         guard let files = settings.files else {
             return nil
         }
-        return try TLSSetup.server(
-            certificateFile: files.cert, keyFile: files.key, clientCAFile: files.clientCA, clientCertificates: files.clientAuth,
-            minimumVersion: files.minVersion, configKey: key)
+        return try ServerTLS(files: files, configKey: key)
     }
 }
