@@ -111,7 +111,10 @@ public struct Gateway: Sendable {
             NamedListener(server, key: "gateway.listen", host: config.listen.host, port: config.listen.port),
             NamedListener(admin, key: "gateway.admin_listen", host: config.adminListen.host, port: config.adminListen.port),
         ]
-        if let tls { services.append(TLSReloadService(tls, logger: logger)) }
+        if let tls {
+            services.append(TLSReloadService(tls, logger: logger))
+            metrics.onScrape { tls.expiryExposition(listener: "gateway") }
+        }
         services.append(DrainService(responder.inFlight))
         return services
     }

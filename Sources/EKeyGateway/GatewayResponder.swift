@@ -46,6 +46,15 @@ public struct GatewayResponder: HTTPResponder {
         guard inFlight.enter() else { return InFlightRequests.refusal(overHTTP2: context.isHTTP2Stream) }
         defer { inFlight.leave() }
         let started = ContinuousClock.now
+        let response = try await verifyAndForward(request, context: context, started: started)
+        metrics.recordRequest(
+            route: verifier.routeLabel(for: request.head.path ?? ""), status: response.status.code, ContinuousClock.now - started)
+        return response
+    }
+
+    private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async throws
+        -> Response
+    {
         var event = AuditEvent(event: "verify", outcome: "allowed")
         event.method = request.method.rawValue
         event.path = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
@@ -88,6 +97,9 @@ public struct GatewayResponder: HTTPResponder {
                 await refund(trace: claims.trace)
             }
             metrics.increment("ekey_verify_failure_total", [("reason", "upstream_error")])
+            if [502, 504].contains(error.error.status) {
+                metrics.increment("ekey_gateway_upstream_errors_total", [("status", String(error.error.status))])
+            }
             event.outcome = "upstream_error"
             event.reason = error.error.reason
             event.extra["refunded"] = error.nothingSent ? "true" : "false"

@@ -84,6 +84,7 @@ public struct Issuer: Sendable {
         let requests = InFlightRequests()
         let router = Router(context: EKeyRequestContext.self)
         router.add(middleware: InFlightMiddleware(requests))
+        router.add(middleware: RequestMetricsMiddleware(metrics, routes: ["/token", "/.well-known/oauth-authorization-server"]))
         register(on: router)
         let server = HTTPServerBuilder.ekeyMain(
             tls: listeners.tls, plaintextWarning: "TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only", logger: logger)
@@ -125,7 +126,10 @@ public struct Issuer: Sendable {
             keys,
         ]
         services += identityProviders.caches.map { $0 as any Service }
-        if let tls = listeners.tls { services.append(TLSReloadService(tls, logger: logger)) }
+        if let tls = listeners.tls {
+            services.append(TLSReloadService(tls, logger: logger))
+            metrics.onScrape { tls.expiryExposition(listener: "issuer") }
+        }
         services.append(DrainService(requests))
         return services
     }

@@ -35,6 +35,7 @@ public struct Publisher: Sendable {
         let requests = InFlightRequests()
         let router = Router(context: EKeyRequestContext.self)
         router.add(middleware: InFlightMiddleware(requests))
+        router.add(middleware: RequestMetricsMiddleware(metrics, routes: PublisherRoutes.paths))
         routes.register(on: router)
         let server = HTTPServerBuilder.ekeyMain(
             tls: listeners.tls, plaintextWarning: "TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only", logger: logger)
@@ -55,7 +56,10 @@ public struct Publisher: Sendable {
             NamedListener(admin, key: "jwks.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
             RetentionSweeper(routes: routes, logger: logger),
         ]
-        if let tls = listeners.tls { services.append(TLSReloadService(tls, logger: logger)) }
+        if let tls = listeners.tls {
+            services.append(TLSReloadService(tls, logger: logger))
+            metrics.onScrape { tls.expiryExposition(listener: "jwks") }
+        }
         services.append(DrainService(requests))
         return services
     }

@@ -64,8 +64,12 @@ public struct PublisherRoutes: Sendable {
     /// Epoch seconds from the system clock.
     public static func systemNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
+    /// The route patterns of ``register(on:)``, for the `route` label of the request metrics.
+    public static let paths = ["/.well-known/jwks.json", "/internal/v1/keys", "/internal/v1/keys/:kid"]
+
     /// Adds the routes to `router`.
     public func register(on router: Router<EKeyRequestContext>) {
+        // Every path below is in `paths` (the route label of the request metrics).
         router.get("/.well-known/jwks.json") { request, _ in await self.jwks(request) }
         router.post("/internal/v1/keys") { request, context in await self.registerKey(request, context) }
         router.get("/internal/v1/keys") { _, context in await self.export(context) }

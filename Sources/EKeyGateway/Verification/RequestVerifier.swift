@@ -47,6 +47,12 @@ public struct RequestVerifier: Sendable {
     }
 
     let routes: RouteTable
+
+    /// The `route` label of a request's metrics: the prefix of the route serving `target`'s
+    /// path, `none` when no route does (a bounded label set: one value per route, plus one).
+    func routeLabel(for target: String) -> String {
+        routes.route(for: String(target.prefix { $0 != "?" }))?.prefix ?? "none"
+    }
     let tokens: TokenVerification
     let binding: BindingVerification
     let usage: UsageAccounting

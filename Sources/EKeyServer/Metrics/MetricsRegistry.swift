@@ -1,3 +1,5 @@
+import Foundation
+import NIOConcurrencyHelpers
 public import Prometheus
 
 /// One Prometheus registry per service, exported on the admin `/metrics`.
@@ -17,8 +19,25 @@ public final class MetricsRegistry: Sendable {
         .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
 
-    /// Creates an empty registry.
-    public init() {}
+    /// Text added to each exposition by its owner (certificate expiry), read at scrape time.
+    private let scrapeHooks = NIOLockedValueBox<[@Sendable () -> String]>([])
+
+    /// Creates a registry holding `ekey_build_info{version}` (always 1).
+    public init() {
+        registry.makeGauge(name: "ekey_build_info", labels: [("version", BuildInfo.version)]).set(Int64(1))
+    }
+
+    /// Adds text (whole exposition lines) computed at each scrape.
+    public func onScrape(_ lines: @escaping @Sendable () -> String) {
+        scrapeHooks.withLockedValue { $0.append(lines) }
+    }
+
+    /// Records a request answered by a service's main listener: `ekey_request_seconds`
+    /// with `route` (a bounded label: the route or endpoint, never the raw path) and
+    /// `status_class` (`2xx` … `5xx`).
+    public func recordRequest(route: String, status: Int, _ duration: Duration) {
+        record("ekey_request_seconds", duration, labels: [("route", route), ("status_class", "\(status / 100)xx")])
+    }
 
     /// A counter, created on first use for each label set.
     public func counter(_ name: String, _ labels: [(String, String)] = []) -> Counter {
@@ -40,8 +59,8 @@ public final class MetricsRegistry: Sendable {
         latency(name, labels).record(duration)
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, with the process metrics and the scrape hooks' lines.
     public func exposition() -> String {
-        registry.emitToString()
+        registry.emitToString() + ProcessMetrics.exposition() + scrapeHooks.withLockedValue { $0 }.map { $0() }.joined()
     }
 }

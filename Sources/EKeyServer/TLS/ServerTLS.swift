@@ -6,6 +6,8 @@ import NIOConcurrencyHelpers
 public import NIOSSL
 public import ServiceLifecycle
 import UnixSignals
+import SwiftASN1
+import X509
 
 /// The TLS context of a service's main listener (ALPN `h2` and `http/1.1`), reloaded when
 /// its certificate, key or client CA files change.
@@ -34,6 +36,8 @@ public final class ServerTLS: Sendable {
     private struct Loaded {
         var context: NIOSSLContext
         var fingerprint: [UInt8]?
+        /// The leaf certificate's `notAfter`, when it parses.
+        var notAfter: Date?
     }
 
     private let files: TLSFiles?
@@ -44,7 +48,12 @@ public final class ServerTLS: Sendable {
     public init(configuration: TLSConfiguration) throws {
         files = nil
         configKey = "tls"
-        loaded = NIOLockedValueBox(Loaded(context: try Self.context(configuration), fingerprint: nil))
+        let leaf = configuration.certificateChain.first.flatMap { source -> NIOSSLCertificate? in
+            if case .certificate(let certificate) = source { return certificate }
+            return nil
+        }
+        loaded = NIOLockedValueBox(
+            Loaded(context: try Self.context(configuration), fingerprint: nil, notAfter: leaf.flatMap(Self.notAfter)))
     }
 
     /// The context of `files`, reloadable; errors name the files by their keys under
@@ -53,7 +62,8 @@ public final class ServerTLS: Sendable {
         self.files = files
         self.configKey = configKey
         let fingerprint = try? Self.fingerprint(files)
-        loaded = NIOLockedValueBox(Loaded(context: try Self.context(files, configKey: configKey), fingerprint: fingerprint))
+        loaded = NIOLockedValueBox(
+            Loaded(context: try Self.context(files, configKey: configKey), fingerprint: fingerprint, notAfter: Self.notAfter(ofFile: files.cert)))
     }
 
     /// The context new connections use.
@@ -73,11 +83,28 @@ public final class ServerTLS: Sendable {
         guard fingerprint != loaded.withLockedValue({ $0.fingerprint }) else { return .unchanged }
         do {
             let context = try Self.context(files, configKey: configKey)
-            loaded.withLockedValue { $0 = Loaded(context: context, fingerprint: fingerprint) }
+            let notAfter = Self.notAfter(ofFile: files.cert)
+            loaded.withLockedValue { $0 = Loaded(context: context, fingerprint: fingerprint, notAfter: notAfter) }
             return .reloaded
         } catch {
             return .refused("\(error); keeping the certificate in use until the files hold a matching pair")
         }
+    }
+
+    /// `ekey_tls_certificate_expiry_seconds{listener}`: seconds until the certificate in
+    /// use expires (negative once it has), for the registry's scrape hook.
+    public func expiryExposition(listener: String) -> String {
+        guard let notAfter = loaded.withLockedValue({ $0.notAfter }) else { return "" }
+        return "# TYPE ekey_tls_certificate_expiry_seconds gauge\n"
+            + "ekey_tls_certificate_expiry_seconds{listener=\"\(listener)\"} \(notAfter.timeIntervalSinceNow.rounded())\n"
+    }
+
+    private static func notAfter(ofFile path: String) -> Date? {
+        (try? NIOSSLCertificate.fromPEMFile(path))?.first.flatMap(notAfter)
+    }
+
+    private static func notAfter(_ certificate: NIOSSLCertificate) -> Date? {
+        (try? certificate.toDERBytes()).flatMap { try? Certificate(derEncoded: $0) }?.notValidAfter
     }
 
     private static func context(_ files: TLSFiles, configKey: String) throws -> NIOSSLContext {
