@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -197,6 +198,10 @@ def test_gateway_picks_up_a_secret_volume_swap_without_dropping_a_request(rotati
     assert load.answered > 20
     assert load.seen == {old, fingerprint(certificate)}
     assert any("TLS certificate reloaded" in line and "file check" in line for line in stack.output)
+    # the expiry gauge follows the reload: the new certificate lives one day, the old one a year
+    metrics = httpx.get(stack.admin_url("gateway", "/metrics")).text
+    expiry = float(re.search(r'ekey_tls_certificate_expiry_seconds\{listener="gateway"\} (\S+)', metrics).group(1))
+    assert 0 < expiry <= 86400
 
 
 def test_publisher_reloads_on_sighup_and_refuses_a_mismatched_pair(rotating_stack):
