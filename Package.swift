@@ -55,6 +55,8 @@ let package = Package(
         ),
 
         // MARK: Store: usage counters and replay caches (memory and Redis over hiredis + NIO).
+        // Writes BuildInfo.gitDescription from `git describe` before each build of EKeyServer.
+        .plugin(name: "BuildVersionPlugin", capability: .buildTool(), path: "Sources/BuildVersionPlugin"),
         .systemLibrary(
             name: "CNGHTTP2",
             pkgConfig: "libnghttp2",
@@ -132,7 +134,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["BuildVersionPlugin"]
         ),
 
         // MARK: Service logic, one library per service.

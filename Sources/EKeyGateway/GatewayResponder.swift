@@ -38,6 +38,10 @@ public struct GatewayResponder: HTTPResponder {
         for name in ["ekey_verify_success_total", "ekey_verify_replay_blocked_total", "ekey_verify_invalid_proof_total"] {
             metrics.increment(name, by: 0)
         }
+        // Both series from start, so an alert on their rate has a series before the first failure.
+        for status in ["502", "504"] {
+            metrics.increment("ekey_gateway_upstream_errors_total", [("status", status)], by: 0)
+        }
     }
 
     static let dpopField = HTTPField.Name("DPoP")!
