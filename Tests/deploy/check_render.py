@@ -41,7 +41,8 @@ import yaml
 
 SERVICES = {"ekey-issuer": 9101, "ekey-gateway": 9102, "ekey-jwks": 9103}
 SCALED = ("ekey-issuer", "ekey-gateway")
-ALERTS = {"EKeyReplayRateHigh", "EKeyInvalidProofSpike", "EKeyKeyRegistrationFailures", "EKeyStoreUnavailable"}
+ALERTS = {"EKeyReplayRateHigh", "EKeyInvalidProofSpike", "EKeyKeyRegistrationFailures", "EKeyStoreUnavailable",
+          "EKeyGatewayLatencyHigh", "EKeyUpstreamErrors", "EKeyNoReadyReplicas", "EKeyCertificateExpiresSoon"}
 
 passed = 0
 failed = 0
