@@ -34,6 +34,7 @@ published, health checks on each service's admin /readyz (the port stack.yaml gi
 depends_on conditions, the pki job, and no build-time secrets.
 Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
 """
+import json
 import sys
 from urllib.parse import urlparse
 
@@ -318,6 +319,20 @@ def check_monitoring(tag, docs, rules):
     PrometheusRule whose groups are those of the rules file (one source of truth)."""
     monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
     prometheus_rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap"
+                  and ((d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1")]
+    for d in dashboards:
+        # Grafana's sidecar loads each data key as a dashboard: JSON with a uid and queries.
+        try:
+            boards = [json.loads(text) for text in (d.get("data") or {}).values()]
+        except ValueError as error:
+            boards, problem = [], str(error)
+        else:
+            problem = None
+        check(boards and all(b.get("uid") and any(t.get("expr") for p in b.get("panels", []) for t in p.get("targets", []))
+                             for b in boards),
+              f"{tag}: ConfigMap {d['metadata']['name']} (grafana_dashboard) holds dashboard JSON with a uid and queries"
+              + (f" ({problem})" if problem else ""))
     if not monitors and not prometheus_rules:
         return
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] in SERVICES}
