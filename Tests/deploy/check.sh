@@ -2,7 +2,9 @@
 # Deployment checks (issue 8), run by `make deploy-check` and at the end of `make test`.
 # Needs no Docker engine and no cluster:
 #   1. `docker-compose config` accepts compose/docker-compose.yml, and the resolved file
-#      has the expected services, published ports, health checks and dependencies;
+#      has the expected services, published ports, health checks and dependencies; it also
+#      accepts it with compose/docker-compose.monitoring.yml (Prometheus, Grafana), whose
+#      scrape targets, mounts and ports are checked;
 #   2. `kubectl kustomize` renders k8s/, k8s/base and every overlay (example, redis-cluster,
 #      cert-manager, prometheus-operator), and each render passes
 #      `kubernetes-validate --strict` (core kinds);
@@ -11,8 +13,8 @@
 #      policies, PDBs, certificates, monitors), validates their custom resources against
 #      Tests/deploy/crd-schemas.yaml, and that the alert rules file names the expected
 #      alerts and is the one the PrometheusRule carries;
-#   4. promtool checks the rules file and runs its unit tests
-#      (Tests/deploy/prometheus-rules.test.yaml);
+#   4. promtool checks the rules file and compose/monitoring/prometheus.yml, and runs the
+#      rules' unit tests (Tests/deploy/prometheus-rules.test.yaml);
 #   5. `ekey config check` accepts compose/stack.yaml and the ConfigMap's stack.yaml (with
 #      the EKEY_* values each overlay sets), when an `ekey` binary is there: $EKEY_BIN,
 #      .build/debug/ekey or .build/release/ekey (skipped otherwise, with a note).
@@ -105,6 +107,22 @@ if "$VENV/bin/python" Tests/deploy/check_render.py --compose "$WORK/compose.yaml
 else
     grep -v '^ok' "$WORK/compose-check.txt"
     fail "compose file content"
+fi
+# The monitoring override (Prometheus + Grafana with the dashboard and the alert rules) on
+# top of the stack; the base file alone keeps its own checks above.
+if "$VENV_COMPOSE/bin/docker-compose" -f compose/docker-compose.yml -f compose/docker-compose.monitoring.yml config \
+        > "$WORK/compose-monitoring.yaml" 2> "$WORK/compose.err"; then
+    pass "docker-compose -f compose/docker-compose.yml -f compose/docker-compose.monitoring.yml config"
+else
+    cat "$WORK/compose.err"
+    fail "docker-compose -f compose/docker-compose.yml -f compose/docker-compose.monitoring.yml config"
+fi
+if "$VENV/bin/python" Tests/deploy/check_render.py --compose-monitoring "$WORK/compose-monitoring.yaml" \
+        --stack compose/stack.yaml > "$WORK/compose-monitoring-check.txt"; then
+    pass "compose monitoring override content ($(tail -1 "$WORK/compose-monitoring-check.txt"))"
+else
+    grep -v '^ok' "$WORK/compose-monitoring-check.txt"
+    fail "compose monitoring override content"
 fi
 # The image: multi-stage, Swift on bookworm to slim bookworm, only the runtime libraries,
 # non-root uid 10001, the four executables, nothing secret copied in.
@@ -246,6 +264,11 @@ if "$PROMTOOL" check rules k8s/base/prometheus-rules.yaml > "$WORK/promtool.txt"
     pass "promtool check rules k8s/base/prometheus-rules.yaml"
 else
     cat "$WORK/promtool.txt"; fail "promtool check rules"
+fi
+if "$PROMTOOL" check config compose/monitoring/prometheus.yml > "$WORK/promtool-config.txt" 2>&1; then
+    pass "promtool check config compose/monitoring/prometheus.yml"
+else
+    cat "$WORK/promtool-config.txt"; fail "promtool check config compose/monitoring/prometheus.yml"
 fi
 if "$PROMTOOL" test rules Tests/deploy/prometheus-rules.test.yaml > "$WORK/promtool-test.txt" 2>&1; then
     pass "promtool test rules Tests/deploy/prometheus-rules.test.yaml"

@@ -3,7 +3,7 @@
 
 usage: check_render.py [--config-out FILE] [--env-out FILE] RENDER.yaml [RENDER.yaml ...]
                        [--rules RULES.yaml] [--crd-schemas SCHEMAS.yaml]
-                       [--compose COMPOSE_CONFIG.yaml --stack STACK.yaml]
+                       [--compose COMPOSE_CONFIG.yaml] [--compose-monitoring CONFIG.yaml] [--stack STACK.yaml]
 
 For every render: the Deployments, Services and HPAs named in docs/operations.md exist with
 their labels; the HPAs are autoscaling/v2, target the issuer and gateway Deployments and
@@ -31,9 +31,14 @@ PrometheusRule whose groups equal the --rules file; the ConfigMap holds stack.ya
 file is YAML with the expected alert names. The compose check reads the output of
 `docker-compose config`: the services of issue 8, only the issuer and gateway ports
 published, health checks on each service's admin /readyz (the port stack.yaml gives),
-depends_on conditions, the pki job, and no build-time secrets.
+depends_on conditions, the pki job, and no build-time secrets. The monitoring check reads the
+output of `docker-compose config` with compose/docker-compose.monitoring.yml added: prometheus
+scrapes the three admin ports with the rules file loaded, grafana gets the datasource and the
+dashboard, every mounted file exists, both on 127.0.0.1 only.
 Prints one line per check and "N passed, N failed" at the end; exits 1 on any failure.
 """
+import json
+import os
 import sys
 from urllib.parse import urlparse
 
@@ -41,7 +46,8 @@ import yaml
 
 SERVICES = {"ekey-issuer": 9101, "ekey-gateway": 9102, "ekey-jwks": 9103}
 SCALED = ("ekey-issuer", "ekey-gateway")
-ALERTS = {"EKeyReplayRateHigh", "EKeyInvalidProofSpike", "EKeyKeyRegistrationFailures", "EKeyStoreUnavailable"}
+ALERTS = {"EKeyReplayRateHigh", "EKeyInvalidProofSpike", "EKeyKeyRegistrationFailures", "EKeyStoreUnavailable",
+          "EKeyGatewayLatencyHigh", "EKeyUpstreamErrors", "EKeyNoReadyReplicas", "EKeyCertificateExpiresSoon"}
 
 passed = 0
 failed = 0
@@ -317,6 +323,20 @@ def check_monitoring(tag, docs, rules):
     PrometheusRule whose groups are those of the rules file (one source of truth)."""
     monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
     prometheus_rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap"
+                  and ((d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1")]
+    for d in dashboards:
+        # Grafana's sidecar loads each data key as a dashboard: JSON with a uid and queries.
+        try:
+            boards = [json.loads(text) for text in (d.get("data") or {}).values()]
+        except ValueError as error:
+            boards, problem = [], str(error)
+        else:
+            problem = None
+        check(boards and all(b.get("uid") and any(t.get("expr") for p in b.get("panels", []) for t in p.get("targets", []))
+                             for b in boards),
+              f"{tag}: ConfigMap {d['metadata']['name']} (grafana_dashboard) holds dashboard JSON with a uid and queries"
+              + (f" ({problem})" if problem else ""))
     if not monitors and not prometheus_rules:
         return
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] in SERVICES}
@@ -514,6 +534,69 @@ def check_compose(path, stack_path):
     check("PRIVATE KEY" not in text, "compose: stack.yaml holds no key material")
 
 
+def check_compose_monitoring(path, stack_path):
+    """The output of `docker-compose -f compose/docker-compose.yml -f
+    compose/docker-compose.monitoring.yml config`: prometheus scrapes the three admin ports of
+    stack.yaml with the target labels the alert rules select on and loads the rules file;
+    grafana gets the datasource, the dashboard provider and the dashboard JSON; every mounted
+    file exists; the two UIs are published on the host's loopback only."""
+    with open(path) as f:
+        services = (yaml.safe_load(f) or {}).get("services", {})
+    with open(stack_path) as f:
+        stack = yaml.safe_load(f)
+    check({"prometheus", "grafana", "ekey-issuer", "ekey-gateway", "ekey-jwks"} <= set(services),
+          f"compose monitoring: prometheus and grafana next to the E-Key services ({sorted(services)})")
+
+    def mounts(name):
+        found = {}
+        for v in services.get(name, {}).get("volumes", []):
+            source, target = (v.get("source"), v.get("target")) if isinstance(v, dict) else v.split(":")[:2]
+            found[target] = source
+        return found
+
+    for name in ("prometheus", "grafana"):
+        binds = {t: s for t, s in mounts(name).items() if s and s.startswith("/")}
+        missing = sorted(s for s in binds.values() if not os.path.exists(s))
+        check(binds and not missing, f"compose monitoring: {name} mounts files that exist (missing: {missing})")
+        ports = [str(p.get("host_ip", "") if isinstance(p, dict) else p) for p in services.get(name, {}).get("ports", [])]
+        check(ports and all(p.startswith("127.0.0.1") for p in ports), f"compose monitoring: {name} published on 127.0.0.1 only ({ports})")
+    prom = mounts("prometheus")
+    config_path = prom.get("/etc/prometheus/prometheus.yml")
+    rules = [s for t, s in prom.items() if t.startswith("/etc/prometheus/rules/")]
+    check(any(r and r.endswith("k8s/base/prometheus-rules.yaml") for r in rules),
+          "compose monitoring: prometheus loads k8s/base/prometheus-rules.yaml")
+    config = {}
+    if config_path and os.path.exists(config_path):
+        with open(config_path) as f:
+            config = yaml.safe_load(f) or {}
+    check(any(r.startswith("/etc/prometheus/rules/") for r in config.get("rule_files", [])),
+          "compose monitoring: prometheus.yml reads the mounted rule files")
+    jobs = {j["job_name"]: j for j in config.get("scrape_configs", [])}
+    for name, section in (("ekey-jwks", "jwks"), ("ekey-issuer", "issuer"), ("ekey-gateway", "gateway")):
+        port = stack[section]["admin_listen"].rsplit(":", 1)[1]
+        statics = (jobs.get(name) or {}).get("static_configs", [])
+        targets = [t for sc in statics for t in sc.get("targets", [])]
+        labels = {k: v for sc in statics for k, v in (sc.get("labels") or {}).items()}
+        check(targets == [f"{name}:{port}"] and jobs[name].get("metrics_path", "/metrics") == "/metrics",
+              f"compose monitoring: job {name} scrapes {name}:{port}/metrics ({targets})")
+        check(labels.get("app_kubernetes_io_name") == name and labels.get("app_kubernetes_io_part_of") == "ekey",
+              f"compose monitoring: job {name} carries the app_kubernetes_io_* labels the alerts select on")
+    graf = mounts("grafana")
+    sources, providers = graf.get("/etc/grafana/provisioning/datasources/ekey.yaml"), graf.get("/etc/grafana/provisioning/dashboards/ekey.yaml")
+    if sources and os.path.exists(sources) and providers and os.path.exists(providers):
+        with open(sources) as f:
+            datasources = yaml.safe_load(f).get("datasources", [])
+        with open(providers) as f:
+            paths = [p.get("options", {}).get("path") for p in yaml.safe_load(f).get("providers", [])]
+        check(any(d.get("type") == "prometheus" and d.get("url") == "http://prometheus:9090" and d.get("isDefault")
+                  for d in datasources), "compose monitoring: grafana's default datasource is the compose prometheus")
+        dashboards = [s for t, s in graf.items() if any(p and t.startswith(p.rstrip("/") + "/") for p in paths)]
+        check(any(s.endswith("k8s/grafana/ekey-dashboard.json") for s in dashboards),
+              "compose monitoring: grafana's dashboard provider path holds k8s/grafana/ekey-dashboard.json")
+    else:
+        check(False, "compose monitoring: grafana mounts a datasource and a dashboard provider file")
+
+
 def check_rules(path):
     with open(path) as f:
         rules = yaml.safe_load(f)
@@ -528,6 +611,7 @@ def check_rules(path):
 
 def main(argv):
     renders, rules, config_out, env_out, compose, stack, schemas = [], None, None, None, None, None, None
+    compose_monitoring = None
     args = iter(argv)
     for a in args:
         if a == "--rules":
@@ -538,6 +622,8 @@ def main(argv):
             env_out = next(args)
         elif a == "--compose":
             compose = next(args)
+        elif a == "--compose-monitoring":
+            compose_monitoring = next(args)
         elif a == "--stack":
             stack = next(args)
         elif a == "--crd-schemas":
@@ -555,6 +641,8 @@ def main(argv):
         check_rules(rules)
     if compose:
         check_compose(compose, stack)
+    if compose_monitoring:
+        check_compose_monitoring(compose_monitoring, stack)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed or not passed else 0
 

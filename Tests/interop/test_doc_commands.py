@@ -86,6 +86,10 @@ SKIP: dict[tuple[str, str], str] = {
         "needs a Kubernetes cluster with the Prometheus Operator",
     ("docs/operations.md", "kubectl -n ekey get servicemonitor,prometheusrule"):
         "needs a Kubernetes cluster with the Prometheus Operator",
+    ("docs/operations.md", "kubectl -n ekey get configmap ekey-grafana-dashboard"):
+        "needs a Kubernetes cluster",
+    ("docs/operations.md", "docker compose -f compose/docker-compose.yml -f compose/docker-compose.monitoring.yml up -d"):
+        "needs a Docker engine (and an image build)",
     ("docs/operations.md", "kubectl -n ekey port-forward svc/ekey-jwks 7443 &"):
         "needs a Kubernetes cluster (the commands after it run against the local publisher)",
     ("docs/security.md", "swift build --build-tests"):
