@@ -15,17 +15,14 @@ Needs openapi-core==0.23.1 (pip install openapi-core==0.23.1) besides httpx and 
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
-import os
 import signal
 import socket
 import ssl
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
