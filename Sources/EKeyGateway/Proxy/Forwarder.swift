@@ -60,7 +60,7 @@ public final class Forwarder: Sendable {
             }
             var configuration = HTTPClient.Configuration(
                 tlsConfiguration: tls, redirectConfiguration: .disallow,
-                timeout: .init(connect: Self.timeAmount(route.timeouts.connect), read: Self.timeAmount(route.timeouts.idle)))
+                timeout: .init(connect: TimeAmount(route.timeouts.connect), read: TimeAmount(route.timeouts.idle)))
             configuration.httpVersion = .automatic
             configuration.decompression = .disabled
             configurations[route.prefix] = configuration
@@ -161,7 +161,7 @@ public final class Forwarder: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(upstream, timeout: Self.timeAmount(route.timeouts.firstByte), logger: logger)
+            response = try await client.execute(upstream, timeout: TimeAmount(route.timeouts.firstByte), logger: logger)
         } catch {
             await relay?.stop()
             throw Self.classify(error, route: route)
@@ -342,11 +342,6 @@ public final class Forwarder: Sendable {
         default:
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
         }
-    }
-
-    static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = duration.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 

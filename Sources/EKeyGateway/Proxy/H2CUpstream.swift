@@ -157,7 +157,7 @@ final class H2CUpstream: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         HTTP2FramePayloadToHTTPClientCodec(),
-                        UpstreamTimeoutHandler(firstByte: Forwarder.timeAmount(timeouts.firstByte), idle: Forwarder.timeAmount(timeouts.idle)),
+                        UpstreamTimeoutHandler(firstByte: TimeAmount(timeouts.firstByte), idle: TimeAmount(timeouts.idle)),
                     ])
                     return try Stream(wrappingChannelSynchronously: channel)
                 }
@@ -195,7 +195,7 @@ final class H2CUpstream: Sendable {
     private func connect(slot index: Int) async throws -> Connection {
         do {
             let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(Forwarder.timeAmount(timeouts.connect))
+                .connectTimeout(TimeAmount(timeouts.connect))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {

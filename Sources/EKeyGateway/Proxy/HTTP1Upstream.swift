@@ -224,7 +224,7 @@ final class HTTP1Upstream: Sendable {
         let pools = self.pools
         return try await withCheckedThrowingContinuation { continuation in
             pools.withLockedValue { $0[key, default: LoopPool()].waiters.append((id, continuation)) }
-            eventLoop.scheduleTask(in: Forwarder.timeAmount(timeouts.firstByte)) {
+            eventLoop.scheduleTask(in: TimeAmount(timeouts.firstByte)) {
                 let expired = pools.withLockedValue { pools -> CheckedContinuation<HTTP1UpstreamConnection?, any Error>? in
                     guard let index = pools[key]?.waiters.firstIndex(where: { $0.id == id }) else { return nil }
                     return pools[key]?.waiters.remove(at: index).continuation
@@ -237,13 +237,13 @@ final class HTTP1Upstream: Sendable {
     private func connect(on eventLoop: any EventLoop, key: ObjectIdentifier) async throws -> HTTP1UpstreamConnection {
         let timeouts = self.timeouts
         let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(Forwarder.timeAmount(timeouts.connect))
+            .connectTimeout(TimeAmount(timeouts.connect))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTP1ExchangeHandler(firstByte: Forwarder.timeAmount(timeouts.firstByte), idle: Forwarder.timeAmount(timeouts.idle)))
+                        HTTP1ExchangeHandler(firstByte: TimeAmount(timeouts.firstByte), idle: TimeAmount(timeouts.idle)))
                 }
             }
         let channel: any Channel
