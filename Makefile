@@ -4,7 +4,7 @@
 #   make deploy-check   only the deployment checks (compose, k8s renders, alert rules)
 
 APT_PACKAGES := libhiredis-dev libnghttp2-dev pkg-config redis-server redis-tools openssl python3 python3-venv
-PYTHON_PACKAGES := joserfc==1.6.5 "httpx[http2]==0.28.1" pytest==9.2.0 openapi-core==0.23.1
+PYTHON_PACKAGES := joserfc==1.6.5 "httpx[http2]==0.28.1" pytest==9.2.0 openapi-core==0.23.1 opentelemetry-proto==1.45.2
 VENV := .build-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -41,7 +41,7 @@ apt-deps:
 
 python-deps:
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c "import joserfc, httpx, h2, pytest, openapi_core" 2>/dev/null || $(VENV)/bin/python -m pip install -q $(PYTHON_PACKAGES)
+	@$(VENV)/bin/python -c "import joserfc, httpx, h2, pytest, openapi_core, opentelemetry.proto" 2>/dev/null || $(VENV)/bin/python -m pip install -q $(PYTHON_PACKAGES)
 
 build:
 	swift build

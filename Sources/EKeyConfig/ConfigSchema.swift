@@ -74,7 +74,11 @@ enum ConfigSchema {
         ("admins", .scalarList), ("cache_max_age", .scalar), ("retain", .scalar),
     ])
 
-    static let root = SchemaNode.map([("store", store), ("issuer", issuer), ("gateway", gateway), ("jwks", jwks)])
+    static let tracing = SchemaNode.map([("endpoint", .scalar)])
+
+    static let root = SchemaNode.map([
+        ("store", store), ("issuer", issuer), ("gateway", gateway), ("jwks", jwks), ("tracing", tracing),
+    ])
 }
 
 /// Checks a parsed file against the schema: unknown keys and values of the wrong shape.

@@ -8,7 +8,8 @@ enum SectionReader {
             store: store(root.map("store")),
             issuer: root.has("issuer") ? issuer(root.map("issuer")) : nil,
             gateway: root.has("gateway") ? gateway(root.map("gateway")) : nil,
-            jwks: root.has("jwks") ? jwks(root.map("jwks")) : nil
+            jwks: root.has("jwks") ? jwks(root.map("jwks")) : nil,
+            tracing: TracingConfig(endpoint: root.map("tracing").url("endpoint", schemes: ["http", "https"]))
         )
     }
 

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// The whole stack's configuration: one file, a section per service (docs/configuration.md).
 ///
 /// Each service section is optional in the file; a service asks for its own with
@@ -14,14 +16,18 @@ public struct StackConfig: Sendable, Hashable {
     public var jwks: JWKSConfig?
 
     /// Creates a stack configuration.
+    /// `tracing`: where spans go (off when absent).
+    public var tracing: TracingConfig
+
     public init(
         store: StoreConfig = StoreConfig(), issuer: IssuerConfig? = nil, gateway: GatewayConfig? = nil,
-        jwks: JWKSConfig? = nil
+        jwks: JWKSConfig? = nil, tracing: TracingConfig = TracingConfig()
     ) {
         self.store = store
         self.issuer = issuer
         self.gateway = gateway
         self.jwks = jwks
+        self.tracing = tracing
     }
 
     /// The names of the sections present, in file order: `store` always, then the services.
@@ -70,6 +76,19 @@ public struct LoadedConfig: Sendable {
         self.config = config
         self.warnings = warnings
         self.path = path
+    }
+}
+
+/// `tracing`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf). Off unless
+/// `endpoint` is set or the standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables are; the other `OTEL_*` variables
+/// (sampler, headers, TLS files, `OTEL_SDK_DISABLED`) apply on top.
+public struct TracingConfig: Sendable, Hashable {
+    /// The collector's OTLP/HTTP base URL (spans go to `endpoint/v1/traces`).
+    public var endpoint: URL?
+
+    public init(endpoint: URL? = nil) {
+        self.endpoint = endpoint
     }
 }
 

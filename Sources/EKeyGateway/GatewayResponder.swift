@@ -1,3 +1,4 @@
+import Tracing
 import EKeyProtocol
 public import EKeyServer
 public import EKeyStore
@@ -50,10 +51,23 @@ public struct GatewayResponder: HTTPResponder {
         guard inFlight.enter() else { return InFlightRequests.refusal(overHTTP2: context.isHTTP2Stream) }
         defer { inFlight.leave() }
         let started = ContinuousClock.now
-        let response = try await verifyAndForward(request, context: context, started: started)
-        metrics.recordRequest(
-            route: verifier.routeLabel(for: request.head.path ?? ""), status: response.status.code, ContinuousClock.now - started)
-        return response
+        let route = verifier.routeLabel(for: request.head.path ?? "")
+        guard ServiceTracing.isEnabled else {
+            let response = try await verifyAndForward(request, context: context, started: started)
+            metrics.recordRequest(route: route, status: response.status.code, ContinuousClock.now - started)
+            return response
+        }
+        // The server span continues the client's traceparent; every step is a child of it.
+        return try await withSpan("gateway.request", context: ServiceTracing.context(of: request.headers), ofKind: .server) { span in
+            span.attributes["http.request.method"] = request.method.rawValue
+            span.attributes["url.path"] = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
+            span.attributes["ekey.route"] = route
+            let response = try await verifyAndForward(request, context: context, started: started)
+            span.attributes["http.response.status_code"] = Int(response.status.code)
+            if response.status.code >= 500 { span.setStatus(.init(code: .error)) }
+            metrics.recordRequest(route: route, status: response.status.code, ContinuousClock.now - started)
+            return response
+        }
     }
 
     private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async throws
@@ -82,11 +96,19 @@ public struct GatewayResponder: HTTPResponder {
         do {
             let audit = self.audit
             let failureEvent = event
-            let response = try await forwarder.forward(request, verified: verified, clientAddress: context.clientAddress) { error in
+            let onBodyFailure: @Sendable (any Error) -> Void = { error in
                 var broken = failureEvent
                 broken.outcome = "upstream_error"
                 broken.reason = "the upstream broke the response body: \(error)"
                 audit.record(broken)
+            }
+            let response: Response
+            if ServiceTracing.isEnabled {
+                response = try await Self.tracedUpstream(verified) { () async throws(Forwarder.Failure) -> Response in
+                    try await forwarder.forward(request, verified: verified, clientAddress: context.clientAddress, onBodyFailure: onBodyFailure)
+                }
+            } else {
+                response = try await forwarder.forward(request, verified: verified, clientAddress: context.clientAddress, onBodyFailure: onBodyFailure)
             }
             metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
             metrics.increment("ekey_verify_success_total")
@@ -110,6 +132,33 @@ public struct GatewayResponder: HTTPResponder {
             event.latencyMilliseconds = Self.milliseconds(since: started)
             audit.record(event)
             return .error(error.error)
+        }
+    }
+
+    /// The upstream exchange as a client span (the forwarder sends its `traceparent`
+    /// upstream), ending when the upstream's response head has arrived.
+    static func tracedUpstream(
+        _ verified: RequestVerifier.Verified, _ forward: () async throws(Forwarder.Failure) -> Response
+    ) async throws(Forwarder.Failure) -> Response {
+        let span = startSpan("gateway.upstream", context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        span.attributes["server.address"] = verified.route.upstream.host ?? ""
+        span.attributes["ekey.route"] = verified.route.prefix
+        defer { span.end() }
+        let outcome: Result<Response, Forwarder.Failure> = await ServiceContext.withValue(span.context) {
+            do throws(Forwarder.Failure) {
+                return .success(try await forward())
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let response):
+            span.attributes["http.response.status_code"] = Int(response.status.code)
+            return response
+        case .failure(let failure):
+            span.setStatus(.init(code: .error))
+            span.attributes["error.type"] = failure.error.code.wireName
+            throw failure
         }
     }
 

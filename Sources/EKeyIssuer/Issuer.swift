@@ -85,6 +85,9 @@ public struct Issuer: Sendable {
         let router = Router(context: EKeyRequestContext.self)
         router.add(middleware: InFlightMiddleware(requests))
         router.add(middleware: RequestMetricsMiddleware(metrics, routes: ["/token", "/.well-known/oauth-authorization-server"]))
+        if ServiceTracing.isEnabled {
+            router.add(middleware: TracingMiddleware())
+        }
         register(on: router)
         let server = HTTPServerBuilder.ekeyMain(
             tls: listeners.tls, plaintextWarning: "TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only", logger: logger)

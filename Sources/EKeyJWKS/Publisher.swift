@@ -36,6 +36,9 @@ public struct Publisher: Sendable {
         let router = Router(context: EKeyRequestContext.self)
         router.add(middleware: InFlightMiddleware(requests))
         router.add(middleware: RequestMetricsMiddleware(metrics, routes: PublisherRoutes.paths))
+        if ServiceTracing.isEnabled {
+            router.add(middleware: TracingMiddleware())
+        }
         routes.register(on: router)
         let server = HTTPServerBuilder.ekeyMain(
             tls: listeners.tls, plaintextWarning: "TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only", logger: logger)

@@ -22,6 +22,7 @@ struct ServiceCommand: AsyncParsableCommand {
     func run() async throws {
         await ServiceStartup.run(service: "ekey-jwks", configFlag: config) { loaded, logger, resources in
             let settings = try loaded.config.requireJWKS()
+            let tracing = try ServiceTracing.start(loaded.config.tracing, service: "ekey-jwks", logger: logger)
             let stores = resources.own(
                 try Stores.make(
                     url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
@@ -39,7 +40,8 @@ struct ServiceCommand: AsyncParsableCommand {
             let services = try publisher.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
             }
-            try await ServiceRunner.run(services, logger: logger)
+            // The exporter first: the group stops services in reverse order, so it flushes last.
+            try await ServiceRunner.run((tracing.map { [$0] } ?? []) + services, logger: logger)
         }
     }
 }

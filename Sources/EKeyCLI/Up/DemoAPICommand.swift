@@ -54,10 +54,12 @@ struct DemoAPICommand: AsyncParsableCommand {
         return json(.ok, answer)
     }
 
-    /// What the gateway told the API about the caller.
+    /// What the gateway told the API about the caller (`X-EKey-*`), and the trace context it
+    /// passed on (`traceparent`), when there is one.
     static func echo(_ request: Request) -> [String: Any] {
         var seen: [String: String] = [:]
-        for field in request.headers where field.name.canonicalName.lowercased().hasPrefix("x-ekey-") {
+        for field in request.headers
+        where field.name.canonicalName.lowercased().hasPrefix("x-ekey-") || field.name.canonicalName.lowercased() == "traceparent" {
             seen[field.name.canonicalName.lowercased()] = field.value
         }
         return ["gateway_said": seen]

@@ -1,3 +1,4 @@
+import Tracing
 import AsyncHTTPClient
 public import EKeyProtocol
 public import Hummingbird
@@ -100,6 +101,15 @@ public final class Forwarder: Sendable {
         fields.append(("X-EKey-Action", verified.action.description))
         fields.append(("X-EKey-Use", "\(verified.used)/\(verified.limit)"))
         fields.append(("Forwarded", HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https")))
+        if ServiceTracing.isEnabled {
+            // The upstream continues the gateway's span, not the client's.
+            var propagation = HTTPFields()
+            ServiceTracing.inject(into: &propagation)
+            if !propagation.isEmpty {
+                fields.removeAll { ["traceparent", "tracestate"].contains($0.0.lowercased()) }
+                fields += propagation.map { ($0.name.rawName, $0.value) }
+            }
+        }
         let length = RequestFraming.declaredLength(request.headers)
         let sendsBody = length != 0 || request.method != .get && request.method != .head
         let body: UpstreamRequestBody

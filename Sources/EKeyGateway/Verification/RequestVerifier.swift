@@ -1,3 +1,4 @@
+import Tracing
 public import EKeyProtocol
 public import EKeyServer
 
@@ -68,22 +69,49 @@ public struct RequestVerifier: Sendable {
     /// Runs steps 0-5 at `nowMilliseconds` (epoch milliseconds); throws the first step's ``Rejection``.
     public func verify(_ request: Incoming, nowMilliseconds: Int64) async throws(Rejection) -> Verified {
         let now = nowMilliseconds / 1000
-        try RequestFraming.check(contentLength: request.contentLength, transferEncoding: request.transferEncoding)
-        let (target, route) = try PathCheck.check(target: request.target, routes: routes)
-        let extracted = try TokenExtraction.extract(authorization: request.authorization)
-        let token = try await tokens.verify(extracted, route: route, now: now)
+        let (target, route) = try await step("verify.path") { () throws(Rejection) in
+            try RequestFraming.check(contentLength: request.contentLength, transferEncoding: request.transferEncoding)
+            return try PathCheck.check(target: request.target, routes: routes)
+        }
+        let extracted = try await step("verify.token_extraction") { () throws(Rejection) in
+            try TokenExtraction.extract(authorization: request.authorization)
+        }
+        let token = try await step("verify.token") { () async throws(Rejection) in
+            try await tokens.verify(extracted, route: route, now: now)
+        }
         let peer = token.binding.mode == .mtls ? await request.peer() : nil
-        let evidence = try binding.verify(
-            token, compact: extracted.token, scheme: extracted.scheme, method: request.method, path: target.path, route: route,
-            dpopHeaders: request.dpop, peer: peer, nowMilliseconds: nowMilliseconds)
-        let action = try CapabilityCheck.check(token, method: request.method, target: target, scheme: extracted.scheme)
+        let evidence = try await step("verify.binding") { () throws(Rejection) in
+            try binding.verify(
+                token, compact: extracted.token, scheme: extracted.scheme, method: request.method, path: target.path, route: route,
+                dpopHeaders: request.dpop, peer: peer, nowMilliseconds: nowMilliseconds)
+        }
+        let action = try await step("verify.capability") { () throws(Rejection) in
+            try CapabilityCheck.check(token, method: request.method, target: target, scheme: extracted.scheme)
+        }
         let jti: String?
         if case .proof(let proof) = evidence {
             jti = proof.jti
         } else {
             jti = nil
         }
-        let (used, limit) = try await usage.consume(token, jti: jti, scheme: extracted.scheme)
+        let (used, limit) = try await step("verify.usage") { () async throws(Rejection) in
+            try await usage.consume(token, jti: jti, scheme: extracted.scheme)
+        }
         return Verified(route: route, target: target, token: token, scheme: extracted.scheme, action: action, used: used, limit: limit)
+    }
+
+    /// Runs one step, as a child span of the request's when tracing is on (named after the
+    /// step; a refusal marks it an error with its audit outcome, never a token or proof).
+    private func step<Result>(_ name: String, _ body: () async throws(Rejection) -> Result) async throws(Rejection) -> Result {
+        guard ServiceTracing.isEnabled else { return try await body() }
+        let span = startSpan(name, context: ServiceContext.current ?? .topLevel)
+        defer { span.end() }
+        do {
+            return try await body()
+        } catch {
+            span.setStatus(.init(code: .error))
+            span.attributes["ekey.outcome"] = error.outcome
+            throw error
+        }
     }
 }

@@ -101,8 +101,10 @@ public struct TokenEndpoint: Sendable {
         let time = now()
         let client: AuthenticatedClient
         do {
-            client = try await authenticator.authenticate(
-                peer: await context.peerIdentity(), proofs: request.headers[values: .dpop], subjectToken: tokenRequest.subjectToken, now: time)
+            client = try await ServiceTracing.span("issuer.authentication") { () async throws(EKeyError) in
+                try await authenticator.authenticate(
+                    peer: await context.peerIdentity(), proofs: request.headers[values: .dpop], subjectToken: tokenRequest.subjectToken, now: time)
+            }
         } catch {
             throw Self.refusal(error)
         }
@@ -114,7 +116,8 @@ public struct TokenEndpoint: Sendable {
             throw Refusal(error: error, reason: .invalidRequest)
         }
         let allowance: IssuancePolicy.Allowance
-        switch policy.decide(identity: client.identity, request: tokenRequest) {
+        let decision = await ServiceTracing.span("issuer.policy") { policy.decide(identity: client.identity, request: tokenRequest) }
+        switch decision {
         case .allowed(let allowed):
             allowance = allowed
         case .denied(let reason, let description):
@@ -126,7 +129,9 @@ public struct TokenEndpoint: Sendable {
             let start = clock.now
             let outcome: RateLimitOutcome
             do {
-                outcome = try await store.takeRateLimitToken(identity: allowance.template.name + "|" + client.identity, ratePerMinute: rate)
+                outcome = try await ServiceTracing.span("issuer.store") {
+                    try await store.takeRateLimitToken(identity: allowance.template.name + "|" + client.identity, ratePerMinute: rate)
+                }
             } catch {
                 metrics.record("ekey_store_seconds", clock.now - start)
                 logger.error("the store could not count the issuance rate", metadata: ["error": "\(error)"])
@@ -148,7 +153,9 @@ public struct TokenEndpoint: Sendable {
             capability: tokenRequest.capability, confirmation: confirmation, trace: EKeyClaims.randomTrace())
         let token: String
         do {
-            token = try EKeyToken.sign(claims, keyID: signing.keyID, bind: tokenRequest.bind, using: signing.key)
+            token = try await ServiceTracing.span("issuer.signing") {
+                try EKeyToken.sign(claims, keyID: signing.keyID, bind: tokenRequest.bind, using: signing.key)
+            }
         } catch {
             logger.error("signing failed", metadata: ["kid": .string(signing.keyID), "error": "\(error)"])
             throw Refusal(error: EKeyError(.temporarilyUnavailable, "the token could not be signed; retry shortly"), reason: nil)
