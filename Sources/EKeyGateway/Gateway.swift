@@ -16,6 +16,8 @@ public import ServiceLifecycle
 public struct Gateway: Sendable {
     let config: GatewayConfig
     let tls: ServerTLS?
+    /// The key-set client's TLS, reloaded with the listener's.
+    let jwksTLS: ClientTLS?
     let store: any UsageStore
     let keys: JWKSCache
     let forwarder: Forwarder
@@ -32,7 +34,8 @@ public struct Gateway: Sendable {
     /// whose upstream HTTP clients must be shut down once created (the group's
     /// ``ForwarderShutdown`` does it), so a failed init leaves nothing open.
     public init(
-        config: GatewayConfig, tls: ServerTLS?, store: any UsageStore, jwksClient: HTTPClient, metrics: MetricsRegistry = .init(),
+        config: GatewayConfig, tls: ServerTLS?, store: any UsageStore, jwksClient: HTTPClient, jwksTLS: ClientTLS? = nil,
+        metrics: MetricsRegistry = .init(),
         logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds,
         readinessWarnings: [String] = []
     ) throws {
@@ -42,7 +45,9 @@ public struct Gateway: Sendable {
         self.store = store
         self.metrics = metrics
         self.logger = logger
-        keys = JWKSCache(url: config.jwks.url.absoluteString, client: jwksClient, policy: jwksPolicy, metrics: metrics, logger: logger)
+        self.jwksTLS = jwksTLS
+        keys = JWKSCache(
+            url: config.jwks.url.absoluteString, client: jwksClient, tls: jwksTLS, policy: jwksPolicy, metrics: metrics, logger: logger)
         let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
         let routes = config.routes.map(Route.init)
         forwarder = try Forwarder(routes: routes, logger: logger)
@@ -111,8 +116,13 @@ public struct Gateway: Sendable {
             NamedListener(server, key: "gateway.listen", host: config.listen.host, port: config.listen.port),
             NamedListener(admin, key: "gateway.admin_listen", host: config.adminListen.host, port: config.adminListen.port),
         ]
+        var reloadable: [any ReloadableTLS] = []
+        if let tls { reloadable.append(tls) }
+        if let jwksTLS { reloadable.append(jwksTLS) }
+        if !reloadable.isEmpty {
+            services.append(TLSReloadService(reloadable, logger: logger))
+        }
         if let tls {
-            services.append(TLSReloadService(tls, logger: logger))
             metrics.onScrape { tls.expiryExposition(listener: "gateway") }
         }
         services.append(DrainService(responder.inFlight))

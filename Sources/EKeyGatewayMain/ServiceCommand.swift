@@ -28,13 +28,14 @@ struct ServiceCommand: AsyncParsableCommand {
                 try Stores.make(
                     url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                     logger: logger))
+            let jwksTLS = try settings.jwks.ca.map {
+                try ClientTLS(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key, configKey: "gateway.jwks")
+            }
             let jwksClient = resources.own(
-                try settings.jwks.ca.map {
-                    try InternalHTTPClient.make(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key, configKey: "gateway.jwks")
-                } ?? InternalHTTPClient.make(tlsConfiguration: nil))
+                jwksTLS.map { InternalHTTPClient.make(tls: $0) } ?? InternalHTTPClient.make(tlsConfiguration: nil))
             let gateway = try Gateway(
                 config: settings, tls: try ServiceStartup.serverTLS(settings.tls, key: "gateway.tls"),
-                store: stores.usage, jwksClient: jwksClient, logger: logger,
+                store: stores.usage, jwksClient: jwksClient, jwksTLS: jwksTLS, logger: logger,
                 readinessWarnings: loaded.config.store.isExplicit ? [] : [StoreConfig.implicitMemoryWarning])
             let services = gateway.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])

@@ -27,6 +27,8 @@ public struct Issuer: Sendable {
     /// `issuer.publisher.url`, named in `/readyz` until a key is registered.
     let publisherURL: String
     let listeners: Listeners
+    /// The publisher client's TLS, reloaded with the listener's.
+    let publisherTLS: ClientTLS?
     let metrics: MetricsRegistry
     let logger: Logger
 
@@ -37,8 +39,9 @@ public struct Issuer: Sendable {
     /// - Throws: ``IssuerSetupError`` for a template, key file or IdP JWKS file that cannot be used.
     public init(
         configuration: IssuerConfig, store: any UsageStore, registrar: any SigningKeyRegistrar, listeners: Listeners,
-        metrics: MetricsRegistry = .init(), logger: Logger, reRegisterEvery: Duration = .seconds(30)
+        publisherTLS: ClientTLS? = nil, metrics: MetricsRegistry = .init(), logger: Logger, reRegisterEvery: Duration = .seconds(30)
     ) throws(IssuerSetupError) {
+        self.publisherTLS = publisherTLS
         let issuerURL = configuration.issuerURL.absoluteString
         let skew = max(1, configuration.clockSkew.components.seconds)
         let policy = try IssuancePolicy(templates: configuration.templates)
@@ -129,9 +132,14 @@ public struct Issuer: Sendable {
             keys,
         ]
         services += identityProviders.caches.map { $0 as any Service }
+        var reloadable: [any ReloadableTLS] = []
         if let tls = listeners.tls {
-            services.append(TLSReloadService(tls, logger: logger))
+            reloadable.append(tls)
             metrics.onScrape { tls.expiryExposition(listener: "issuer") }
+        }
+        if let publisherTLS { reloadable.append(publisherTLS) }
+        if !reloadable.isEmpty {
+            services.append(TLSReloadService(reloadable, logger: logger))
         }
         services.append(DrainService(requests))
         return services

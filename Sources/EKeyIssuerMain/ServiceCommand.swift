@@ -29,18 +29,19 @@ struct ServiceCommand: AsyncParsableCommand {
                 try Stores.make(
                     url: loaded.config.store.url, prefix: loaded.config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                     logger: logger))
-            let publisherClient = resources.own(
-                try InternalHTTPClient.make(
-                    caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key,
-                    configKey: "issuer.publisher"))
-            let registrar = KeyRegistrationClient(baseURL: settings.publisher.url.absoluteString, client: publisherClient, logger: logger)
+            let publisherTLS = try ClientTLS(
+                caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key,
+                configKey: "issuer.publisher")
+            let publisherClient = resources.own(InternalHTTPClient.make(tls: publisherTLS))
+            let registrar = KeyRegistrationClient(
+                baseURL: settings.publisher.url.absoluteString, client: publisherClient, tls: publisherTLS, logger: logger)
             let issuer = try Issuer(
                 configuration: settings, store: stores.usage, registrar: registrar,
                 listeners: .init(
                     host: settings.listen.host, port: settings.listen.port,
                     tls: try ServiceStartup.serverTLS(settings.tls, key: "issuer.tls"),
                     adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
-                logger: logger)
+                publisherTLS: publisherTLS, logger: logger)
             let services = issuer.services { role, port in
                 logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
             }

@@ -60,7 +60,7 @@ public struct Publisher: Sendable {
             RetentionSweeper(routes: routes, logger: logger),
         ]
         if let tls = listeners.tls {
-            services.append(TLSReloadService(tls, logger: logger))
+            services.append(TLSReloadService([tls], logger: logger))
             metrics.onScrape { tls.expiryExposition(listener: "jwks") }
         }
         services.append(DrainService(requests))

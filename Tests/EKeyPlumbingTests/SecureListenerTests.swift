@@ -87,6 +87,43 @@ struct SecureListenerTests {
         }
     }
 
+    /// An internal client's certificate changes on disk: after `reload()` its requests (each
+    /// naming `ClientTLS.configuration`, as the key-set and registration clients do) present
+    /// the new one on one and the same `HTTPClient`; a key that does not match is refused.
+    @Test func anInternalClientPresentsItsReloadedCertificate() async throws {
+        defer { files.remove() }
+        try files.write("internal", pki.issueClient(commonName: "first", spiffeID: "spiffe://example.org/ekey/first"))
+        let tls = try ClientTLS(
+            caFile: files.path("ca.crt"), certificateFile: files.path("internal.crt"), keyFile: files.path("internal.key"),
+            configKey: "issuer.publisher")
+        let client = InternalHTTPClient.make(tls: tls)
+        defer { try? client.syncShutdown() }
+        func whoami(_ port: Int) async throws -> String {
+            var request = HTTPClientRequest(url: "https://localhost:\(port)/whoami")
+            request.tlsConfiguration = tls.configuration
+            let response = try await client.execute(request, timeout: .seconds(5))
+            return String(buffer: try await response.body.collect(upTo: 4096))
+        }
+        try await LiveServer.with({ try makeApp(.required, onRunning: $0) }) { port in
+            #expect(try await whoami(port).hasPrefix("spiffe://example.org/ekey/first "))
+            #expect(tls.reload() == .unchanged)
+
+            let second = try pki.issueClient(commonName: "second", spiffeID: "spiffe://example.org/ekey/second")
+            _ = try files.write("internal.crt", second.certificatePEM)
+            let outcome = tls.reload()
+            guard case .refused(let reason) = outcome else {
+                Issue.record("a certificate without its key was loaded: \(outcome)")
+                return
+            }
+            #expect(reason.contains("issuer.publisher"))
+            #expect(try await whoami(port).hasPrefix("spiffe://example.org/ekey/first "))
+
+            try files.write("internal", second)
+            #expect(tls.reload() == .reloaded)
+            #expect(try await whoami(port).hasPrefix("spiffe://example.org/ekey/second "))
+        }
+    }
+
     @Test func requiredModeRefusesClientsWithoutOrWithForeignCertificates() async throws {
         defer { files.remove() }
         try await LiveServer.with({ try makeApp(.required, onRunning: $0) }) { port in

@@ -12,6 +12,12 @@ public enum InternalHTTPClient {
         make(tlsConfiguration: try TLSSetup.client(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile, configKey: configKey))
     }
 
+    /// A client whose requests name ``ClientTLS/configuration`` (pass `tls` to the caller as
+    /// well, so that each request uses the current one after a reload).
+    public static func make(tls: ClientTLS) -> HTTPClient {
+        make(tlsConfiguration: tls.configuration)
+    }
+
     /// A client with a ready TLS configuration (`nil` for plaintext URLs only).
     public static func make(tlsConfiguration: TLSConfiguration?) -> HTTPClient {
         var configuration = HTTPClient.Configuration(

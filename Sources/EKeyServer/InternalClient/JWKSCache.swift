@@ -48,6 +48,7 @@ public actor JWKSCache: Service {
 
     private let url: String
     private let client: HTTPClient
+    private let tls: ClientTLS?
     private let policy: Policy
     private let logger: Logger
     private let metrics: MetricsRegistry?
@@ -64,10 +65,14 @@ public actor JWKSCache: Service {
     private nonisolated let published = NIOLockedValueBox<(keys: JWKSet, freshUntil: ContinuousClock.Instant?)>(
         (JWKSet(keys: []), nil))
 
-    /// Creates a cache for the JWKS at `url`, fetched with `client` (configured for mTLS).
-    public init(url: String, client: HTTPClient, policy: Policy = .init(), metrics: MetricsRegistry? = nil, logger: Logger) {
+    /// Creates a cache for the JWKS at `url`, fetched with `client` (configured for mTLS);
+    /// with `tls`, each fetch uses `tls`'s current configuration, so a reloaded one takes effect.
+    public init(
+        url: String, client: HTTPClient, tls: ClientTLS? = nil, policy: Policy = .init(), metrics: MetricsRegistry? = nil, logger: Logger
+    ) {
         self.url = url
         self.client = client
+        self.tls = tls
         self.policy = policy
         self.metrics = metrics
         self.logger = logger
@@ -146,6 +151,7 @@ public actor JWKSCache: Service {
 
     private func fetch() async -> RefreshOutcome {
         var request = HTTPClientRequest(url: url)
+        request.tlsConfiguration = tls?.configuration
         request.headers.add(name: "accept", value: "application/jwk-set+json, application/json")
         if let entityTag {
             request.headers.add(name: "if-none-match", value: entityTag)

@@ -57,19 +57,23 @@ public struct KeyRegistrationClient: Sendable {
 
     private let baseURL: String
     private let client: HTTPClient
+    private let tls: ClientTLS?
     private let logger: Logger
 
     /// Creates a client for the publisher at `baseURL` (such as `https://127.0.0.1:7443`),
-    /// using `client` (configured with the issuer's client certificate).
-    public init(baseURL: String, client: HTTPClient, logger: Logger) {
+    /// using `client` (configured with the issuer's client certificate); with `tls`, each
+    /// request presents `tls`'s current certificate, so a reloaded one takes effect.
+    public init(baseURL: String, client: HTTPClient, tls: ClientTLS? = nil, logger: Logger) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.client = client
+        self.tls = tls
         self.logger = logger
     }
 
     /// One attempt.
     public func register(_ registration: KeyRegistration) async throws(Failure) -> Outcome {
         var request = HTTPClientRequest(url: baseURL + "/internal/v1/keys")
+        request.tlsConfiguration = tls?.configuration
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
         request.body = .bytes(ByteBuffer(bytes: registration.jsonValue.serializedBytes()))

@@ -20,18 +20,8 @@ import X509
 /// is refused and the current context stays: the service never serves without TLS or with a
 /// broken pair. Files are read by path each time, so the atomic symlink swap of a Kubernetes
 /// Secret volume (`..data`), cert-manager's and SPIRE's helpers' renames are all seen.
-public final class ServerTLS: Sendable {
-    /// What a reload did.
-    public enum ReloadOutcome: Sendable, Equatable {
-        /// The files hold the bytes already loaded.
-        case unchanged
-        /// New files were loaded; new connections use them.
-        case reloaded
-        /// The files changed but cannot be used; the message says why. The old context stays.
-        case refused(String)
-        /// The context was built from a configuration, not files: nothing to reload.
-        case notFromFiles
-    }
+public final class ServerTLS: ReloadableTLS {
+    public typealias ReloadOutcome = TLSReloadOutcome
 
     private struct Loaded {
         var context: NIOSSLContext
@@ -41,7 +31,8 @@ public final class ServerTLS: Sendable {
     }
 
     private let files: TLSFiles?
-    private let configKey: String
+    /// The config key of the files (`gateway.tls`), named in logs.
+    public let configKey: String
     private let loaded: NIOLockedValueBox<Loaded>
 
     /// A context built once from `configuration` (tests, embedding); it never reloads.
@@ -120,10 +111,36 @@ public final class ServerTLS: Sendable {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    /// SHA-256 over the certificate, key and client CA files' bytes.
     private static func fingerprint(_ files: TLSFiles) throws -> [UInt8] {
+        try TLSFileFingerprint.of([files.cert, files.key, files.clientCA].compactMap { $0 })
+    }
+}
+
+/// What a reload of TLS files did.
+public enum TLSReloadOutcome: Sendable, Equatable {
+    /// The files hold the bytes already loaded.
+    case unchanged
+    /// New files were loaded; new connections use them.
+    case reloaded
+    /// The files changed but cannot be used; the message says why. The old material stays.
+    case refused(String)
+    /// The material was built from a configuration, not files: nothing to reload.
+    case notFromFiles
+}
+
+/// TLS material read from files that ``TLSReloadService`` reloads when they change.
+public protocol ReloadableTLS: AnyObject, Sendable {
+    /// The config key of the files (such as `gateway.tls`, `issuer.publisher`), for logs.
+    var configKey: String { get }
+    /// Loads the files again if their bytes changed.
+    func reload() -> TLSReloadOutcome
+}
+
+/// SHA-256 over files' bytes: how a reload tells that the files changed.
+enum TLSFileFingerprint {
+    static func of(_ paths: [String]) throws -> [UInt8] {
         var hash = SHA256()
-        for path in [files.cert, files.key, files.clientCA].compactMap({ $0 }) {
+        for path in paths {
             hash.update(data: try Data(contentsOf: URL(fileURLWithPath: path)))
             hash.update(data: [0])
         }
@@ -131,16 +148,17 @@ public final class ServerTLS: Sendable {
     }
 }
 
-/// Reloads a service's ``ServerTLS`` every `interval` and at once on SIGHUP, logging each
-/// change and each refused file set. Stops with the service group.
+/// Reloads a service's TLS material (its listener's ``ServerTLS``, its internal clients'
+/// ``ClientTLS``) every `interval` and at once on SIGHUP, logging each change and each
+/// refused file set. Stops with the service group.
 public struct TLSReloadService: Service {
-    let tls: ServerTLS
+    let items: [any ReloadableTLS]
     let interval: Duration
     let logger: Logger
 
-    /// Checks the files every `interval` (10 s by default) and on SIGHUP.
-    public init(_ tls: ServerTLS, interval: Duration = .seconds(10), logger: Logger) {
-        self.tls = tls
+    /// Checks the files of `items` every `interval` (10 s by default) and on SIGHUP.
+    public init(_ items: [any ReloadableTLS], interval: Duration = .seconds(10), logger: Logger) {
+        self.items = items
         self.interval = interval
         self.logger = logger
     }
@@ -150,7 +168,7 @@ public struct TLSReloadService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in hangups.cancelOnGracefulShutdown() {
-                    report(tls.reload(), trigger: "SIGHUP")
+                    for item in items { report(item.reload(), of: item, trigger: "SIGHUP") }
                 }
             }
             group.addTask {
@@ -160,7 +178,7 @@ public struct TLSReloadService: Service {
                     } catch {
                         return
                     }
-                    report(tls.reload(), trigger: "file check")
+                    for item in items { report(item.reload(), of: item, trigger: "file check") }
                 }
             }
             try? await gracefulShutdown()
@@ -168,15 +186,16 @@ public struct TLSReloadService: Service {
         }
     }
 
-    private func report(_ outcome: ServerTLS.ReloadOutcome, trigger: String) {
+    private func report(_ outcome: TLSReloadOutcome, of item: any ReloadableTLS, trigger: String) {
+        let metadata: Logger.Metadata = ["trigger": .string(trigger), "tls": .string(item.configKey)]
         switch outcome {
         case .reloaded:
-            logger.notice("TLS certificate reloaded; new connections use it", metadata: ["trigger": .string(trigger)])
+            logger.notice("TLS certificate reloaded; new connections use it", metadata: metadata)
         case .refused(let reason):
-            logger.error("TLS certificate not reloaded: \(reason)", metadata: ["trigger": .string(trigger)])
+            logger.error("TLS certificate not reloaded: \(reason)", metadata: metadata)
         case .unchanged, .notFromFiles:
             if trigger == "SIGHUP" {
-                logger.info("SIGHUP: the TLS files are unchanged", metadata: ["trigger": .string(trigger)])
+                logger.info("SIGHUP: the TLS files are unchanged", metadata: metadata)
             }
         }
     }
