@@ -256,7 +256,7 @@ struct HTTP2AbuseTests {
                     }
                     guard await connection.send(batch) else { break }
                 }
-                let closed = await connection.waitClosed(timeout: .seconds(5))
+                let closed = await connection.waitClosed(timeout: .seconds(15))
                 await connection.close()
                 return closed
             }
@@ -269,7 +269,7 @@ struct HTTP2AbuseTests {
                 for _ in 0..<2000 {
                     guard await connection.send(Raw.frame(type: 0x9, flags: 0, stream: 1, payload: filler)) else { break }
                 }
-                let closed = await connection.waitClosed(timeout: .seconds(5))
+                let closed = await connection.waitClosed(timeout: .seconds(15))
                 await connection.close()
                 return closed
             }
@@ -285,7 +285,7 @@ struct HTTP2AbuseTests {
                     frames += Raw.frame(type: index == 0 ? 0x1 : 0x9, flags: (index == 0 ? 0x1 : 0) | (last ? 0x4 : 0), stream: 1, payload: chunk)
                 }
                 await connection.send(frames)
-                let closed = await connection.waitClosed(timeout: .seconds(5))
+                let closed = await connection.waitClosed(timeout: .seconds(15))
                 let types = connection.receivedFrameTypes
                 await connection.close()
                 #expect(closed || types.contains(0x3), "the oversized header list is refused (GOAWAY or RST_STREAM), frames: \(types)")
@@ -304,7 +304,7 @@ struct HTTP2AbuseTests {
                 let figures = try await check(stack, target, "broken frame: \(name)") {
                     let connection = try await Raw.open(port: port, caFile: caFile)
                     await connection.send(Raw.preface + Raw.settings() + frame)
-                    let closed = await connection.waitClosed(timeout: .seconds(5))
+                    let closed = await connection.waitClosed(timeout: .seconds(15))
                     await connection.close()
                     return closed
                 }

@@ -97,7 +97,6 @@ struct SecureListenerTests {
             caFile: files.path("ca.crt"), certificateFile: files.path("internal.crt"), keyFile: files.path("internal.key"),
             configKey: "issuer.publisher")
         let client = InternalHTTPClient.make(tls: tls)
-        defer { try? client.syncShutdown() }
         func whoami(_ port: Int) async throws -> String {
             var request = HTTPClientRequest(url: "https://localhost:\(port)/whoami")
             request.tlsConfiguration = tls.configuration
@@ -122,6 +121,7 @@ struct SecureListenerTests {
             #expect(tls.reload() == .reloaded)
             #expect(try await whoami(port).hasPrefix("spiffe://example.org/ekey/second "))
         }
+        try await client.shutdown()
     }
 
     @Test func requiredModeRefusesClientsWithoutOrWithForeignCertificates() async throws {

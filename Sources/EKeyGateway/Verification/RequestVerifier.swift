@@ -102,6 +102,7 @@ public struct RequestVerifier: Sendable {
 
     /// Runs one step, as a child span of the request's when tracing is on (named after the
     /// step; a refusal marks it an error with its audit outcome, never a token or proof).
+    @inline(__always)
     private func step<Result>(_ name: String, _ body: () async throws(Rejection) -> Result) async throws(Rejection) -> Result {
         guard ServiceTracing.isEnabled else { return try await body() }
         let span = startSpan(name, context: ServiceContext.current ?? .topLevel)

@@ -4,7 +4,7 @@ public import HTTPTypes
 public import Logging
 import OTel
 public import ServiceLifecycle
-import Synchronization
+public import Synchronization
 public import Tracing
 
 /// OpenTelemetry traces of a service, exported over OTLP/HTTP (protobuf) by swift-otel.
@@ -15,10 +15,10 @@ public import Tracing
 /// on top. When off, nothing is bootstrapped and ``isEnabled`` is `false`: the hot paths
 /// check it first, so a request pays one atomic load and no span bookkeeping.
 public enum ServiceTracing {
-    private static let enabled = Atomic<Bool>(false)
+    @usableFromInline static let enabled = Atomic<Bool>(false)
 
-    /// Whether spans are recorded in this process.
-    public static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
+    /// Whether spans are recorded in this process (inlined into the hot paths).
+    @inlinable public static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
     /// Bootstraps the process's tracer when tracing is configured, and returns the
     /// service that batches and exports spans (run it first in the group, so it stops
