@@ -17,7 +17,7 @@ final class ValidationTests: XCTestCase {
                 - {prefix: /b, upstream: "http://127.0.0.1:8080", audience: a, public_origin: "https://x", timeouts: {conect: 1s}}
             """
         let errors = loadErrors(yaml)
-        assertError(errors, at: "stores", contains: "unknown key 'stores' (valid: store, issuer, gateway, jwks)")
+        assertError(errors, at: "stores", contains: "unknown key 'stores' (valid: store, issuer, gateway, jwks, tracing)")
         assertError(errors, at: "gateway.lisen", contains: "valid: listen, admin_listen, tls, issuer, jwks, clock_skew, dpop, timeouts, routes")
         let tls = errors.first { $0.path == "gateway.tls.clientca" }
         XCTAssertEqual(

@@ -5,7 +5,7 @@ public import Logging
 import NIOConcurrencyHelpers
 public import NIOSSL
 public import ServiceLifecycle
-import UnixSignals
+import Dispatch
 import SwiftASN1
 import X509
 
@@ -164,29 +164,29 @@ public struct TLSReloadService: Service {
     }
 
     public func run() async throws {
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in hangups.cancelOnGracefulShutdown() {
-                    for item in items { report(item.reload(), of: item, trigger: "SIGHUP") }
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                    do {
-                        try await Task.sleep(for: interval)
-                    } catch {
-                        return
-                    }
-                    for item in items { report(item.reload(), of: item, trigger: "file check") }
-                }
-            }
-            try? await gracefulShutdown()
-            group.cancelAll()
+        // SIGHUP through a dispatch source: nothing here waits on a signal, so the service
+        // ends as soon as the group stops it, even during start-up.
+        signal(SIGHUP, SIG_IGN)
+        let hangups = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        let items = self.items
+        let report = self.report
+        hangups.setEventHandler {
+            for item in items { report(item.reload(), item, "SIGHUP") }
+        }
+        hangups.resume()
+        defer { hangups.cancel() }
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            guard !Task.isCancelled && !Task.isShuttingDownGracefully else { break }
+            for item in items { report(item.reload(), item, "file check") }
         }
     }
 
-    private func report(_ outcome: TLSReloadOutcome, of item: any ReloadableTLS, trigger: String) {
+    private var report: @Sendable (TLSReloadOutcome, any ReloadableTLS, String) -> Void {
+        { [logger] outcome, item, trigger in Self.report(outcome, of: item, trigger: trigger, logger: logger) }
+    }
+
+    private static func report(_ outcome: TLSReloadOutcome, of item: any ReloadableTLS, trigger: String, logger: Logger) {
         let metadata: Logger.Metadata = ["trigger": .string(trigger), "tls": .string(item.configKey)]
         switch outcome {
         case .reloaded:
