@@ -51,18 +51,20 @@ public struct GatewayResponder: HTTPResponder {
         guard inFlight.enter() else { return InFlightRequests.refusal(overHTTP2: context.isHTTP2Stream) }
         defer { inFlight.leave() }
         let started = ContinuousClock.now
-        let route = verifier.routeLabel(for: request.head.path ?? "")
         guard ServiceTracing.isEnabled else {
-            let response = try await verifyAndForward(request, context: context, started: started)
-            metrics.recordRequest(route: route, status: response.status.code, ContinuousClock.now - started)
+            let (response, route) = try await verifyAndForward(request, context: context, started: started)
+            metrics.recordRequest(
+                route: route ?? verifier.routeLabel(for: request.head.path ?? ""), status: response.status.code,
+                ContinuousClock.now - started)
             return response
         }
         // The server span continues the client's traceparent; every step is a child of it.
         return try await withSpan("gateway.request", context: ServiceTracing.context(of: request.headers), ofKind: .server) { span in
             span.attributes["http.request.method"] = request.method.rawValue
             span.attributes["url.path"] = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
+            let (response, routed) = try await verifyAndForward(request, context: context, started: started)
+            let route = routed ?? verifier.routeLabel(for: request.head.path ?? "")
             span.attributes["ekey.route"] = route
-            let response = try await verifyAndForward(request, context: context, started: started)
             span.attributes["http.response.status_code"] = Int(response.status.code)
             if response.status.code >= 500 { span.setStatus(.init(code: .error)) }
             metrics.recordRequest(route: route, status: response.status.code, ContinuousClock.now - started)
@@ -70,8 +72,10 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 
+    /// The answer, and the prefix of the route that served a verified request (`nil` for a
+    /// refusal: its route label is looked up then, the only time it is needed).
     private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async throws
-        -> Response
+        -> (Response, route: String?)
     {
         var event = AuditEvent(event: "verify", outcome: "allowed")
         event.method = request.method.rawValue
@@ -86,7 +90,7 @@ public struct GatewayResponder: HTTPResponder {
             verified = try await verifier.verify(incoming, nowMilliseconds: now())
         } catch {
             record(error, event: &event, started: started)
-            return Self.response(for: error)
+            return (Self.response(for: error), nil)
         }
         let claims = verified.token.claims
         event.subject = claims.subject
@@ -116,7 +120,7 @@ public struct GatewayResponder: HTTPResponder {
             event.extra["use"] = "\(verified.used)/\(verified.limit)"
             event.latencyMilliseconds = Self.milliseconds(since: started)
             audit.record(event)
-            return response
+            return (response, verified.route.prefix)
         } catch {
             metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
             if error.nothingSent {
@@ -131,7 +135,7 @@ public struct GatewayResponder: HTTPResponder {
             event.extra["refunded"] = error.nothingSent ? "true" : "false"
             event.latencyMilliseconds = Self.milliseconds(since: started)
             audit.record(event)
-            return .error(error.error)
+            return (.error(error.error), verified.route.prefix)
         }
     }
 

@@ -25,11 +25,6 @@ public struct InlineHTTPChannel: ServerChildChannel {
     private let responder: InlineResponder
     private let serverName: String
 
-    /// Creates the listener's child channel; `tlsConfiguration` `nil` means plaintext HTTP/1.1.
-    public init(tlsConfiguration: TLSConfiguration?, serverName: String, responder: @escaping InlineResponder) throws {
-        self.init(tls: try tlsConfiguration.map(ServerTLS.init(configuration:)), serverName: serverName, responder: responder)
-    }
-
     /// Creates the listener's child channel; each new connection takes `tls`'s current
     /// context (ALPN `h2`, `http/1.1`); `nil` means plaintext HTTP/1.1.
     public init(tls: ServerTLS?, serverName: String, responder: @escaping InlineResponder) {

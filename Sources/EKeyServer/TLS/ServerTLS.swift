@@ -23,69 +23,61 @@ import X509
 public final class ServerTLS: ReloadableTLS {
     public typealias ReloadOutcome = TLSReloadOutcome
 
-    private struct Loaded {
+    private struct Loaded: Sendable {
         var context: NIOSSLContext
-        var fingerprint: [UInt8]?
         /// The leaf certificate's `notAfter`, when it parses.
         var notAfter: Date?
     }
 
-    private let files: TLSFiles?
+    private enum Source: Sendable {
+        case fixed(Loaded)
+        case files(WatchedTLSFiles<Loaded>)
+    }
+
+    private let source: Source
     /// The config key of the files (`gateway.tls`), named in logs.
     public let configKey: String
-    private let loaded: NIOLockedValueBox<Loaded>
 
     /// A context built once from `configuration` (tests, embedding); it never reloads.
     public init(configuration: TLSConfiguration) throws {
-        files = nil
         configKey = "tls"
         let leaf = configuration.certificateChain.first.flatMap { source -> NIOSSLCertificate? in
             if case .certificate(let certificate) = source { return certificate }
             return nil
         }
-        loaded = NIOLockedValueBox(
-            Loaded(context: try Self.context(configuration), fingerprint: nil, notAfter: leaf.flatMap(Self.notAfter)))
+        source = .fixed(Loaded(context: try Self.context(configuration), notAfter: leaf.flatMap(Self.notAfter)))
     }
 
     /// The context of `files`, reloadable; errors name the files by their keys under
     /// `configKey` (such as `gateway.tls`).
     public init(files: TLSFiles, configKey: String) throws {
-        self.files = files
         self.configKey = configKey
-        let fingerprint = try? Self.fingerprint(files)
-        loaded = NIOLockedValueBox(
-            Loaded(context: try Self.context(files, configKey: configKey), fingerprint: fingerprint, notAfter: Self.notAfter(ofFile: files.cert)))
+        source = .files(
+            try WatchedTLSFiles(paths: [files.cert, files.key, files.clientCA].compactMap { $0 }) {
+                Loaded(context: try Self.context(files, configKey: configKey), notAfter: Self.notAfter(ofFile: files.cert))
+            })
+    }
+
+    private var loaded: Loaded {
+        switch source {
+        case .fixed(let loaded): loaded
+        case .files(let watched): watched.material
+        }
     }
 
     /// The context new connections use.
-    public var context: NIOSSLContext {
-        loaded.withLockedValue { $0.context }
-    }
+    public var context: NIOSSLContext { loaded.context }
 
     /// Loads the files again if their bytes changed.
     public func reload() -> ReloadOutcome {
-        guard let files else { return .notFromFiles }
-        let fingerprint: [UInt8]
-        do {
-            fingerprint = try Self.fingerprint(files)
-        } catch {
-            return .refused("\(configKey): cannot read the TLS files (\(error)); keeping the certificate in use")
-        }
-        guard fingerprint != loaded.withLockedValue({ $0.fingerprint }) else { return .unchanged }
-        do {
-            let context = try Self.context(files, configKey: configKey)
-            let notAfter = Self.notAfter(ofFile: files.cert)
-            loaded.withLockedValue { $0 = Loaded(context: context, fingerprint: fingerprint, notAfter: notAfter) }
-            return .reloaded
-        } catch {
-            return .refused("\(error); keeping the certificate in use until the files hold a matching pair")
-        }
+        guard case .files(let watched) = source else { return .notFromFiles }
+        return watched.reload()
     }
 
     /// `ekey_tls_certificate_expiry_seconds{listener}`: seconds until the certificate in
     /// use expires (negative once it has), for the registry's scrape hook.
     public func expiryExposition(listener: String) -> String {
-        guard let notAfter = loaded.withLockedValue({ $0.notAfter }) else { return "" }
+        guard let notAfter = loaded.notAfter else { return "" }
         return "# TYPE ekey_tls_certificate_expiry_seconds gauge\n"
             + "ekey_tls_certificate_expiry_seconds{listener=\"\(listener)\"} \(notAfter.timeIntervalSinceNow.rounded())\n"
     }
@@ -111,9 +103,6 @@ public final class ServerTLS: ReloadableTLS {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    private static func fingerprint(_ files: TLSFiles) throws -> [UInt8] {
-        try TLSFileFingerprint.of([files.cert, files.key, files.clientCA].compactMap { $0 })
-    }
 }
 
 /// What a reload of TLS files did.
@@ -136,9 +125,44 @@ public protocol ReloadableTLS: AnyObject, Sendable {
     func reload() -> TLSReloadOutcome
 }
 
-/// SHA-256 over files' bytes: how a reload tells that the files changed.
-enum TLSFileFingerprint {
-    static func of(_ paths: [String]) throws -> [UInt8] {
+/// TLS material loaded from files, and the SHA-256 of the bytes it was loaded from: a
+/// reload loads again only when the bytes changed, and keeps the material in use when the
+/// new files do not load. Files are read by path each time (symlink swaps and renames are
+/// seen).
+final class WatchedTLSFiles<Material: Sendable>: Sendable {
+    private let paths: [String]
+    private let load: @Sendable () throws -> Material
+    private let state: NIOLockedValueBox<(material: Material, fingerprint: [UInt8]?)>
+
+    /// Loads the material now; `load` throws errors that name the files' config keys.
+    init(paths: [String], load: @escaping @Sendable () throws -> Material) throws {
+        self.paths = paths
+        self.load = load
+        let fingerprint = try? Self.fingerprint(paths)
+        state = NIOLockedValueBox((try load(), fingerprint))
+    }
+
+    /// The material in use.
+    var material: Material { state.withLockedValue { $0.material } }
+
+    func reload() -> TLSReloadOutcome {
+        let fingerprint: [UInt8]
+        do {
+            fingerprint = try Self.fingerprint(paths)
+        } catch {
+            return .refused("cannot read the TLS files (\(error)); keeping the certificate in use")
+        }
+        guard fingerprint != state.withLockedValue({ $0.fingerprint }) else { return .unchanged }
+        do {
+            let material = try load()
+            state.withLockedValue { $0 = (material, fingerprint) }
+            return .reloaded
+        } catch {
+            return .refused("\(error); keeping the certificate in use until the files hold a matching pair")
+        }
+    }
+
+    private static func fingerprint(_ paths: [String]) throws -> [UInt8] {
         var hash = SHA256()
         for path in paths {
             hash.update(data: try Data(contentsOf: URL(fileURLWithPath: path)))
