@@ -110,6 +110,7 @@ let package = Package(
             name: "EKeyServer",
             dependencies: [
                 "CEKeyProcess",
+                "CNGHTTP2",
                 "EKeyConfig",
                 "EKeyProtocol",
                 "EKeyStore",

@@ -63,8 +63,10 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, channel in
-            try await responder.respond(to: request, context: EKeyRequestContext(source: .init(channel: channel, logger: logger)))
+        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, connection, overHTTP2 in
+            var context = EKeyRequestContext(source: .init(channel: connection, logger: logger))
+            context.isHTTP2Stream = overHTTP2
+            return try await responder.respond(to: request, context: context)
         }
     }
 

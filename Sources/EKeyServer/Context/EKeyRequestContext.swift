@@ -11,6 +11,7 @@ public struct EKeyRequestContext: RequestContext {
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.channel = source.channel
+        self.isHTTP2Stream = source.channel.parent?.parent != nil
     }
 
     /// The caller's TLS client identity, or `nil` (no certificate, plaintext, tests without a connection).
@@ -19,10 +20,10 @@ public struct EKeyRequestContext: RequestContext {
     }
 
     /// Whether the request came on a stream of an HTTP/2 connection, where
-    /// connection-specific header fields such as `Connection` are forbidden. A stream's
-    /// parent is its connection, whose parent is the listening socket; an HTTP/1.1
-    /// connection's parent is the listening socket itself.
-    public var isHTTP2Stream: Bool { channel.parent?.parent != nil }
+    /// connection-specific header fields such as `Connection` are forbidden. Hummingbird's
+    /// listeners give each stream a channel whose parent is its connection, whose parent is
+    /// the listening socket; the gateway's listener, which has no stream channels, sets it.
+    public var isHTTP2Stream: Bool
 
     /// The caller's IP address, for audit events.
     public var clientAddress: String? {

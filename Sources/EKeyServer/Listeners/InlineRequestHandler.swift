@@ -5,13 +5,14 @@ public import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// Answers a request: called once per request with the channel it came on (an HTTP/2
-/// stream, or the HTTP/1.1 connection). It returns the response, its body possibly still
-/// streaming; thrown errors become an empty 500.
-public typealias InlineResponder = @Sendable (Request, any Channel) async throws -> Response
+/// Answers a request: called once per request with the connection it came on and whether
+/// it came over HTTP/2. It returns the response, its body possibly still streaming; thrown
+/// errors become an empty 500.
+public typealias InlineResponder = @Sendable (_ request: Request, _ connection: any Channel, _ overHTTP2: Bool) async throws -> Response
 
-/// Serves requests straight from the channel pipeline: one per HTTP/2 stream, or one after
-/// the other on an HTTP/1.1 connection (NIO's pipelining handler holds back the next).
+/// Serves HTTP/1.1 requests straight from the channel pipeline, one after the other on a
+/// connection (NIO's pipelining handler holds back the next); HTTP/2 connections are
+/// served by ``HTTP2ServerConnection``.
 ///
 /// The head starts the responder at once, in a task on the channel's event loop; the body
 /// follows through an ``InboundBodyStream`` with back-pressure, and the response is written
@@ -192,7 +193,7 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         Task {
             var response: Response
             do {
-                response = try await responder(request, channel)
+                response = try await responder(request, channel, false)
             } catch {
                 logger.debug("responder failed", metadata: ["error": "\(error)"])
                 response = Response(status: .internalServerError)
