@@ -1,6 +1,8 @@
 import Foundation
 public import Logging
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Writes one JSON object per line to stdout (docs/spec/observability.md): `ts` (RFC 3339, UTC,
@@ -162,8 +164,23 @@ public struct JSONLogHandler: LogHandler {
 }
 
 /// Where log lines go: stdout in services, a buffer in tests.
+///
+/// Stdout is written in batches: a line written on an event loop waits in one buffer until
+/// the end of that loop's current turn (or until the buffer holds ``batchBytes``), so the
+/// lines of all the requests a turn handles leave in one `write(2)` (a gateway writes an
+/// audit line per request); a line written elsewhere is written at once, with whatever
+/// waits before it. Lines never interleave and keep their order; what waits is written at
+/// process exit too, so only SIGKILL in the middle of a turn can lose lines.
 public final class LogSink: Sendable {
-    private let lock = NIOLock()
+    /// Buffered bytes that are written at once.
+    static let batchBytes = 32 * 1024
+
+    private struct Batch {
+        var bytes: [UInt8] = []
+        var flushScheduled = false
+    }
+
+    private let batch = NIOLockedValueBox(Batch())
     private let collected = NIOLockedValueBox<[String]>([])
     private let collects: Bool
 
@@ -171,8 +188,11 @@ public final class LogSink: Sendable {
         self.collects = collects
     }
 
-    /// Process stdout; whole lines are written under a lock so lines never interleave.
-    public static let standardOutput = LogSink(collects: false)
+    /// Process stdout, flushed at exit.
+    public static let standardOutput: LogSink = {
+        atexit { LogSink.standardOutput.flush() }
+        return LogSink(collects: false)
+    }()
 
     /// A sink that keeps lines in memory, for tests.
     public static func memory() -> LogSink { LogSink(collects: true) }
@@ -185,17 +205,42 @@ public final class LogSink: Sendable {
             collected.withLockedValue { $0.append(line) }
             return
         }
-        var line = line
-        lock.withLock {
-            line.withUTF8 { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0, errno == EINTR { continue }
-                    if written <= 0 { break }
-                    offset += written
-                }
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        let scheduleFlush = batch.withLockedValue { batch -> Bool in
+            batch.bytes.append(contentsOf: line.utf8)
+            if loop == nil || batch.bytes.count >= Self.batchBytes {
+                Self.writeOut(&batch.bytes)
+                return false
+            }
+            guard !batch.flushScheduled else { return false }
+            batch.flushScheduled = true
+            return true
+        }
+        if scheduleFlush, let loop {
+            loop.execute { self.flush() }
+        }
+    }
+
+    /// Writes the buffered lines now.
+    public func flush() {
+        batch.withLockedValue { batch in
+            batch.flushScheduled = false
+            Self.writeOut(&batch.bytes)
+        }
+    }
+
+    /// Writes `bytes` to stdout (under the batch lock, so batches keep their order) and empties it.
+    private static func writeOut(_ bytes: inout [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeBufferPointer { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0, errno == EINTR { continue }
+                if written <= 0 { break }
+                offset += written
             }
         }
+        bytes.removeAll(keepingCapacity: true)
     }
 }
