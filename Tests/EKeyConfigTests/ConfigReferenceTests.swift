@@ -16,9 +16,16 @@ final class ConfigReferenceTests: XCTestCase {
             try generated.write(toFile: documentPath, atomically: true, encoding: .utf8)
             return
         }
-        XCTAssertEqual(
-            document, generated,
-            "docs/configuration.md's key tables differ from Sources/EKeyConfig/ConfigKeys.swift; run `make config-docs`")
+        let written = document.split(separator: "\n", omittingEmptySubsequences: false)
+        let declared = generated.split(separator: "\n", omittingEmptySubsequences: false)
+        let line = zip(written, declared).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(written.count, declared.count)
+        XCTAssertTrue(
+            document == generated,
+            """
+            docs/configuration.md's key tables differ from Sources/EKeyConfig/ConfigKeys.swift at line \(line + 1); run `make config-docs`
+              docs:     \(line < written.count ? written[line] : "(end)")
+              declared: \(line < declared.count ? declared[line] : "(end)")
+            """)
     }
 
     func testEveryDeclaredKeyHasARow() throws {
