@@ -34,7 +34,7 @@ struct MapReader {
 
     /// The raw node of `key`, `nil` when absent or null.
     func raw(_ key: String) -> ConfigNode? {
-        assert(schema[key] != nil, "\(childPath(key)) is read but not in ConfigSchema")
+        assert(schema[key] != nil, "\(childPath(key)) is read but not declared in ConfigKeys")
         guard let value = node?[key], !value.isNull else { return nil }
         return value
     }
