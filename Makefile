@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export EKEY_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: up test deploy-check deps apt-deps python-deps build bench-verify spec-vectors clean
+.PHONY: up test deploy-check deps apt-deps python-deps build bench-verify spec-vectors config-docs clean
 
 # One debug build of every product: half the time of a release build on two cores, and
 # `make test` reuses it. Benchmarks (loadtest/) and images (compose/) build release.
@@ -52,6 +52,10 @@ bench-verify: deps
 # docs/spec/vectors/: rewritten from the real code (keys.json kept); `make test` checks them.
 spec-vectors: apt-deps
 	EKEY_WRITE_SPEC_VECTORS=1 swift test --filter SpecVectorTests/theFilesAreWhatTheGeneratorMakes
+
+# docs/configuration.md's key tables: rewritten from Sources/EKeyConfig/ConfigKeys.swift; `make test` checks them.
+config-docs:
+	EKEY_WRITE_CONFIG_DOCS=1 swift test --filter ConfigReferenceTests/testTheDocsTablesAreWhatTheDeclarationsMake
 
 clean:
 	rm -rf .build $(VENV) .build-venv-deploy .build-venv-deploy-compose .build-deploy

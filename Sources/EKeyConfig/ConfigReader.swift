@@ -34,7 +34,7 @@ struct MapReader {
 
     /// The raw node of `key`, `nil` when absent or null.
     func raw(_ key: String) -> ConfigNode? {
-        assert(schema[key] != nil, "\(childPath(key)) is read but not in ConfigSchema")
+        assert(schema[key] != nil, "\(childPath(key)) is read but not declared in ConfigKeys")
         guard let value = node?[key], !value.isNull else { return nil }
         return value
     }
@@ -72,22 +72,14 @@ struct MapReader {
         return text
     }
 
-    func requiredString(_ key: String, _ hint: String) -> String? {
-        guard has(key) else {
-            missing(key, hint)
-            return nil
-        }
-        return string(key)
-    }
-
-    func bool(_ key: String, default value: Bool) -> Bool {
-        guard let (text, node) = scalar(key) else { return value }
+    func bool(_ key: String) -> Bool? {
+        guard let (text, node) = scalar(key) else { return nil }
         switch text.lowercased() {
         case "true": return true
         case "false": return false
         default:
             context.error(childPath(key), "\"\(text)\" is not a boolean (use true or false)", node)
-            return value
+            return nil
         }
     }
 
@@ -104,28 +96,28 @@ struct MapReader {
         return value
     }
 
-    func duration(_ key: String, default value: Duration, positive: Bool = true) -> Duration {
-        guard let (text, node) = scalar(key) else { return value }
+    func duration(_ key: String, positive: Bool) -> Duration? {
+        guard let (text, node) = scalar(key) else { return nil }
         guard let duration = Duration(configText: text) else {
             context.error(
                 childPath(key), "\"\(text)\" is not a duration (use 500ms, 5s, 2m, 24h or 1h30m)", node)
-            return value
+            return nil
         }
         if positive && duration <= .zero {
             context.error(childPath(key), "must be longer than 0s", node)
-            return value
+            return nil
         }
         return duration
     }
 
-    func listen(_ key: String, default value: ListenAddress) -> ListenAddress {
-        guard let (text, node) = scalar(key) else { return value }
+    func listen(_ key: String) -> ListenAddress? {
+        guard let (text, node) = scalar(key) else { return nil }
         guard let address = ListenAddress(parsing: text.trimmingWhitespace()) else {
             context.error(
                 childPath(key),
                 "\"\(text)\" is not a listen address (use host:port with a port from 1 to 65535, e.g. 0.0.0.0:8443 or [::1]:8443)",
                 node)
-            return value
+            return nil
         }
         return address
     }
@@ -218,4 +210,43 @@ struct MapReader {
         if let key { return raw(key) }
         return node
     }
+}
+
+// MARK: Declared keys
+
+extension MapReader {
+    /// The value of `key`, or its default when it is absent or bad (a bad one is reported).
+    subscript<Value>(_ key: ConfigKey<Value>) -> Value {
+        key.type.read(self, key.name) ?? key.defaultValue
+    }
+
+    /// The value of `key` as written; `nil` when absent or bad.
+    func value<Value>(_ key: ConfigKey<Value>) -> Value? {
+        key.type.read(self, key.name)
+    }
+
+    /// The value of `key`; `nil` when absent or bad.
+    func value<Value>(_ key: RequiredKey<Value>) -> Value? {
+        key.type.read(self, key.name)
+    }
+
+    /// Records "is required" with the key's doc line when `key` is absent.
+    func missing<Value>(_ key: RequiredKey<Value>, adding detail: String = "") {
+        missing(key.name, key.doc + detail)
+    }
+
+    func childPath(_ key: some DeclaredKey) -> String { childPath(key.name) }
+    func raw(_ key: some DeclaredKey) -> ConfigNode? { raw(key.name) }
+    func has(_ key: some DeclaredKey) -> Bool { has(key.name) }
+    func isEmptyList(_ key: some DeclaredKey) -> Bool { isEmptyList(key.name) }
+    func scalar(_ key: some DeclaredKey) -> (text: String, node: ConfigNode)? { scalar(key.name) }
+
+    /// The nested map `block` (an empty reader when absent, so defaults apply).
+    func map(_ block: ConfigBlock) -> MapReader { map(block.name) }
+    /// The items of the list of maps `block` (empty when absent).
+    func list(_ block: ConfigBlock) -> [MapReader] { list(block.name) }
+    func has(_ block: ConfigBlock) -> Bool { has(block.name) }
+    func raw(_ block: ConfigBlock) -> ConfigNode? { raw(block.name) }
+    func childPath(_ block: ConfigBlock) -> String { childPath(block.name) }
+    func isEmptyList(_ block: ConfigBlock) -> Bool { isEmptyList(block.name) }
 }

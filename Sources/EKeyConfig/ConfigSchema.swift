@@ -1,4 +1,4 @@
-/// The shape of the configuration file (docs/configuration.md): which keys exist at each level.
+/// The shape of the configuration file: which keys exist at each level (declared in ``ConfigKeys``).
 indirect enum SchemaNode: Sendable {
     /// One value (string, number, boolean, duration...).
     case scalar
@@ -28,57 +28,9 @@ indirect enum SchemaNode: Sendable {
     }
 }
 
-/// The schema of the whole stack file.
+/// The schema of the whole stack file, derived from ``ConfigKeys``.
 enum ConfigSchema {
-    static let tls = SchemaNode.noneOrMap([
-        ("cert", .scalar), ("key", .scalar), ("client_ca", .scalar), ("client_auth", .scalar), ("min_version", .scalar),
-    ])
-    static let clientFiles = SchemaNode.map([("url", .scalar), ("ca", .scalar), ("cert", .scalar), ("key", .scalar)])
-    static let timeouts = SchemaNode.map([("connect", .scalar), ("first_byte", .scalar), ("idle", .scalar)])
-
-    static let store = SchemaNode.map([("url", .scalar), ("prefix", .scalar)])
-
-    static let issuer = SchemaNode.map([
-        ("listen", .scalar), ("admin_listen", .scalar), ("issuer_url", .scalar), ("jwks_uri", .scalar),
-        ("clock_skew", .scalar), ("tls", tls),
-        ("signing", .map([("alg", .scalar), ("rotate_every", .scalar), ("key_file", .scalar)])),
-        ("publisher", clientFiles),
-        ("clients", .list(.map([("id", .scalar), ("jkt", .scalar)]))),
-        ("idps", .list(.map([
-            ("name", .scalar), ("issuer", .scalar), ("audience", .scalar), ("jwks_uri", .scalar),
-            ("jwks_file", .scalar), ("subject_claim", .scalar),
-        ]))),
-        ("templates", .list(.map([
-            ("name", .scalar), ("subjects", .scalarList), ("audiences", .scalarList), ("actions", .scalarList),
-            ("max_limit", .scalar), ("max_ttl", .scalar), ("binds", .scalarList), ("rate_per_minute", .scalar),
-            ("delegate_subjects", .scalarList),
-        ]))),
-    ])
-
-    static let gateway = SchemaNode.map([
-        ("listen", .scalar), ("admin_listen", .scalar), ("tls", tls), ("issuer", .scalar), ("jwks", clientFiles),
-        ("clock_skew", .scalar),
-        ("dpop", .map([
-            ("max_age", .scalar), ("require_ath", .scalar), ("nonce", .scalar), ("nonce_window", .scalar),
-            ("nonce_secret_file", .scalar),
-        ])),
-        ("timeouts", timeouts),
-        ("routes", .list(.map([
-            ("prefix", .scalar), ("upstream", .scalar), ("audience", .scalar), ("public_origin", .scalar),
-            ("upstream_ca", .scalar), ("timeouts", timeouts),
-        ]))),
-    ])
-
-    static let jwks = SchemaNode.map([
-        ("listen", .scalar), ("admin_listen", .scalar), ("tls", tls), ("authorized_issuers", .scalarList),
-        ("admins", .scalarList), ("cache_max_age", .scalar), ("retain", .scalar),
-    ])
-
-    static let tracing = SchemaNode.map([("endpoint", .scalar)])
-
-    static let root = SchemaNode.map([
-        ("store", store), ("issuer", issuer), ("gateway", gateway), ("jwks", jwks), ("tracing", tracing),
-    ])
+    static let root = ConfigKeys.root.schema
 }
 
 /// Checks a parsed file against the schema: unknown keys and values of the wrong shape.

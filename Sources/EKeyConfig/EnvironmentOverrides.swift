@@ -1,6 +1,6 @@
 /// `EKEY_<PATH>` environment variables laid over the parsed file (docs/configuration.md).
 ///
-/// A name is matched against the schema rather than split at `_`, because key names contain
+/// A name is matched against the schema (declared in ``ConfigKeys``) rather than split at `_`, because key names contain
 /// underscores: `EKEY_GATEWAY_ADMIN_LISTEN` is `gateway.admin_listen`, and
 /// `EKEY_GATEWAY_ROUTES_0_UPSTREAM` is `gateway.routes.0.upstream`.
 struct EnvironmentOverrides {

@@ -1,10 +1,10 @@
 public import Foundation
 
-/// `gateway`: the verifier gateway (docs/spec/gateway.md).
+/// `gateway`: the verifier gateway (docs/spec/gateway.md). Keys and defaults: ``ConfigKeys/Gateway``.
 public struct GatewayConfig: Sendable, Hashable {
-    /// `listen` (default `0.0.0.0:9443`).
+    /// `listen`.
     public var listen: ListenAddress
-    /// `admin_listen` (default `127.0.0.1:9102`).
+    /// `admin_listen`: metrics and health, plain HTTP.
     public var adminListen: ListenAddress
     /// `tls`: the listener's TLS; `client_ca` validates mTLS-bound callers.
     public var tls: TLSSettings
@@ -12,7 +12,7 @@ public struct GatewayConfig: Sendable, Hashable {
     public var issuer: String
     /// `jwks`: where the issuers' public keys are fetched.
     public var jwks: JWKSClientConfig
-    /// `clock_skew` on token `exp` and `iat` (default 5 s).
+    /// `clock_skew` on token `exp` and `iat`.
     public var clockSkew: Duration
     /// `dpop`: DPoP proof checks.
     public var dpop: DPoPConfig
@@ -23,9 +23,10 @@ public struct GatewayConfig: Sendable, Hashable {
 
     /// Creates a gateway configuration.
     public init(
-        listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 9443),
-        adminListen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9102), tls: TLSSettings,
-        issuer: String, jwks: JWKSClientConfig, clockSkew: Duration = .seconds(5), dpop: DPoPConfig = DPoPConfig(),
+        listen: ListenAddress = ConfigKeys.Gateway.listen.defaultValue,
+        adminListen: ListenAddress = ConfigKeys.Gateway.adminListen.defaultValue, tls: TLSSettings,
+        issuer: String, jwks: JWKSClientConfig, clockSkew: Duration = ConfigKeys.Gateway.clockSkew.defaultValue,
+        dpop: DPoPConfig = DPoPConfig(),
         timeouts: TimeoutsConfig = TimeoutsConfig(), routes: [RouteConfig]
     ) {
         self.listen = listen
@@ -60,23 +61,26 @@ public struct JWKSClientConfig: Sendable, Hashable {
     }
 }
 
-/// `gateway.dpop`: DPoP proof checks.
+/// `gateway.dpop`: DPoP proof checks. Keys and defaults: ``ConfigKeys/Gateway/DPoP``.
 public struct DPoPConfig: Sendable, Hashable {
-    /// `max_age`: how far a proof's `iat` may be from now (default 5 s).
+    /// `max_age`: how far a proof's `iat` may be from now.
     public var maxAge: Duration
-    /// `require_ath`: refuse the prototype's `nonce` = trace form (default false).
+    /// `require_ath`: refuse proofs without `ath`, the prototype's `nonce` = trace form.
     public var requireATH: Bool
-    /// `nonce`: demand a server nonce (RFC 9449 §9; default false).
+    /// `nonce`: demand a server nonce (RFC 9449 §9).
     public var nonce: Bool
-    /// `nonce_window`: lifetime of one nonce window (default 60 s).
+    /// `nonce_window`: lifetime of one nonce window.
     public var nonceWindow: Duration
     /// `nonce_secret_file`: HMAC secret of the nonces, at least 32 bytes; required with ``nonce``.
     public var nonceSecretFile: String?
 
     /// Creates DPoP settings.
     public init(
-        maxAge: Duration = .seconds(5), requireATH: Bool = false, nonce: Bool = false,
-        nonceWindow: Duration = .seconds(60), nonceSecretFile: String? = nil
+        maxAge: Duration = ConfigKeys.Gateway.DPoP.maxAge.defaultValue,
+        requireATH: Bool = ConfigKeys.Gateway.DPoP.requireATH.defaultValue,
+        nonce: Bool = ConfigKeys.Gateway.DPoP.nonce.defaultValue,
+        nonceWindow: Duration = ConfigKeys.Gateway.DPoP.nonceWindow.defaultValue,
+        nonceSecretFile: String? = ConfigKeys.Gateway.DPoP.nonceSecretFile.defaultValue
     ) {
         self.maxAge = maxAge
         self.requireATH = requireATH
@@ -86,17 +90,21 @@ public struct DPoPConfig: Sendable, Hashable {
     }
 }
 
-/// `timeouts`: limits on upstream calls.
+/// `timeouts`: limits on upstream calls. Keys and defaults: ``ConfigKeys/Timeouts``.
 public struct TimeoutsConfig: Sendable, Hashable {
-    /// `connect`: to open the upstream connection (default 2 s).
+    /// `connect`: to open the upstream connection.
     public var connect: Duration
-    /// `first_byte`: from request sent to response head (default 30 s).
+    /// `first_byte`: from request sent to response head.
     public var firstByte: Duration
-    /// `idle`: longest pause while streaming either body (default 60 s).
+    /// `idle`: longest pause while streaming either body.
     public var idle: Duration
 
     /// Creates timeouts.
-    public init(connect: Duration = .seconds(2), firstByte: Duration = .seconds(30), idle: Duration = .seconds(60)) {
+    public init(
+        connect: Duration = ConfigKeys.Timeouts.connect.defaultValue,
+        firstByte: Duration = ConfigKeys.Timeouts.firstByte.defaultValue,
+        idle: Duration = ConfigKeys.Timeouts.idle.defaultValue
+    ) {
         self.connect = connect
         self.firstByte = firstByte
         self.idle = idle

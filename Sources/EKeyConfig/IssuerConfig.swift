@@ -1,16 +1,16 @@
 public import Foundation
 
-/// `issuer`: the token issuer (docs/spec/issuer.md).
+/// `issuer`: the token issuer (docs/spec/issuer.md). Keys and defaults: ``ConfigKeys/Issuer``.
 public struct IssuerConfig: Sendable, Hashable {
-    /// `listen` (default `0.0.0.0:8443`).
+    /// `listen`.
     public var listen: ListenAddress
-    /// `admin_listen`: metrics and health, plain HTTP (default `127.0.0.1:9101`).
+    /// `admin_listen`: metrics and health, plain HTTP.
     public var adminListen: ListenAddress
     /// `issuer_url`: the tokens' `iss`; the token endpoint is this plus `/token`.
     public var issuerURL: URL
     /// `jwks_uri` for the RFC 8414 metadata (default: the publisher's URL with path `/.well-known/jwks.json`).
     public var jwksURI: URL
-    /// `clock_skew` allowed on DPoP proofs' `iat` (default 5 s).
+    /// `clock_skew` allowed on DPoP proofs' `iat`.
     public var clockSkew: Duration
     /// `tls`: the listener's TLS; `client_ca` validates mTLS callers.
     public var tls: TLSSettings
@@ -27,9 +27,9 @@ public struct IssuerConfig: Sendable, Hashable {
 
     /// Creates an issuer configuration.
     public init(
-        listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 8443),
-        adminListen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9101),
-        issuerURL: URL, jwksURI: URL, clockSkew: Duration = .seconds(5), tls: TLSSettings,
+        listen: ListenAddress = ConfigKeys.Issuer.listen.defaultValue,
+        adminListen: ListenAddress = ConfigKeys.Issuer.adminListen.defaultValue,
+        issuerURL: URL, jwksURI: URL, clockSkew: Duration = ConfigKeys.Issuer.clockSkew.defaultValue, tls: TLSSettings,
         signing: SigningConfig = SigningConfig(), publisher: PublisherClientConfig, clients: [ClientConfig] = [],
         idps: [IdPConfig] = [], templates: [TemplateConfig] = []
     ) {
@@ -47,22 +47,23 @@ public struct IssuerConfig: Sendable, Hashable {
     }
 }
 
-/// `issuer.signing`: how tokens are signed.
+/// `issuer.signing`: how tokens are signed. Keys and defaults: ``ConfigKeys/Issuer/Signing``.
 public struct SigningConfig: Sendable, Hashable {
-    /// `alg` (default ES256). With ``keyFile`` the key's type decides; an explicit `alg` that
+    /// `alg`. With ``keyFile`` the key's type decides; an explicit `alg` that
     /// disagrees with the key is refused when the key is read.
     public var alg: KeyAlgorithm
     /// `true` when `alg` was written in the configuration rather than defaulted.
     public var isAlgorithmExplicit: Bool
-    /// `rotate_every` for keys generated in memory (default 24 h); unused with ``keyFile``.
+    /// `rotate_every` for keys generated in memory; unused with ``keyFile``.
     public var rotateEvery: Duration
     /// `key_file`: a shared PEM key (SEC1 or PKCS#8; P-256 or Ed25519) instead of generated ones.
     public var keyFile: String?
 
     /// Creates signing settings.
     public init(
-        alg: KeyAlgorithm = .es256, isAlgorithmExplicit: Bool = false, rotateEvery: Duration = .seconds(86_400),
-        keyFile: String? = nil
+        alg: KeyAlgorithm = ConfigKeys.Issuer.Signing.alg.defaultValue, isAlgorithmExplicit: Bool = false,
+        rotateEvery: Duration = ConfigKeys.Issuer.Signing.rotateEvery.defaultValue,
+        keyFile: String? = ConfigKeys.Issuer.Signing.keyFile.defaultValue
     ) {
         self.alg = alg
         self.isAlgorithmExplicit = isAlgorithmExplicit
@@ -131,11 +132,14 @@ public struct IdPConfig: Sendable, Hashable {
     public var audience: String
     /// `jwks_uri` or `jwks_file` (exactly one).
     public var keys: KeySource
-    /// `subject_claim` (default `sub`).
+    /// `subject_claim`: the claim that names the subject.
     public var subjectClaim: String
 
     /// Creates an identity provider entry.
-    public init(name: String, issuer: String, audience: String, keys: KeySource, subjectClaim: String = "sub") {
+    public init(
+        name: String, issuer: String, audience: String, keys: KeySource,
+        subjectClaim: String = ConfigKeys.Issuer.IdP.subjectClaim.defaultValue
+    ) {
         self.name = name
         self.issuer = issuer
         self.audience = audience
@@ -164,7 +168,7 @@ public enum Binding: String, Sendable, Hashable, CaseIterable {
     case mtls = "mTLS"
 }
 
-/// `issuer.templates[]`: one rule of the issuance policy.
+/// `issuer.templates[]`: one rule of the issuance policy. Keys and defaults: ``ConfigKeys/Issuer/Template``.
 public struct TemplateConfig: Sendable, Hashable {
     /// `name`: used in metrics and logs.
     public var name: String
@@ -174,10 +178,10 @@ public struct TemplateConfig: Sendable, Hashable {
     public var audiences: [String]
     /// `actions`: allowed capability actions (`METHOD:/path`, with `:name` and final `/*`).
     public var actions: [String]
-    /// `max_limit`: the highest use count a token may carry (default 1).
+    /// `max_limit`: the highest use count a token may carry.
     public var maxLimit: Int
-    /// `max_ttl`: the longest lifetime in seconds, 1–60 (default 60).
-    public var maxTTL: Int
+    /// `max_ttl`: the longest lifetime, whole seconds from 1 to 60.
+    public var maxTTL: Duration
     /// `binds`: allowed binding modes (non-empty).
     public var binds: Set<Binding>
     /// `rate_per_minute`: issuance limit per identity and template, if any.
@@ -187,8 +191,11 @@ public struct TemplateConfig: Sendable, Hashable {
 
     /// Creates a policy template.
     public init(
-        name: String, subjects: [String], audiences: [String], actions: [String], maxLimit: Int = 1, maxTTL: Int = 60,
-        binds: Set<Binding>, ratePerMinute: Int? = nil, delegateSubjects: [String] = []
+        name: String, subjects: [String], audiences: [String], actions: [String],
+        maxLimit: Int = ConfigKeys.Issuer.Template.maxLimit.defaultValue,
+        maxTTL: Duration = ConfigKeys.Issuer.Template.maxTTL.defaultValue, binds: Set<Binding>,
+        ratePerMinute: Int? = ConfigKeys.Issuer.Template.ratePerMinute.defaultValue,
+        delegateSubjects: [String] = ConfigKeys.Issuer.Template.delegateSubjects.defaultValue
     ) {
         self.name = name
         self.subjects = subjects

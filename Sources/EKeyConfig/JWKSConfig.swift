@@ -1,8 +1,8 @@
-/// `jwks`: the JWKS publisher (docs/spec/publisher.md).
+/// `jwks`: the JWKS publisher (docs/spec/publisher.md). Keys and defaults: ``ConfigKeys/JWKS``.
 public struct JWKSConfig: Sendable, Hashable {
-    /// `listen` (default `0.0.0.0:7443`).
+    /// `listen`.
     public var listen: ListenAddress
-    /// `admin_listen` (default `127.0.0.1:9103`).
+    /// `admin_listen`: metrics and health, plain HTTP.
     public var adminListen: ListenAddress
     /// `tls`: the listener's TLS; `client_ca` validates issuers and admins.
     public var tls: TLSSettings
@@ -10,18 +10,20 @@ public struct JWKSConfig: Sendable, Hashable {
     public var authorizedIssuers: [String]
     /// `admins`: identity globs allowed to revoke, export and import keys.
     public var admins: [String]
-    /// `cache_max_age` of the JWKS response (default 30 s).
+    /// `cache_max_age` of the JWKS response.
     public var cacheMaxAge: Duration
     /// `retain`: how long a key stays published after its `not_after`, and how long a
-    /// revoked kid is remembered and refused (default 24 h).
+    /// revoked kid is remembered and refused.
     public var retain: Duration
 
     /// Creates a publisher configuration.
     public init(
-        listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 7443),
-        adminListen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9103), tls: TLSSettings,
-        authorizedIssuers: [String] = [], admins: [String] = [], cacheMaxAge: Duration = .seconds(30),
-        retain: Duration = .seconds(86_400)
+        listen: ListenAddress = ConfigKeys.JWKS.listen.defaultValue,
+        adminListen: ListenAddress = ConfigKeys.JWKS.adminListen.defaultValue, tls: TLSSettings,
+        authorizedIssuers: [String] = ConfigKeys.JWKS.authorizedIssuers.defaultValue,
+        admins: [String] = ConfigKeys.JWKS.admins.defaultValue,
+        cacheMaxAge: Duration = ConfigKeys.JWKS.cacheMaxAge.defaultValue,
+        retain: Duration = ConfigKeys.JWKS.retain.defaultValue
     ) {
         self.listen = listen
         self.adminListen = adminListen

@@ -5,112 +5,92 @@ import Foundation
 enum SectionReader {
     static func stack(_ root: MapReader) -> StackConfig {
         StackConfig(
-            store: store(root.map("store")),
-            issuer: root.has("issuer") ? issuer(root.map("issuer")) : nil,
-            gateway: root.has("gateway") ? gateway(root.map("gateway")) : nil,
-            jwks: root.has("jwks") ? jwks(root.map("jwks")) : nil,
-            tracing: TracingConfig(endpoint: root.map("tracing").url("endpoint", schemes: ["http", "https"]))
+            store: store(root.map(ConfigKeys.Store.block)),
+            issuer: root.has(ConfigKeys.Issuer.block) ? issuer(root.map(ConfigKeys.Issuer.block)) : nil,
+            gateway: root.has(ConfigKeys.Gateway.block) ? gateway(root.map(ConfigKeys.Gateway.block)) : nil,
+            jwks: root.has(ConfigKeys.JWKS.block) ? jwks(root.map(ConfigKeys.JWKS.block)) : nil,
+            tracing: TracingConfig(endpoint: root.map(ConfigKeys.Tracing.block)[ConfigKeys.Tracing.endpoint])
         )
     }
 
     // MARK: store
 
     static func store(_ m: MapReader) -> StoreConfig {
-        var config = StoreConfig()
-        if let prefix = m.string("prefix", nonEmpty: false) { config.prefix = prefix }
-        if let (text, node) = m.scalar("url") {
-            let url = text.trimmingWhitespace()
-            let scheme = url.range(of: "://").map { String(url[..<$0.lowerBound]).lowercased() }
-            if let scheme, let kind = StoreConfig.Kind(rawValue: scheme) {
-                config.url = url
-                config.kind = kind
-                config.isExplicit = true
-            } else {
-                let shown = scheme.map { "scheme \"\($0)\"" } ?? "no scheme"
-                m.context.error(
-                    m.childPath("url"),
-                    "the URL has \(shown); use memory://, redis://host:port, rediss://host:port, redis-cluster://h1:p1,h2:p2 or rediss-cluster://h1:p1,h2:p2",
-                    node)
-            }
-        }
-        return config
+        typealias Key = ConfigKeys.Store
+        let prefix = m[Key.prefix]
+        let explicitURL = m.value(Key.url)
+        let url = explicitURL ?? Key.url.defaultValue
+        return StoreConfig(url: url.url, kind: url.kind, prefix: prefix, isExplicit: explicitURL != nil)
     }
 
     // MARK: shared blocks
 
     /// `tls`: required for a service; `none` or a map with cert and key.
     static func tls(_ parent: MapReader) -> TLSSettings? {
-        guard let value = parent.raw("tls") else {
+        typealias Key = ConfigKeys.TLS
+        guard let value = parent.raw(Key.block) else {
             parent.missing(
-                "tls", "give {cert: FILE, key: FILE} (plus client_ca and client_auth for client certificates), or none for plaintext local debugging")
+                Key.block.name,
+                "give {cert: FILE, key: FILE} (plus client_ca and client_auth for client certificates), or none for plaintext local debugging")
             return nil
         }
         if case .scalar = value { return TLSSettings.none }  // the shape check allowed only `none`
         guard case .map = value else { return nil }
-        let m = parent.map("tls")
-        let cert = m.has("cert") ? m.file("cert") : nil
-        let key = m.has("key") ? m.file("key") : nil
-        if !m.has("cert") { m.missing("cert", "the PEM certificate chain of this listener") }
-        if !m.has("key") { m.missing("key", "the PEM private key of this listener") }
-        let clientCA = m.has("client_ca") ? m.file("client_ca") : nil
-        let explicitAuth = m.oneOf("client_auth", ClientAuthMode.self)
-        let clientAuth = explicitAuth ?? (m.has("client_ca") ? .optional : .none)
-        if clientAuth != .none && !m.has("client_ca") {
+        let m = parent.map(Key.block)
+        let cert = m.value(Key.cert)
+        let key = m.value(Key.key)
+        m.missing(Key.cert)
+        m.missing(Key.key)
+        let clientCA = m[Key.clientCA]
+        let clientAuth = m[Key.clientAuth] ?? (m.has(Key.clientCA) ? .optional : .none)
+        if clientAuth != .none && !m.has(Key.clientCA) {
             m.context.error(
-                m.childPath("client_auth"),
+                m.childPath(Key.clientAuth),
                 "client_auth: \(clientAuth.rawValue) needs client_ca (the CA bundle client certificates must chain to); add client_ca or set client_auth: none",
-                m.raw("client_auth"))
+                m.raw(Key.clientAuth))
         }
-        var minVersion = TLSMinimumVersion.tls13
-        if let (text, node) = m.scalar("min_version") {
-            switch text.lowercased().replacingOccurrences(of: "tlsv", with: "") {
-            case "1.3": minVersion = .tls13
-            case "1.2": minVersion = .tls12
-            default: m.context.error(m.childPath("min_version"), "\"\(text)\" is not a TLS version (use \"1.3\" or \"1.2\")", node)
-            }
-        }
+        let minVersion = m[Key.minVersion]
         guard let cert, let key else { return nil }
         return .enabled(TLSFiles(cert: cert, key: key, clientCA: clientCA, clientAuth: clientAuth, minVersion: minVersion))
     }
 
+    /// A `timeouts` block; absent keys take `base`'s values.
     static func timeouts(_ m: MapReader, base: TimeoutsConfig) -> TimeoutsConfig {
-        TimeoutsConfig(
-            connect: m.duration("connect", default: base.connect),
-            firstByte: m.duration("first_byte", default: base.firstByte),
-            idle: m.duration("idle", default: base.idle)
+        typealias Key = ConfigKeys.Timeouts
+        return TimeoutsConfig(
+            connect: m.value(Key.connect) ?? base.connect,
+            firstByte: m.value(Key.firstByte) ?? base.firstByte,
+            idle: m.value(Key.idle) ?? base.idle
         )
-    }
-
-    static func globs(_ m: MapReader, _ key: String) -> [String] {
-        m.stringList(key) ?? []
     }
 
     // MARK: issuer
 
     static func issuer(_ m: MapReader) -> IssuerConfig? {
+        typealias Key = ConfigKeys.Issuer
         let errorsBefore = m.context.errors.count
-        let listen = m.listen("listen", default: ListenAddress(host: "0.0.0.0", port: 8443))
-        let adminListen = m.listen("admin_listen", default: ListenAddress(host: "127.0.0.1", port: 9101))
-        if !m.has("issuer_url") { m.missing("issuer_url", "the https:// URL tokens carry in iss, e.g. https://issuer.example.com") }
-        let issuerURL = m.url("issuer_url", schemes: ["https", "http"])
+        let listen = m[Key.listen]
+        let adminListen = m[Key.adminListen]
+        m.missing(Key.issuerURL)
+        let issuerURL = m.value(Key.issuerURL)
         if let issuerURL, issuerURL.absoluteString.hasSuffix("/") {
             m.context.error(
-                m.childPath("issuer_url"),
+                m.childPath(Key.issuerURL),
                 "\"\(issuerURL.absoluteString)\" ends with /; remove it (the token endpoint is issuer_url + /token)",
-                m.raw("issuer_url"))
+                m.raw(Key.issuerURL))
         }
-        let clockSkew = m.duration("clock_skew", default: .seconds(5), positive: false)
+        let clockSkew = m[Key.clockSkew]
         let tls = tls(m)
-        let signing = signing(m.map("signing"))
+        let signing = signing(m.map(Key.Signing.block))
         let publisher = publisher(m)
-        var jwksURI = m.url("jwks_uri", schemes: ["https", "http"])
-        if jwksURI == nil, !m.has("jwks_uri"), let publisher {
+        var jwksURI = m[Key.jwksURI]
+        if jwksURI == nil, !m.has(Key.jwksURI), let publisher {
             jwksURI = publisher.url.appendingPathComponent(".well-known").appendingPathComponent("jwks.json")
         }
         let clients = clients(m)
         let idps = idps(m)
         let templates = templates(m)
-        if !m.has("templates") || m.isEmptyList("templates") {
+        if !m.has(Key.Template.block) || m.isEmptyList(Key.Template.block) {
             m.context.warnings.append("issuer.templates is empty: the issuer will deny every token request")
         }
         guard m.context.errors.count == errorsBefore, let issuerURL, let jwksURI, let tls, let publisher else {
@@ -122,55 +102,54 @@ enum SectionReader {
     }
 
     static func signing(_ m: MapReader) -> SigningConfig {
-        let alg = m.oneOf("alg", KeyAlgorithm.self)
+        typealias Key = ConfigKeys.Issuer.Signing
+        let alg = m.value(Key.alg)
         return SigningConfig(
-            alg: alg ?? .es256,
+            alg: alg ?? Key.alg.defaultValue,
             isAlgorithmExplicit: alg != nil,
-            rotateEvery: m.duration("rotate_every", default: .seconds(86_400)),
-            keyFile: m.has("key_file") ? m.file("key_file") : nil
+            rotateEvery: m[Key.rotateEvery],
+            keyFile: m[Key.keyFile]
         )
     }
 
     static func publisher(_ parent: MapReader) -> PublisherClientConfig? {
-        guard parent.has("publisher") else {
+        typealias Key = ConfigKeys.Issuer.Publisher
+        guard parent.has(Key.block) else {
             parent.missing(
-                "publisher",
+                Key.block.name,
                 "the JWKS publisher the issuer registers its keys with: {url: https://host:7443, ca: FILE, cert: FILE, key: FILE}")
             return nil
         }
-        let m = parent.map("publisher")
-        for (key, hint) in [
-            ("url", "the publisher's https:// base URL"), ("ca", "the CA bundle of the publisher's certificate"),
-            ("cert", "the issuer's client certificate"), ("key", "the issuer's client key"),
-        ] where !m.has(key) {
-            m.missing(key, hint + " (key registration is HTTP/2 over mutual TLS)")
-        }
-        guard let url = m.url("url", schemes: ["https"]), let ca = m.file("ca"), let cert = m.file("cert"),
-            let key = m.file("key")
+        let m = parent.map(Key.block)
+        let registration = " (key registration is HTTP/2 over mutual TLS)"
+        m.missing(Key.url, adding: registration)
+        for key in [Key.ca, Key.cert, Key.key] { m.missing(key, adding: registration) }
+        guard let url = m.value(Key.url), let ca = m.value(Key.ca), let cert = m.value(Key.cert), let key = m.value(Key.key)
         else { return nil }
         return PublisherClientConfig(url: url, ca: ca, cert: cert, key: key)
     }
 
     static func clients(_ m: MapReader) -> [ClientConfig] {
+        typealias Key = ConfigKeys.Issuer.Client
         var seen: [String: String] = [:]
         var seenKeys: [String: String] = [:]
         var result: [ClientConfig] = []
-        for item in m.list("clients") {
-            item.missing("id", "the client's name; its identity is client:<id>")
-            item.missing("jkt", "the RFC 7638 SHA-256 thumbprint of the client's public key (43 base64url characters)")
-            guard let id = item.string("id"), let (jkt, node) = item.scalar("jkt") else { continue }
+        for item in m.list(Key.block) {
+            item.missing(Key.id)
+            item.missing(Key.jkt)
+            guard let id = item.value(Key.id), let (jkt, node) = item.scalar(Key.jkt) else { continue }
             let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
             guard jkt.count == 43, jkt.allSatisfy({ alphabet.contains($0) }) else {
                 item.context.error(
-                    item.childPath("jkt"),
+                    item.childPath(Key.jkt),
                     "\"\(jkt)\" is not a SHA-256 JWK thumbprint (43 base64url characters; `ekey keygen` prints it)", node)
                 continue
             }
             if let other = seen[id] {
-                item.context.error(item.childPath("id"), "\"\(id)\" is already used by \(other); client ids must be unique", item.raw("id"))
+                item.context.error(item.childPath(Key.id), "\"\(id)\" is already used by \(other); client ids must be unique", item.raw(Key.id))
             }
             if let other = seenKeys[jkt] {
-                item.context.error(item.childPath("jkt"), "the same key is already registered at \(other); one key, one client", node)
+                item.context.error(item.childPath(Key.jkt), "the same key is already registered at \(other); one key, one client", node)
             }
             seen[id] = item.path
             seenKeys[jkt] = item.path
@@ -180,30 +159,31 @@ enum SectionReader {
     }
 
     static func idps(_ m: MapReader) -> [IdPConfig] {
+        typealias Key = ConfigKeys.Issuer.IdP
         var result: [IdPConfig] = []
         var names: [String: String] = [:]
-        for item in m.list("idps") {
-            item.missing("name", "a short name; identities become oidc:<name>:<subject>")
-            item.missing("issuer", "the IdP's iss value")
-            item.missing("audience", "the aud its tokens must carry for this issuer")
-            let name = item.string("name")
-            let issuer = item.string("issuer")
-            let audience = item.string("audience")
-            let subjectClaim = item.string("subject_claim") ?? "sub"
+        for item in m.list(Key.block) {
+            item.missing(Key.name)
+            item.missing(Key.issuer)
+            item.missing(Key.audience)
+            let name = item.value(Key.name)
+            let issuer = item.value(Key.issuer)
+            let audience = item.value(Key.audience)
+            let subjectClaim = item[Key.subjectClaim]
             var keys: IdPConfig.KeySource?
-            switch (item.has("jwks_uri"), item.has("jwks_file")) {
+            switch (item.has(Key.jwksURI), item.has(Key.jwksFile)) {
             case (true, true):
                 item.context.error(item.path, "give jwks_uri or jwks_file, not both", item.origin())
             case (false, false):
                 item.context.error(item.path, "needs jwks_uri (https://...) or jwks_file (a JWKS JSON file)", item.origin())
             case (true, false):
-                keys = item.url("jwks_uri", schemes: ["https", "http"]).map { .uri($0) }
+                keys = item[Key.jwksURI].map { .uri($0) }
             case (false, true):
-                keys = item.file("jwks_file").map { .file($0) }
+                keys = item[Key.jwksFile].map { .file($0) }
             }
             if let name {
                 if let other = names[name] {
-                    item.context.error(item.childPath("name"), "\"\(name)\" is already used by \(other); IdP names must be unique", item.raw("name"))
+                    item.context.error(item.childPath(Key.name), "\"\(name)\" is already used by \(other); IdP names must be unique", item.raw(Key.name))
                 }
                 names[name] = item.path
             }
@@ -214,47 +194,43 @@ enum SectionReader {
     }
 
     static func templates(_ m: MapReader) -> [TemplateConfig] {
+        typealias Key = ConfigKeys.Issuer.Template
         var result: [TemplateConfig] = []
         var names: [String: String] = [:]
-        for item in m.list("templates") {
+        for item in m.list(Key.block) {
             let before = item.context.errors.count
-            item.missing("name", "a name for metrics and logs")
-            for (key, hint) in [
-                ("subjects", "identity globs, e.g. [\"spiffe://example.org/checkout\", \"client:ci-bot\"]"),
-                ("audiences", "the audiences tokens may carry, e.g. [\"https://api.example.com\"]"),
-                ("actions", "capability actions, e.g. [\"POST:/payments\", \"GET:/payments/:id\"]"),
-                ("binds", "[DPoP], [mTLS] or [DPoP, mTLS]"),
-            ] {
-                item.missing(key, hint)
+            item.missing(Key.name)
+            for key in [Key.subjects, Key.audiences, Key.actions, Key.binds] {
+                item.missing(key)
                 if item.isEmptyList(key) {
-                    item.context.error(item.childPath(key), "must not be empty: \(hint)", item.raw(key))
+                    item.context.error(item.childPath(key), "must not be empty: \(key.doc)", item.raw(key))
                 }
             }
-            let name = item.string("name")
-            let subjects = item.stringList("subjects") ?? []
-            let audiences = item.stringList("audiences") ?? []
-            let actions = item.stringList("actions") ?? []
+            let name = item.value(Key.name)
+            let subjects = item.value(Key.subjects) ?? []
+            let audiences = item.value(Key.audiences) ?? []
+            let actions = item.value(Key.actions) ?? []
             for (index, action) in actions.enumerated() where !isAction(action) {
                 item.context.error(
-                    "\(item.childPath("actions")).\(index)",
+                    "\(item.childPath(Key.actions)).\(index)",
                     "\"\(action)\" is not a capability action (use METHOD:/path, e.g. POST:/payments or GET:/payments/:id)",
-                    item.raw("actions"))
+                    item.raw(Key.actions))
             }
-            let maxLimit = item.int("max_limit", range: 1...1_000_000_000, rangeHint: "max_limit must be from 1 to 1000000000") ?? 1
-            let maxTTL = maxTTLSeconds(item)
+            let maxLimit = item[Key.maxLimit]
+            let maxTTL = item[Key.maxTTL]
             var binds = Set<Binding>()
-            for (index, text) in (item.stringList("binds") ?? []).enumerated() {
+            for (index, text) in (item.value(Key.binds) ?? []).enumerated() {
                 if let bind = Binding.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) {
                     binds.insert(bind)
                 } else {
-                    item.context.error("\(item.childPath("binds")).\(index)", "\"\(text)\" is not a binding (use DPoP or mTLS)", item.raw("binds"))
+                    item.context.error("\(item.childPath(Key.binds)).\(index)", "\"\(text)\" is not a binding (use DPoP or mTLS)", item.raw(Key.binds))
                 }
             }
-            let rate = item.int("rate_per_minute", range: 1...Int(Int32.max), rangeHint: "rate_per_minute must be at least 1 (leave it out for no limit)")
-            let delegates = item.stringList("delegate_subjects") ?? []
+            let rate = item[Key.ratePerMinute]
+            let delegates = item[Key.delegateSubjects]
             if let name {
                 if let other = names[name] {
-                    item.context.error(item.childPath("name"), "\"\(name)\" is already used by \(other); template names must be unique", item.raw("name"))
+                    item.context.error(item.childPath(Key.name), "\"\(name)\" is already used by \(other); template names must be unique", item.raw(Key.name))
                 }
                 names[name] = item.path
             }
@@ -264,22 +240,6 @@ enum SectionReader {
                 maxTTL: maxTTL, binds: binds, ratePerMinute: rate, delegateSubjects: delegates))
         }
         return result
-    }
-
-    /// `max_ttl`: whole seconds 1–60, written as a number (`30`) or a duration (`30s`).
-    static func maxTTLSeconds(_ item: MapReader) -> Int {
-        guard let (text, node) = item.scalar("max_ttl") else { return 60 }
-        guard let duration = Duration(configText: text), duration.components.attoseconds == 0 else {
-            item.context.error(item.childPath("max_ttl"), "\"\(text)\" is not a whole number of seconds (e.g. 30)", node)
-            return 60
-        }
-        let seconds = duration.components.seconds
-        guard (1...60).contains(seconds) else {
-            item.context.error(
-                item.childPath("max_ttl"), "\(seconds) is out of range: tokens live at most 60 seconds, use 1 to 60", node)
-            return 60
-        }
-        return Int(seconds)
     }
 
     /// `METHOD:/path`: an upper-case method, then a path starting with `/`.
@@ -294,16 +254,17 @@ enum SectionReader {
     // MARK: gateway
 
     static func gateway(_ m: MapReader) -> GatewayConfig? {
+        typealias Key = ConfigKeys.Gateway
         let before = m.context.errors.count
-        let listen = m.listen("listen", default: ListenAddress(host: "0.0.0.0", port: 9443))
-        let adminListen = m.listen("admin_listen", default: ListenAddress(host: "127.0.0.1", port: 9102))
+        let listen = m[Key.listen]
+        let adminListen = m[Key.adminListen]
         let tls = tls(m)
-        m.missing("issuer", "the iss tokens must carry, e.g. https://issuer.example.com")
-        let issuer = m.url("issuer", schemes: ["https", "http"]) == nil ? nil : m.string("issuer")?.trimmingWhitespace()
+        m.missing(Key.issuer)
+        let issuer = m.value(Key.issuer) == nil ? nil : m.scalar(Key.issuer)?.text.trimmingWhitespace()
         let jwks = jwksClient(m)
-        let clockSkew = m.duration("clock_skew", default: .seconds(5), positive: false)
-        let dpop = dpop(m.map("dpop"))
-        let timeouts = timeouts(m.map("timeouts"), base: TimeoutsConfig())
+        let clockSkew = m[Key.clockSkew]
+        let dpop = dpop(m.map(Key.DPoP.block))
+        let timeouts = timeouts(m.map(ConfigKeys.Timeouts.block), base: TimeoutsConfig())
         let routes = routes(m, timeouts: timeouts)
         guard m.context.errors.count == before, let tls, let issuer, let jwks else { return nil }
         return GatewayConfig(
@@ -312,17 +273,18 @@ enum SectionReader {
     }
 
     static func jwksClient(_ parent: MapReader) -> JWKSClientConfig? {
-        guard parent.has("jwks") else {
-            parent.missing("jwks", "where the gateway fetches keys: {url: https://host:7443/.well-known/jwks.json, ca: FILE}")
+        typealias Key = ConfigKeys.Gateway.JWKS
+        guard parent.has(Key.block) else {
+            parent.missing(Key.block.name, "where the gateway fetches keys: {url: https://host:7443/.well-known/jwks.json, ca: FILE}")
             return nil
         }
-        let m = parent.map("jwks")
-        m.missing("url", "the publisher's key set URL, e.g. https://127.0.0.1:7443/.well-known/jwks.json")
-        let url = m.url("url", schemes: ["https", "http"])
-        let ca = m.has("ca") ? m.file("ca") : nil
-        let cert = m.has("cert") ? m.file("cert") : nil
-        let key = m.has("key") ? m.file("key") : nil
-        if m.has("cert") != m.has("key") {
+        let m = parent.map(Key.block)
+        m.missing(Key.url)
+        let url = m.value(Key.url)
+        let ca = m[Key.ca]
+        let cert = m[Key.cert]
+        let key = m[Key.key]
+        if m.has(Key.cert) != m.has(Key.key) {
             m.context.error(m.path, "cert and key go together (the client certificate and its key); give both or neither", m.origin())
         }
         guard let url else { return nil }
@@ -330,57 +292,59 @@ enum SectionReader {
     }
 
     static func dpop(_ m: MapReader) -> DPoPConfig {
+        typealias Key = ConfigKeys.Gateway.DPoP
         let config = DPoPConfig(
-            maxAge: m.duration("max_age", default: .seconds(5)),
-            requireATH: m.bool("require_ath", default: false),
-            nonce: m.bool("nonce", default: false),
-            nonceWindow: m.duration("nonce_window", default: .seconds(60)),
-            nonceSecretFile: m.has("nonce_secret_file") ? m.file("nonce_secret_file") : nil
+            maxAge: m[Key.maxAge],
+            requireATH: m[Key.requireATH],
+            nonce: m[Key.nonce],
+            nonceWindow: m[Key.nonceWindow],
+            nonceSecretFile: m[Key.nonceSecretFile]
         )
-        if config.nonce && !m.has("nonce_secret_file") {
+        if config.nonce && !m.has(Key.nonceSecretFile) {
             m.context.error(
-                m.childPath("nonce"),
+                m.childPath(Key.nonce),
                 "nonce: true needs nonce_secret_file (a file of at least 32 random bytes shared by every gateway replica, e.g. `head -c 32 /dev/urandom > pki/dpop-nonce.key`)",
-                m.raw("nonce"))
+                m.raw(Key.nonce))
         }
         return config
     }
 
     static func routes(_ m: MapReader, timeouts: TimeoutsConfig) -> [RouteConfig] {
-        guard m.has("routes") else {
-            m.missing("routes", "at least one {prefix: /, upstream: http://host:port, audience: ..., public_origin: https://...}")
+        typealias Key = ConfigKeys.Gateway.Route
+        guard m.has(Key.block) else {
+            m.missing(Key.block.name, "at least one {prefix: /, upstream: http://host:port, audience: ..., public_origin: https://...}")
             return []
         }
-        let items = m.list("routes")
-        if m.isEmptyList("routes") {
-            m.context.error(m.childPath("routes"), "must list at least one route", m.raw("routes"))
+        let items = m.list(Key.block)
+        if m.isEmptyList(Key.block) {
+            m.context.error(m.childPath(Key.block), "must list at least one route", m.raw(Key.block))
         }
         var result: [RouteConfig] = []
         var prefixes: [String: String] = [:]
         for item in items {
-            item.missing("prefix", "the path prefix this route serves, e.g. / or /payments")
-            item.missing("upstream", "the legacy API's URL, e.g. http://127.0.0.1:8080")
-            item.missing("audience", "the aud tokens must carry for this route")
-            item.missing("public_origin", "the scheme://host[:port] clients call, used to check DPoP htu")
-            var prefix = item.string("prefix")
+            item.missing(Key.prefix)
+            item.missing(Key.upstream)
+            item.missing(Key.audience)
+            item.missing(Key.publicOrigin)
+            var prefix = item.value(Key.prefix)
             if let text = prefix {
                 if !text.hasPrefix("/") {
-                    item.context.error(item.childPath("prefix"), "\"\(text)\" must start with /", item.raw("prefix"))
+                    item.context.error(item.childPath(Key.prefix), "\"\(text)\" must start with /", item.raw(Key.prefix))
                     prefix = nil
                 } else if let other = prefixes[text] {
-                    item.context.error(item.childPath("prefix"), "\"\(text)\" is already routed by \(other); prefixes must be unique", item.raw("prefix"))
+                    item.context.error(item.childPath(Key.prefix), "\"\(text)\" is already routed by \(other); prefixes must be unique", item.raw(Key.prefix))
                 } else {
                     prefixes[text] = item.path
                 }
             }
-            let upstream = item.url("upstream", schemes: ["http", "https", "h2c"])
-            let audience = item.string("audience")
-            let origin = item.url("public_origin", schemes: ["https", "http"], pathAllowed: false)
-            let upstreamCA = item.has("upstream_ca") ? item.file("upstream_ca") : nil
+            let upstream = item.value(Key.upstream)
+            let audience = item.value(Key.audience)
+            let origin = item.value(Key.publicOrigin)
+            let upstreamCA = item[Key.upstreamCA]
             if upstreamCA != nil, let upstream, upstream.scheme?.lowercased() != "https" {
-                item.context.warnings.append("\(item.childPath("upstream_ca")) is ignored: the upstream is not https://")
+                item.context.warnings.append("\(item.childPath(Key.upstreamCA)) is ignored: the upstream is not https://")
             }
-            let routeTimeouts = Self.timeouts(item.map("timeouts"), base: timeouts)
+            let routeTimeouts = Self.timeouts(item.map(ConfigKeys.Timeouts.block), base: timeouts)
             guard let prefix, let upstream, let audience, let origin else { continue }
             result.append(RouteConfig(
                 prefix: prefix, upstream: upstream, audience: audience, publicOrigin: origin, upstreamCA: upstreamCA,
@@ -392,19 +356,19 @@ enum SectionReader {
     // MARK: jwks
 
     static func jwks(_ m: MapReader) -> JWKSConfig? {
+        typealias Key = ConfigKeys.JWKS
         let before = m.context.errors.count
-        let listen = m.listen("listen", default: ListenAddress(host: "0.0.0.0", port: 7443))
-        let adminListen = m.listen("admin_listen", default: ListenAddress(host: "127.0.0.1", port: 9103))
+        let listen = m[Key.listen]
+        let adminListen = m[Key.adminListen]
         let tls = tls(m)
-        let issuers = globs(m, "authorized_issuers")
-        let admins = globs(m, "admins")
+        let issuers = m[Key.authorizedIssuers]
+        let admins = m[Key.admins]
         if issuers.isEmpty {
             m.context.warnings.append("jwks.authorized_issuers is empty: no issuer can register a signing key")
         }
         let config = JWKSConfig(
             listen: listen, adminListen: adminListen, tls: tls ?? TLSSettings.none, authorizedIssuers: issuers, admins: admins,
-            cacheMaxAge: m.duration("cache_max_age", default: .seconds(30), positive: false),
-            retain: m.duration("retain", default: .seconds(86_400), positive: false))
+            cacheMaxAge: m[Key.cacheMaxAge], retain: m[Key.retain])
         guard m.context.errors.count == before, tls != nil else { return nil }
         return config
     }

@@ -15,10 +15,10 @@ public struct StackConfig: Sendable, Hashable {
     /// `jwks`: the JWKS publisher, if configured.
     public var jwks: JWKSConfig?
 
-    /// Creates a stack configuration.
     /// `tracing`: where spans go (off when absent).
     public var tracing: TracingConfig
 
+    /// Creates a stack configuration.
     public init(
         store: StoreConfig = StoreConfig(), issuer: IssuerConfig? = nil, gateway: GatewayConfig? = nil,
         jwks: JWKSConfig? = nil, tracing: TracingConfig = TracingConfig()
@@ -92,7 +92,7 @@ public struct TracingConfig: Sendable, Hashable {
     }
 }
 
-/// `store`: where usage counters and replay caches live.
+/// `store`: where usage counters and replay caches live. Keys and defaults: ``ConfigKeys/Store``.
 public struct StoreConfig: Sendable, Hashable {
     /// The kind of store named by the URL's scheme.
     public enum Kind: String, Sendable, Hashable, CaseIterable {
@@ -112,7 +112,7 @@ public struct StoreConfig: Sendable, Hashable {
     public var url: String
     /// The scheme of ``url``.
     public var kind: Kind
-    /// `prefix` of every store key (default `ekey:`).
+    /// `prefix` of every store key.
     public var prefix: String
     /// Whether `store.url` was written in the file (or set by `EKEY_STORE_URL`); `false`
     /// when the in-memory default stands.
@@ -124,7 +124,10 @@ public struct StoreConfig: Sendable, Hashable {
         "store.url is not set, so the gateway counts uses in its own memory (memory://): with several gateway replicas each counts on its own, and a limit-1 token works once per replica; set store.url to redis://host:port (or redis-cluster://...) for more than one replica, or to memory:// to say one replica is meant"
 
     /// Creates a store configuration; the default is the in-memory store.
-    public init(url: String = "memory://", kind: Kind = .memory, prefix: String = "ekey:", isExplicit: Bool = false) {
+    public init(
+        url: String = ConfigKeys.Store.url.defaultValue.url, kind: Kind = ConfigKeys.Store.url.defaultValue.kind,
+        prefix: String = ConfigKeys.Store.prefix.defaultValue, isExplicit: Bool = false
+    ) {
         self.url = url
         self.kind = kind
         self.prefix = prefix

@@ -35,7 +35,7 @@ public struct TLSFiles: Sendable, Hashable {
     /// Creates TLS settings; `clientAuth` other than `.none` needs `clientCA`.
     public init(
         cert: String, key: String, clientCA: String? = nil, clientAuth: ClientAuthMode = .none,
-        minVersion: TLSMinimumVersion = .tls13
+        minVersion: TLSMinimumVersion = ConfigKeys.TLS.minVersion.defaultValue
     ) {
         self.cert = cert
         self.key = key

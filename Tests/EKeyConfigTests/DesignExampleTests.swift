@@ -46,7 +46,7 @@ final class DesignExampleTests: XCTestCase {
             [TemplateConfig(
                 name: "payments-create", subjects: ["spiffe://example.org/checkout", "client:ci-bot"],
                 audiences: ["https://api.example.com"], actions: ["POST:/payments", "GET:/payments/:id"], maxLimit: 1,
-                maxTTL: 30, binds: [.dpop, .mtls], ratePerMinute: 600, delegateSubjects: [])])
+                maxTTL: .seconds(30), binds: [.dpop, .mtls], ratePerMinute: 600, delegateSubjects: [])])
 
         let gateway = try config.requireGateway()
         XCTAssertEqual(gateway.listen, ListenAddress(host: "0.0.0.0", port: 9443))
@@ -115,7 +115,7 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertEqual(issuer.clients, [])
         XCTAssertEqual(issuer.idps, [])
         XCTAssertEqual(issuer.templates[0].maxLimit, 1)
-        XCTAssertEqual(issuer.templates[0].maxTTL, 60)
+        XCTAssertEqual(issuer.templates[0].maxTTL, .seconds(60))
         XCTAssertNil(issuer.templates[0].ratePerMinute)
         XCTAssertEqual(issuer.templates[0].delegateSubjects, [])
 
@@ -211,7 +211,7 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertEqual(issuer.idps[0].keys, .file("\(fixturesDirectory)/pki/ca.crt"))
         XCTAssertEqual(issuer.idps[0].subjectClaim, "email")
         XCTAssertEqual(issuer.templates[0].binds, [.dpop, .mtls])
-        XCTAssertEqual(issuer.templates[0].maxTTL, 45)
+        XCTAssertEqual(issuer.templates[0].maxTTL, .seconds(45))
         XCTAssertEqual(issuer.templates[0].maxLimit, 5)
     }
 

@@ -21,7 +21,7 @@ struct PolicyTests {
         try IssuancePolicy(templates: [
             TemplateConfig(
                 name: "t", subjects: ["client:*"], audiences: ["https://api"], actions: ["GET:/items/:id", "POST:/files/*"], maxLimit: 2,
-                maxTTL: 20, binds: [.dpop], delegateSubjects: ["user:*"])
+                maxTTL: .seconds(20), binds: [.dpop], delegateSubjects: ["user:*"])
         ])
     }
 
@@ -61,7 +61,7 @@ struct PolicyTests {
 
     @Test func maxTTLOver60IsAConfigError() {
         #expect(throws: IssuerSetupError.self) {
-            try IssuancePolicy(templates: [TemplateConfig(name: "x", subjects: ["*"], audiences: ["a"], actions: ["GET:/"], maxTTL: 61, binds: [.dpop])])
+            try IssuancePolicy(templates: [TemplateConfig(name: "x", subjects: ["*"], audiences: ["a"], actions: ["GET:/"], maxTTL: .seconds(61), binds: [.dpop])])
         }
     }
 

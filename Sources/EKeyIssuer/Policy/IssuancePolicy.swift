@@ -31,11 +31,12 @@ public struct IssuancePolicy: Sendable {
                 }
             }
             self.actions = actions
-            guard config.maxTTL >= 1, Int64(config.maxTTL) <= EKeyClaims.maximumLifetime else {
-                throw IssuerSetupError("issuer.templates[\(config.name)].max_ttl is \(config.maxTTL); use 1 to 60 seconds")
+            let ttl = config.maxTTL.components
+            guard ttl.attoseconds == 0, ttl.seconds >= 1, ttl.seconds <= EKeyClaims.maximumLifetime else {
+                throw IssuerSetupError("issuer.templates[\(config.name)].max_ttl is \(ttl.seconds); use 1 to 60 seconds")
             }
             maxLimit = config.maxLimit
-            maxTTL = Int64(config.maxTTL)
+            maxTTL = ttl.seconds
             binds = Set(config.binds.map { $0 == .dpop ? BindingMode.dpop : BindingMode.mtls })
             ratePerMinute = config.ratePerMinute
             delegateSubjects = config.delegateSubjects.map(Glob.init)
