@@ -63,9 +63,10 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, connection, overHTTP2 in
-            var context = EKeyRequestContext(source: .init(channel: connection, logger: logger))
-            context.isHTTP2Stream = overHTTP2
+        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, origin in
+            var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))
+            context.isHTTP2Stream = origin.overHTTP2
+            context.knownPeerIdentity = .some(origin.peer)
             return try await responder.respond(to: request, context: context)
         }
     }

@@ -55,6 +55,31 @@ final class RawHTTP2Connection: Sendable {
     /// Whether the server sent GOAWAY.
     var receivedGoAway: Bool { receivedFrameTypes.contains(0x7) }
 
+    /// The DATA the server sent on `stream`, as text.
+    func receivedBody(stream: UInt32) -> String {
+        var bytes = client.received[...]
+        var body: [UInt8] = []
+        while bytes.count >= 9 {
+            let start = bytes.startIndex
+            let length = Int(bytes[start]) << 16 | Int(bytes[start + 1]) << 8 | Int(bytes[start + 2])
+            let id = UInt32(bytes[start + 5] & 0x7F) << 24 | UInt32(bytes[start + 6]) << 16 | UInt32(bytes[start + 7]) << 8 | UInt32(bytes[start + 8])
+            if bytes[start + 3] == 0x0, id == stream {
+                body += bytes.dropFirst(9).prefix(length)
+            }
+            bytes = bytes.dropFirst(9 + length)
+        }
+        return String(decoding: body, as: UTF8.self)
+    }
+
+    /// Waits up to `timeout` until the server's DATA on `stream` contains `text`.
+    func waitForBody(stream: UInt32, containing text: String, timeout: Duration) async -> String {
+        let deadline = ContinuousClock.now + timeout
+        while !receivedBody(stream: stream).contains(text), !isClosed, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return receivedBody(stream: stream)
+    }
+
     func close() async {
         client.close()
         _ = await client.wait(timeout: .seconds(1)) { _, closed in closed }
@@ -363,6 +388,39 @@ struct HTTP2AbuseTests {
             let answer = try await slow.value
             #expect(answer.status == 201, "the request in flight at SIGTERM is answered: \(answer.status) \(answer.body)")
             #expect(try await gateway.waitForExit() == 0, "the gateway exits 0 once drained")
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+
+    /// Requests that never reach the checks over HTTP/2, answered in JSON on their stream
+    /// while the connection goes on: a header list over the 80 KiB limit (431), a field
+    /// value with trailing whitespace, which RFC 9113 §8.2 forbids (400).
+    @Test func oversizedAndMalformedHeaderFieldsAreAnsweredInJSON() async throws {
+        let stack = try Stack()
+        do {
+            try await stack.start()
+            typealias Raw = RawHTTP2Connection
+            let connection = try await Raw.open(port: stack.gatewayPort, caFile: stack.harness.files.path("ca.crt"))
+            // 90 KiB of fields in a HEADERS frame and five CONTINUATIONs.
+            let block = Raw.requestBlock(extra: (0..<6).map { ("x-big-\($0)", String(repeating: "b", count: 15_000)) })
+            let chunks = stride(from: 0, to: block.count, by: 16_000).map { Array(block[$0..<min($0 + 16_000, block.count)]) }
+            var frames = Raw.preface + Raw.settings()
+            for (index, chunk) in chunks.enumerated() {
+                let last = index == chunks.count - 1
+                frames += Raw.frame(type: index == 0 ? 0x1 : 0x9, flags: (index == 0 ? 0x1 : 0) | (last ? 0x4 : 0), stream: 1, payload: chunk)
+            }
+            await connection.send(frames)
+            let oversized = await connection.waitForBody(stream: 1, containing: "}", timeout: .seconds(10))
+            #expect(oversized.contains(#""error":"invalid_request""#) && oversized.contains("exceed \(ConnectionLimits.maxHeaderListSize) bytes"), "\(oversized)")
+
+            await connection.send(Raw.frame(type: 0x1, flags: 0x5, stream: 3, payload: Raw.requestBlock(extra: [("x-spaced", "value ")])))
+            let malformed = await connection.waitForBody(stream: 3, containing: "}", timeout: .seconds(10))
+            #expect(malformed.contains(#""error":"invalid_request""#) && malformed.contains("'x-spaced'"), "\(malformed)")
+            #expect(!connection.isClosed && !connection.receivedGoAway, "the connection goes on: \(connection.receivedFrameTypes)")
+            await connection.close()
         } catch {
             await stack.stop()
             throw error

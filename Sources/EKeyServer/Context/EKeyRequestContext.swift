@@ -14,9 +14,14 @@ public struct EKeyRequestContext: RequestContext {
         self.isHTTP2Stream = source.channel.parent?.parent != nil
     }
 
+    /// The connection's TLS client identity when the listener read it already (the
+    /// gateway's); `nil` means it is read from the channel.
+    public var knownPeerIdentity: PeerIdentity??
+
     /// The caller's TLS client identity, or `nil` (no certificate, plaintext, tests without a connection).
     public func peerIdentity() async -> PeerIdentity? {
-        await channel.ekey_peerIdentity()
+        if let knownPeerIdentity { return knownPeerIdentity }
+        return await channel.ekey_peerIdentity()
     }
 
     /// Whether the request came on a stream of an HTTP/2 connection, where

@@ -41,6 +41,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
 
     private var session: OpaquePointer?
     private var context: ChannelHandlerContext?
+    private var peer: PeerIdentity?
     private var streams: [Int32: Stream] = [:]
     /// Requests whose header block completed during the current read, started after it.
     private var completedHeads: [(id: Int32, body: InboundBodyStream)] = []
@@ -97,6 +98,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        peer = InlineRequestOrigin.peerIdentity(of: context.channel)
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -377,14 +379,14 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         let request = Request(head: head, body: RequestBody(asyncSequence: body))
-        let channel = context.channel
+        let origin = InlineRequestOrigin(connection: context.channel, overHTTP2: true, peer: peer)
         let responder = self.responder
         let serverName = self.serverName
         let logger = self.logger
         Task {
             var response: Response
             do {
-                response = try await responder(request, channel, true)
+                response = try await responder(request, origin)
             } catch {
                 logger.debug("responder failed", metadata: ["error": "\(error)"])
                 response = Response(status: .internalServerError)

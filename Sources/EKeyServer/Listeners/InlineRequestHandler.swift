@@ -5,10 +5,24 @@ public import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// Answers a request: called once per request with the connection it came on and whether
-/// it came over HTTP/2. It returns the response, its body possibly still streaming; thrown
-/// errors become an empty 500.
-public typealias InlineResponder = @Sendable (_ request: Request, _ connection: any Channel, _ overHTTP2: Bool) async throws -> Response
+/// Answers a request: called once per request with where it came from. It returns the
+/// response, its body possibly still streaming; thrown errors become an empty 500.
+public typealias InlineResponder = @Sendable (_ request: Request, _ origin: InlineRequestOrigin) async throws -> Response
+
+/// The connection a request came on, as its listener knows it.
+public struct InlineRequestOrigin: Sendable {
+    public let connection: any Channel
+    /// Whether it came on a stream of an HTTP/2 connection.
+    public let overHTTP2: Bool
+    /// The TLS client identity, read once when the connection's protocol was chosen (after
+    /// the handshake); `nil` without a client certificate or TLS.
+    public let peer: PeerIdentity?
+
+    /// The identity of `connection`'s ``PeerIdentityHandler``; call on its event loop.
+    static func peerIdentity(of connection: any Channel) -> PeerIdentity? {
+        (try? connection.pipeline.syncOperations.handler(type: PeerIdentityHandler.self))?.identity
+    }
+}
 
 /// Serves HTTP/1.1 requests straight from the channel pipeline, one after the other on a
 /// connection (NIO's pipelining handler holds back the next); HTTP/2 connections are
@@ -37,6 +51,7 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var idleTimer: Scheduled<Void>?
     private var lastRead = NIODeadline.now()
     private var context: ChannelHandlerContext?
+    private var peer: PeerIdentity?
     /// The body of the request being read, until it ends or its response is complete.
     private var body: InboundBodyStream?
     private var requestEnded = true
@@ -58,6 +73,7 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        peer = InlineRequestOrigin.peerIdentity(of: context.channel)
         updateIdleTimer()
     }
 
@@ -187,13 +203,14 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         body = stream
         let request = Request(head: head, body: RequestBody(asyncSequence: stream))
         let channel = context.channel
+        let origin = InlineRequestOrigin(connection: channel, overHTTP2: false, peer: peer)
         let responder = self.responder
         let serverName = self.serverName
         let logger = self.logger
         Task {
             var response: Response
             do {
-                response = try await responder(request, channel, false)
+                response = try await responder(request, origin)
             } catch {
                 logger.debug("responder failed", metadata: ["error": "\(error)"])
                 response = Response(status: .internalServerError)
