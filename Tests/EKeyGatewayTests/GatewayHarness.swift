@@ -221,10 +221,10 @@ struct GatewayHarness {
     }
 
     /// Runs publisher, upstream and `gateways` gateways sharing `storeURL`; registers the
-    /// signing key before `body` runs.
+    /// signing key before `body` runs. `jwksClock` times the gateways' key-set caches.
     func run<R: Sendable>(
         gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
-        jwksMaxAge: Duration = .seconds(30), _ body: (Ports) async throws -> R
+        jwksMaxAge: Duration = .seconds(30), jwksClock: any Clock<Duration> = ContinuousClock(), _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
         let publisherTLS = try TLSSetup.server(
@@ -272,7 +272,7 @@ struct GatewayHarness {
                     upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
-                    jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
+                    jwksClient: jwksClient, logger: logger, jwksPolicy: policy, jwksClock: jwksClock)
                 gatewaySet.append(GatewayServices(gateway: gateway, index: index))
                 gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"])
             }
