@@ -180,10 +180,7 @@ struct GatewayHarness {
     let workloadCertificateSHA256: [UInt8]
 
     init() throws {
-        files = try TemporaryFiles()
-        pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: Self.issuerID))
         let workload = try pki.issueClient(commonName: "checkout", spiffeID: workloadID)
         try files.write("workload", workload)
@@ -359,12 +356,7 @@ struct GatewayHarness {
     // MARK: Client
 
     func client(certificate: String? = nil, http1: Bool = false) throws -> HTTPClient {
-        var tls = try TLSSetup.client(
-            caFile: files.path("ca.crt"), certificateFile: certificate.map { files.path("\($0).crt") }, keyFile: certificate.map { files.path("\($0).key") })
-        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(15)))
-        configuration.httpVersion = http1 ? .http1Only : .automatic
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = try files.httpsClient(certificate: certificate, http1: http1, readTimeout: .seconds(15))
         clients.add(client)
         return client
     }

@@ -35,11 +35,8 @@ final class IssuerStack: @unchecked Sendable {
     var issuers: [(process: ServiceProcess, port: Int, adminPort: Int)] = []
 
     init() throws {
-        files = try TemporaryFiles()
-        pki = try DevelopmentPKI()
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         workload = try pki.issueClient(commonName: "checkout", spiffeID: Self.workloadID)
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
         try files.write("issuer-client", pki.issueClient(commonName: "issuer", spiffeID: Self.issuerClientID))
         try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: Self.adminID))
         try files.write("workload", workload)
@@ -82,7 +79,7 @@ final class IssuerStack: @unchecked Sendable {
         jwks:
           listen: 127.0.0.1:\(jwksPort)
           admin_listen: 127.0.0.1:\(jwksAdminPort)
-          tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
+          tls: \(TemporaryFiles.serverTLSYAML)
           authorized_issuers: ["\(Self.issuerClientID)"]
           admins: ["\(Self.adminID)"]
           cache_max_age: 1s
@@ -92,7 +89,7 @@ final class IssuerStack: @unchecked Sendable {
           admin_listen: 127.0.0.1:\(adminPort)
           issuer_url: https://localhost:\(port)
           clock_skew: 5s
-          tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
+          tls: \(TemporaryFiles.serverTLSYAML)
           signing: \(signing)
           publisher: {url: "https://localhost:\(jwksPort)", ca: ca.crt, cert: issuer-client.crt, key: issuer-client.key}
           clients: [{id: ci-bot, jkt: "\(botKey.publicKey.jwk.thumbprint)"}]
@@ -216,13 +213,7 @@ final class IssuerStack: @unchecked Sendable {
 
     /// A client presenting `identity`'s certificate (or none).
     func client(_ identity: String?, http1: Bool = false) throws -> HTTPClient {
-        var tls = try TLSSetup.client(
-            caFile: files.path("ca.crt"), certificateFile: identity.map { files.path("\($0).crt") },
-            keyFile: identity.map { files.path("\($0).key") })
-        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(10)))
-        configuration.httpVersion = http1 ? .http1Only : .automatic
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = try files.httpsClient(certificate: identity, http1: http1)
         clients.append(client)
         return client
     }

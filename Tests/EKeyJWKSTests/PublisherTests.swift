@@ -23,10 +23,8 @@ struct PublisherTests {
     let adminID = "spiffe://example.org/ekey/admin"
 
     init() throws {
-        files = try TemporaryFiles()
-        let pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        let pki: DevelopmentPKI
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: issuerID))
         try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: adminID))
         try files.write("intruder", pki.issueClient(commonName: "intruder", spiffeID: "spiffe://example.org/intruder"))
