@@ -157,10 +157,10 @@ final class IssuerStack: @unchecked Sendable {
     }
 
     /// Runs an issuer inside the test process, configured like ``startIssuer(store:signing:waitReady:)``
-    /// but registering its live keys again every `reRegisterEvery`; its log lines go to
-    /// `log`. `body` gets the issuer's port and admin port.
+    /// but registering its live keys again every `reRegisterEvery` of `clock`; its log lines
+    /// go to `log`. `body` gets the issuer's port and admin port.
     func withIssuerInProcess<R: Sendable>(
-        signing: String = "{alg: ES256, rotate_every: 24h}", reRegisterEvery: Duration, log: LogSink,
+        signing: String = "{alg: ES256, rotate_every: 24h}", reRegisterEvery: Duration, clock: any Clock<Duration> = ContinuousClock(), log: LogSink,
         _ body: (_ port: Int, _ adminPort: Int) async throws -> R
     ) async throws -> R {
         let port = try FreePort.pick()
@@ -175,7 +175,7 @@ final class IssuerStack: @unchecked Sendable {
             configuration: settings, store: MemoryStore(), registrar: registrar,
             listeners: .init(
                 host: "127.0.0.1", port: port, tls: try ServiceStartup.serverTLS(settings.tls), adminHost: "127.0.0.1", adminPort: adminPort),
-            logger: logger, reRegisterEvery: reRegisterEvery)
+            logger: logger, reRegisterEvery: reRegisterEvery, keyClock: clock)
         do {
             let result = try await LiveServices.with(roles: ["issuer", "admin"], { issuer.services(onRunning: $0) }) { _ in
                 try await body(port, adminPort)

@@ -420,9 +420,9 @@ struct PublisherTests {
         let pending = Task { [backoff] in try await registrar.registerWithRetry(registration, backoff: backoff, clock: clock) }
         // Two attempts fail while nothing listens on the port; the third, once the
         // publisher is up, succeeds.
-        await clock.sleepers(atLeast: 1)
+        try await clock.sleepers(atLeast: 1)
         clock.advance(by: backoff.initialDelay)
-        await clock.sleepers(atLeast: 1)
+        try await clock.sleepers(atLeast: 1)
         let tls = try TLSSetup.server(
             certificateFile: files.path("server.crt"), keyFile: files.path("server.key"), clientCAFile: files.path("ca.crt"),
             clientCertificates: .optional)

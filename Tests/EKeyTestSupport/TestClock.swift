@@ -23,11 +23,12 @@ public final class TestClock: Clock {
         /// Sleeps cancelled before their continuation was stored.
         var cancelled: Set<UInt64> = []
         var nextID: UInt64 = 0
-        /// Tests waiting for at least this many sleepers.
-        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Tests waiting for at least `count` sleepers; resumed with `true` when there are,
+        /// with `false` when they gave up.
+        var waiters: [(id: UInt64, count: Int, continuation: CheckedContinuation<Bool, Never>)] = []
 
         /// The waiters whose count is now reached, removed from the list.
-        mutating func satisfiedWaiters() -> [CheckedContinuation<Void, Never>] {
+        mutating func satisfiedWaiters() -> [CheckedContinuation<Bool, Never>] {
             let count = sleepers.count
             let ready = waiters.filter { $0.count <= count }.map(\.continuation)
             waiters.removeAll { $0.count <= count }
@@ -59,16 +60,39 @@ public final class TestClock: Clock {
     /// How many sleeps are waiting for the clock to move.
     public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
-    /// Returns once at least `count` sleeps are waiting for the clock to move.
-    public func sleepers(atLeast count: Int = 1) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    /// Returns once at least `count` sleeps are waiting for the clock to move; throws if
+    /// that has not happened within `timeout` of real time (the code under test stopped, or
+    /// never slept on this clock).
+    public func sleepers(atLeast count: Int = 1, within timeout: Duration = .seconds(30)) async throws {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        let giveUp = Task {
+            try await Task.sleep(for: timeout)
+            let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: false)
+        }
+        defer { giveUp.cancel() }
+        let reached = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let ready = state.withLock { state -> Bool in
                 if state.sleepers.count >= count { return true }
-                state.waiters.append((count, continuation))
+                state.waiters.append((id, count, continuation))
                 return false
             }
-            if ready { continuation.resume() }
+            if ready { continuation.resume(returning: true) }
         }
+        guard reached else {
+            throw Timeout(description: "fewer than \(count) sleeps on the test clock after \(timeout)")
+        }
+    }
+
+    /// ``sleepers(atLeast:within:)`` gave up.
+    public struct Timeout: Error, CustomStringConvertible {
+        public let description: String
     }
 
     public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
@@ -79,7 +103,7 @@ public final class TestClock: Clock {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                enum Start { case due, cancelled, waiting([CheckedContinuation<Void, Never>]) }
+                enum Start { case due, cancelled, waiting([CheckedContinuation<Bool, Never>]) }
                 let outcome = state.withLock { state -> Start in
                     if state.cancelled.remove(id) != nil { return .cancelled }
                     if deadline <= start + state.offset { return .due }
@@ -89,7 +113,7 @@ public final class TestClock: Clock {
                 switch outcome {
                 case .due: continuation.resume()
                 case .cancelled: continuation.resume(throwing: CancellationError())
-                case .waiting(let waiters): for waiter in waiters { waiter.resume() }
+                case .waiting(let waiters): for waiter in waiters { waiter.resume(returning: true) }
                 }
             }
         } onCancel: {
