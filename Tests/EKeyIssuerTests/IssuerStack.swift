@@ -76,14 +76,7 @@ final class IssuerStack: @unchecked Sendable {
         store:
           url: \(store)
           prefix: "ekey-issuer-test:"
-        jwks:
-          listen: 127.0.0.1:\(jwksPort)
-          admin_listen: 127.0.0.1:\(jwksAdminPort)
-          tls: \(TemporaryFiles.serverTLSYAML)
-          authorized_issuers: ["\(Self.issuerClientID)"]
-          admins: ["\(Self.adminID)"]
-          cache_max_age: 1s
-          retain: 1h
+        \(StackYAML.jwks(port: jwksPort, adminPort: jwksAdminPort, issuer: Self.issuerClientID, admin: Self.adminID, cacheMaxAge: "1s"))
         issuer:
           listen: 127.0.0.1:\(port)
           admin_listen: 127.0.0.1:\(adminPort)

@@ -32,14 +32,7 @@ struct PublisherProcessTests {
             store:
               url: \(store)
               prefix: "ekey-test:"
-            jwks:
-              listen: 127.0.0.1:\(port)
-              admin_listen: 127.0.0.1:\(adminPort)
-              tls: \(TemporaryFiles.serverTLSYAML)
-              authorized_issuers: ["\(issuerID)"]
-              admins: ["\(adminID)"]
-              cache_max_age: 10s
-              retain: 1h
+            \(StackYAML.jwks(port: port, adminPort: adminPort, issuer: issuerID, admin: adminID, cacheMaxAge: "10s"))
             \(extra)
             """)
     }
