@@ -322,7 +322,10 @@ let package = Package(
         .target(
             name: "EKeyTestSupport",
             dependencies: [
-                "EKeyProtocol", "EKeyServer",
+                "EKeyProtocol", "EKeyServer", "EKeyConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -37,7 +37,7 @@ public struct Gateway: Sendable {
         config: GatewayConfig, tls: ServerTLS?, store: any UsageStore, jwksClient: HTTPClient, jwksTLS: ClientTLS? = nil,
         metrics: MetricsRegistry = .init(),
         logger: Logger, jwksPolicy: JWKSCache.Policy = .init(), now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds,
-        readinessWarnings: [String] = []
+        readinessWarnings: [String] = [], jwksClock: any Clock<Duration> = ContinuousClock()
     ) throws {
         self.readinessWarnings = readinessWarnings
         self.config = config
@@ -47,7 +47,7 @@ public struct Gateway: Sendable {
         self.logger = logger
         self.jwksTLS = jwksTLS
         keys = JWKSCache(
-            url: config.jwks.url.absoluteString, client: jwksClient, tls: jwksTLS, policy: jwksPolicy, metrics: metrics, logger: logger)
+            url: config.jwks.url.absoluteString, client: jwksClient, tls: jwksTLS, policy: jwksPolicy, metrics: metrics, logger: logger, clock: jwksClock)
         let nonces = config.dpop.nonce ? try Self.nonceSource(config.dpop) : nil
         let routes = config.routes.map(Route.init)
         forwarder = try Forwarder(routes: routes, logger: logger)

@@ -34,12 +34,15 @@ public struct Issuer: Sendable {
 
     /// Builds the issuer from its configuration section.
     ///
-    /// - Parameter reRegisterEvery: how often the live signing keys are registered again
-    ///   (``SigningKeyManager/Schedule/reRegisterEvery``, 30 s; tests shorten it).
+    /// - Parameters:
+    ///   - reRegisterEvery: how often the live signing keys are registered again
+    ///     (``SigningKeyManager/Schedule/reRegisterEvery``, 30 s; tests shorten it).
+    ///   - keyClock: the clock timing key rotation and re-registration (tests pass their own).
     /// - Throws: ``IssuerSetupError`` for a template, key file or IdP JWKS file that cannot be used.
     public init(
         configuration: IssuerConfig, store: any UsageStore, registrar: any SigningKeyRegistrar, listeners: Listeners,
-        publisherTLS: ClientTLS? = nil, metrics: MetricsRegistry = .init(), logger: Logger, reRegisterEvery: Duration = .seconds(30)
+        publisherTLS: ClientTLS? = nil, metrics: MetricsRegistry = .init(), logger: Logger, reRegisterEvery: Duration = .seconds(30),
+        keyClock: any Clock<Duration> = ContinuousClock()
     ) throws(IssuerSetupError) {
         self.publisherTLS = publisherTLS
         let issuerURL = configuration.issuerURL.absoluteString
@@ -57,7 +60,8 @@ public struct Issuer: Sendable {
         }
         schedule.reRegisterEvery = reRegisterEvery
         keys = SigningKeyManager(
-            initialKey: initialKey, keyFile: configuration.signing.keyFile, schedule: schedule, registrar: registrar, logger: logger)
+            initialKey: initialKey, keyFile: configuration.signing.keyFile, schedule: schedule, registrar: registrar, logger: logger,
+            clock: keyClock)
         identityProviders = try IdentityProviders(configuration.idps, logger: logger)
         let authenticator = ClientAuthenticator(
             tokenEndpoint: issuerURL + "/token", clockSkew: skew, clients: configuration.clients, identityProviders: identityProviders,

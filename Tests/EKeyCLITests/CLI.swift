@@ -20,9 +20,7 @@ enum CLI {
 
     /// A fresh temporary folder.
     static func temporaryDirectory() throws -> String {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url.path
+        try TemporaryFiles(prefix: "ekey-cli").directory.path
     }
 
     static func permissions(_ path: String) -> Int {

@@ -256,17 +256,15 @@ struct StackFile: Sendable {
     var sections: [ServiceKind: [String: String]] = [:]
 
     init() throws {
-        files = try TemporaryFiles()
-        let pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        let pki: DevelopmentPKI
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         try files.write("client", pki.issueClient(commonName: "issuer", spiffeID: "spiffe://example.org/ekey/issuer"))
         var ports: [ServiceKind: Ports] = [:]
         for service in ServiceKind.allCases {
             ports[service] = Ports(listen: try FreePort.pick(), admin: try FreePort.pick())
         }
         self.ports = ports
-        let tls = "{cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}"
+        let tls = TemporaryFiles.serverTLSYAML
         let publisher = "https://localhost:\(ports[.jwks]!.listen)"
         for service in ServiceKind.allCases {
             sections[service] = [
@@ -308,41 +306,4 @@ struct StackFile: Sendable {
         }
         return try files.write("stack.yaml", text)
     }
-}
-
-/// A loopback port held by a listening socket, so that a service cannot bind it.
-final class HeldPort {
-    let port: Int
-    private var socket: Int32
-
-    init() throws {
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                fd >= 0 && bind(fd, pointer, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard listening else {
-            let reason = String(cString: strerror(errno))
-            if fd >= 0 { Glibc.close(fd) }
-            throw CLIFailure(description: "could not hold a loopback port: \(reason)")
-        }
-        socket = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// Releases the port.
-    func close() {
-        if socket >= 0 {
-            Glibc.close(socket)
-            socket = -1
-        }
-    }
-
-    deinit { close() }
 }

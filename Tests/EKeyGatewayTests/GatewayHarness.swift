@@ -180,10 +180,7 @@ struct GatewayHarness {
     let workloadCertificateSHA256: [UInt8]
 
     init() throws {
-        files = try TemporaryFiles()
-        pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: Self.issuerID))
         let workload = try pki.issueClient(commonName: "checkout", spiffeID: workloadID)
         try files.write("workload", workload)
@@ -221,10 +218,10 @@ struct GatewayHarness {
     }
 
     /// Runs publisher, upstream and `gateways` gateways sharing `storeURL`; registers the
-    /// signing key before `body` runs.
+    /// signing key before `body` runs. `jwksClock` times the gateways' key-set caches.
     func run<R: Sendable>(
         gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
-        jwksMaxAge: Duration = .seconds(30), _ body: (Ports) async throws -> R
+        jwksMaxAge: Duration = .seconds(30), jwksClock: any Clock<Duration> = ContinuousClock(), _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
         let publisherTLS = try TLSSetup.server(
@@ -272,7 +269,7 @@ struct GatewayHarness {
                     upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
-                    jwksClient: jwksClient, logger: logger, jwksPolicy: policy)
+                    jwksClient: jwksClient, logger: logger, jwksPolicy: policy, jwksClock: jwksClock)
                 gatewaySet.append(GatewayServices(gateway: gateway, index: index))
                 gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"])
             }
@@ -359,12 +356,7 @@ struct GatewayHarness {
     // MARK: Client
 
     func client(certificate: String? = nil, http1: Bool = false) throws -> HTTPClient {
-        var tls = try TLSSetup.client(
-            caFile: files.path("ca.crt"), certificateFile: certificate.map { files.path("\($0).crt") }, keyFile: certificate.map { files.path("\($0).key") })
-        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(15)))
-        configuration.httpVersion = http1 ? .http1Only : .automatic
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = try files.httpsClient(certificate: certificate, http1: http1, readTimeout: .seconds(15))
         clients.add(client)
         return client
     }

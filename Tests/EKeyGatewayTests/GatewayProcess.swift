@@ -33,7 +33,7 @@ final class GatewayProcess: @unchecked Sendable {
             gateway:
               listen: 127.0.0.1:\(port)
               admin_listen: 127.0.0.1:\(adminPort)
-              tls: {cert: \(files.path("server.crt")), key: \(files.path("server.key")), client_ca: \(files.path("ca.crt")), client_auth: optional}
+              tls: \(files.absoluteServerTLSYAML)
               issuer: \(GatewayHarness.issuer)
               jwks: {url: "https://localhost:\(publisherPort)/.well-known/jwks.json", ca: \(files.path("ca.crt"))}
               timeouts: {connect: 1s, first_byte: 3s, idle: 2s}

@@ -269,7 +269,12 @@ final class ScriptedHTTP1Upstream: Sendable {
             try await Self.call(upstream, "/hold-long")
         }
         #expect(timeout?.stage == .firstByte)
-        try await Task.sleep(for: .milliseconds(100))
+        // The close follows the timeout on the event loop: wait for it (a fixed 100 ms was
+        // once too short on a loaded machine), not for a timer.
+        let closeDeadline = ContinuousClock.now + .seconds(2)
+        while server.closed == 0, ContinuousClock.now < closeDeadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(server.closed == 1, "the timed-out exchange closed its connection")
 
         #expect(try await Self.call(upstream, "/keep") == (200, "ok"))

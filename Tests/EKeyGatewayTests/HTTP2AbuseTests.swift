@@ -147,7 +147,7 @@ struct HTTP2AbuseTests {
 
         func config() throws -> String {
             let files = harness.files
-            let tls = "{cert: \(files.path("server.crt")), key: \(files.path("server.key")), client_ca: \(files.path("ca.crt")), client_auth: optional}"
+            let tls = files.absoluteServerTLSYAML
             return try files.write(
                 "stack.yaml",
                 """

@@ -17,9 +17,11 @@ struct VerifiedTokenCacheTests {
     @Test func aCachedTokenIsStillCheckedForExpiryAudienceAndBearerDowngrade() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
+        let clock = TestClock()
         try await harness.run(jwksMaxAge: .seconds(1)) { ports in
             let client = try InternalHTTPClient.make(caFile: harness.files.path("ca.crt"), certificateFile: nil, keyFile: nil)
-            let keys = JWKSCache(url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"))
+            let keys = JWKSCache(
+                url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"), clock: clock)
             let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: 5)
             let now = GatewayHarness.now
             let proofKey = PrivateSigningKey(generating: .es256)
@@ -50,7 +52,7 @@ struct VerifiedTokenCacheTests {
             var rotated = try #require(try await ports.publishedKeys.all().first)
             rotated.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: harness.keyID, algorithm: .es256)
             #expect(try await ports.publishedKeys.replaceAll(with: [rotated], tombstones: []) == .imported(1))
-            try await Task.sleep(for: .milliseconds(1100))
+            clock.advance(by: .milliseconds(1100))  // past the key set's max-age (1 s)
             #expect(await Self.error(try await step.verify(dpop, route: route, now: now)) == "invalid_token", "the key under its kid changed")
             #expect(step.verifiedTokens.count == 0, "and the token was forgotten")
             try await client.shutdown()
@@ -132,7 +134,10 @@ struct VerifiedTokenCacheTests {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
         let client = try harness.client()
-        try await harness.run(jwksMaxAge: .seconds(1)) { ports in
+        // The gateways' key-set clock: each advance by the max-age (1 s) makes their copy
+        // stale, so the next call fetches the publisher's change.
+        let clock = TestClock()
+        try await harness.run(jwksMaxAge: .seconds(1), jwksClock: clock) { ports in
             let proofKey = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(proofKey, limit: 100)
             func call() async throws -> GatewayHarness.Answer {
@@ -147,7 +152,8 @@ struct VerifiedTokenCacheTests {
             var rotated = original
             rotated.jwk = PrivateSigningKey(generating: .es256).publicKey.jwk.with(keyID: harness.keyID, algorithm: .es256)
             #expect(try await ports.publishedKeys.replaceAll(with: [rotated], tombstones: []) == .imported(1))
-            let afterRotation = try await Self.firstRefusal(within: .seconds(5), call)
+            clock.advance(by: .seconds(1))
+            let afterRotation = try await call()
             #expect(afterRotation.status == 401)
             #expect(afterRotation.error == "invalid_token", "another key under the same kid does not verify the cached token")
 
@@ -157,10 +163,12 @@ struct VerifiedTokenCacheTests {
             // Two keys, so that revoking one leaves a set the gateway takes (it keeps its last
             // good set when the publisher serves an empty one).
             #expect(try await ports.publishedKeys.replaceAll(with: [original, other], tombstones: []) == .imported(2))
-            try await Self.waitUntilAccepted(within: .seconds(5), call)
+            clock.advance(by: .seconds(1))
+            #expect(try await call().status == 201, "the restored key is accepted")
             let revokedAt = Int64(Date().timeIntervalSince1970)
             #expect(try await ports.publishedKeys.revoke(keyID: harness.keyID, at: revokedAt, forgetAfter: revokedAt + 60) != .unknown)
-            let afterRevocation = try await Self.firstRefusal(within: .seconds(5), call)
+            clock.advance(by: .seconds(1))
+            let afterRevocation = try await call()
             #expect(afterRevocation.status == 401)
             #expect(afterRevocation.error == "invalid_token", "a revoked kid ends the cached token")
             #expect(await harness.recorder.count >= 3)
@@ -182,28 +190,6 @@ struct VerifiedTokenCacheTests {
             return rejection.error.code.wireName
         } catch {
             return "\(error)"
-        }
-    }
-
-    /// Calls until one is refused (the gateway sees the publisher's change at its next
-    /// refresh, within about a second); fails if every call within `limit` is accepted.
-    static func firstRefusal(within limit: Duration, _ call: () async throws -> GatewayHarness.Answer) async throws -> GatewayHarness.Answer {
-        let deadline = ContinuousClock.now + limit
-        while true {
-            let answer = try await call()
-            if answer.status != 201 || ContinuousClock.now >= deadline { return answer }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-    }
-
-    static func waitUntilAccepted(within limit: Duration, _ call: () async throws -> GatewayHarness.Answer) async throws {
-        let deadline = ContinuousClock.now + limit
-        while try await call().status != 201 {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("the restored key was not accepted within \(limit)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(200))
         }
     }
 }

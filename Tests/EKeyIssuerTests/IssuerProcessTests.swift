@@ -227,7 +227,6 @@ struct IssuerProcessTests {
 
     @Test func rateLimitHoldsAcrossTwoIssuersSharingRedis() async throws {
         let redis = try RedisServer()
-        try redis.start()
         defer { redis.shutdown() }
         let stack = try IssuerStack()
         try await stack.startPublisher()

@@ -35,11 +35,8 @@ final class IssuerStack: @unchecked Sendable {
     var issuers: [(process: ServiceProcess, port: Int, adminPort: Int)] = []
 
     init() throws {
-        files = try TemporaryFiles()
-        pki = try DevelopmentPKI()
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         workload = try pki.issueClient(commonName: "checkout", spiffeID: Self.workloadID)
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
         try files.write("issuer-client", pki.issueClient(commonName: "issuer", spiffeID: Self.issuerClientID))
         try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: Self.adminID))
         try files.write("workload", workload)
@@ -79,20 +76,13 @@ final class IssuerStack: @unchecked Sendable {
         store:
           url: \(store)
           prefix: "ekey-issuer-test:"
-        jwks:
-          listen: 127.0.0.1:\(jwksPort)
-          admin_listen: 127.0.0.1:\(jwksAdminPort)
-          tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
-          authorized_issuers: ["\(Self.issuerClientID)"]
-          admins: ["\(Self.adminID)"]
-          cache_max_age: 1s
-          retain: 1h
+        \(StackYAML.jwks(port: jwksPort, adminPort: jwksAdminPort, issuer: Self.issuerClientID, admin: Self.adminID, cacheMaxAge: "1s"))
         issuer:
           listen: 127.0.0.1:\(port)
           admin_listen: 127.0.0.1:\(adminPort)
           issuer_url: https://localhost:\(port)
           clock_skew: 5s
-          tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
+          tls: \(TemporaryFiles.serverTLSYAML)
           signing: \(signing)
           publisher: {url: "https://localhost:\(jwksPort)", ca: ca.crt, cert: issuer-client.crt, key: issuer-client.key}
           clients: [{id: ci-bot, jkt: "\(botKey.publicKey.jwk.thumbprint)"}]
@@ -160,10 +150,10 @@ final class IssuerStack: @unchecked Sendable {
     }
 
     /// Runs an issuer inside the test process, configured like ``startIssuer(store:signing:waitReady:)``
-    /// but registering its live keys again every `reRegisterEvery`; its log lines go to
-    /// `log`. `body` gets the issuer's port and admin port.
+    /// but registering its live keys again every `reRegisterEvery` of `clock`; its log lines
+    /// go to `log`. `body` gets the issuer's port and admin port.
     func withIssuerInProcess<R: Sendable>(
-        signing: String = "{alg: ES256, rotate_every: 24h}", reRegisterEvery: Duration, log: LogSink,
+        signing: String = "{alg: ES256, rotate_every: 24h}", reRegisterEvery: Duration, clock: any Clock<Duration> = ContinuousClock(), log: LogSink,
         _ body: (_ port: Int, _ adminPort: Int) async throws -> R
     ) async throws -> R {
         let port = try FreePort.pick()
@@ -178,7 +168,7 @@ final class IssuerStack: @unchecked Sendable {
             configuration: settings, store: MemoryStore(), registrar: registrar,
             listeners: .init(
                 host: "127.0.0.1", port: port, tls: try ServiceStartup.serverTLS(settings.tls), adminHost: "127.0.0.1", adminPort: adminPort),
-            logger: logger, reRegisterEvery: reRegisterEvery)
+            logger: logger, reRegisterEvery: reRegisterEvery, keyClock: clock)
         do {
             let result = try await LiveServices.with(roles: ["issuer", "admin"], { issuer.services(onRunning: $0) }) { _ in
                 try await body(port, adminPort)
@@ -216,13 +206,7 @@ final class IssuerStack: @unchecked Sendable {
 
     /// A client presenting `identity`'s certificate (or none).
     func client(_ identity: String?, http1: Bool = false) throws -> HTTPClient {
-        var tls = try TLSSetup.client(
-            caFile: files.path("ca.crt"), certificateFile: identity.map { files.path("\($0).crt") },
-            keyFile: identity.map { files.path("\($0).key") })
-        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(10)))
-        configuration.httpVersion = http1 ? .http1Only : .automatic
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = try files.httpsClient(certificate: identity, http1: http1)
         clients.append(client)
         return client
     }

@@ -24,13 +24,17 @@ struct RevocationTests {
         try await stack.startPublisher()
         let workload = try stack.client("workload")
         let log = LogSink.memory()
-        try await stack.withIssuerInProcess(reRegisterEvery: .milliseconds(300), log: log) { port, adminPort in
+        // The key manager's clock: each advance by 300 ms is one re-registration.
+        let clock = TestClock()
+        try await stack.withIssuerInProcess(reRegisterEvery: .milliseconds(300), clock: clock, log: log) { port, adminPort in
             try await stack.waitUntilReady(adminPort: adminPort)
             let tokenURL = "https://localhost:\(port)/token"
             let first = try await stack.send(workload, .POST, tokenURL, body: IssuerStack.request().serialized())
             #expect(first.status == 201, "\(first.body)")
             let revokedKid = try #require(first.json["kid"]?.stringValue)
             #expect(try await stack.revoke(revokedKid) == 204)
+            try await clock.sleepers(atLeast: 1)
+            clock.advance(by: .milliseconds(300))
 
             // Ask for tokens until one is signed with another key. Once the issuer has logged
             // the publisher's 410, no answer may carry the revoked kid.
@@ -59,11 +63,13 @@ struct RevocationTests {
 
             // Several re-registration periods later: still the new key, the old one never returns.
             for _ in 0..<8 {
+                try await clock.sleepers(atLeast: 1)
+                clock.advance(by: .milliseconds(300))
                 let reply = try await stack.send(workload, .POST, tokenURL, body: IssuerStack.request().serialized())
                 #expect(reply.status == 201, "\(reply.body)")
                 #expect(reply.json["kid"]?.stringValue == replacement)
-                try await Task.sleep(for: .milliseconds(150))
             }
+            try await clock.sleepers(atLeast: 1)
             let published = try await stack.publishedKeys().keys.compactMap(\.keyID)
             #expect(published.contains(replacement), "\(published)")
             #expect(!published.contains(revokedKid), "the revoked kid stays out of the JWKS: \(published)")
@@ -84,14 +90,18 @@ struct RevocationTests {
         let workload = try stack.client("workload")
         let plain = stack.plainClient()
         let log = LogSink.memory()
-        let revokedKid = try await stack.withIssuerInProcess(signing: "{key_file: signing.pem}", reRegisterEvery: .milliseconds(300), log: log) {
-            port, adminPort in
+        let clock = TestClock()
+        let revokedKid = try await stack.withIssuerInProcess(
+            signing: "{key_file: signing.pem}", reRegisterEvery: .milliseconds(300), clock: clock, log: log
+        ) { port, adminPort in
             try await stack.waitUntilReady(adminPort: adminPort)
             let tokenURL = "https://localhost:\(port)/token"
             let first = try await stack.send(workload, .POST, tokenURL, body: IssuerStack.request().serialized())
             #expect(first.status == 201, "\(first.body)")
             let kid = try #require(first.json["kid"]?.stringValue)
             #expect(try await stack.revoke(kid) == 204)
+            try await clock.sleepers(atLeast: 1)
+            clock.advance(by: .milliseconds(300))  // the next re-registration meets the 410
 
             var refusal: IssuerStack.Reply?
             let deadline = ContinuousClock.now + .seconds(15)
@@ -107,7 +117,11 @@ struct RevocationTests {
             let readiness = try await stack.send(plain, .GET, "http://127.0.0.1:\(adminPort)/readyz")
             #expect(readiness.status == 503)
             #expect(readiness.body.contains("revoked") && readiness.body.contains(keyPath), "\(readiness.body)")
-            try await Task.sleep(for: .seconds(1))
+            for _ in 0..<3 {
+                try await clock.sleepers(atLeast: 1)
+                clock.advance(by: .milliseconds(300))
+            }
+            try await clock.sleepers(atLeast: 1)
             let later = try await stack.send(workload, .POST, tokenURL, body: IssuerStack.request().serialized())
             #expect(later.status == 503, "issuing stays stopped: \(later.body)")
             return kid

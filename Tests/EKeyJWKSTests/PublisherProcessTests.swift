@@ -18,10 +18,8 @@ struct PublisherProcessTests {
     let adminID = "spiffe://example.org/ekey/admin"
 
     init() throws {
-        files = try TemporaryFiles()
-        let pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        let pki: DevelopmentPKI
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: issuerID))
         try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: adminID))
     }
@@ -34,14 +32,7 @@ struct PublisherProcessTests {
             store:
               url: \(store)
               prefix: "ekey-test:"
-            jwks:
-              listen: 127.0.0.1:\(port)
-              admin_listen: 127.0.0.1:\(adminPort)
-              tls: {cert: server.crt, key: server.key, client_ca: ca.crt, client_auth: optional}
-              authorized_issuers: ["\(issuerID)"]
-              admins: ["\(adminID)"]
-              cache_max_age: 10s
-              retain: 1h
+            \(StackYAML.jwks(port: port, adminPort: adminPort, issuer: issuerID, admin: adminID, cacheMaxAge: "10s"))
             \(extra)
             """)
     }
@@ -75,12 +66,7 @@ struct PublisherProcessTests {
     }
 
     func client(_ identity: String?, http1: Bool = false) throws -> HTTPClient {
-        var tls = try TLSSetup.client(
-            caFile: files.path("ca.crt"), certificateFile: identity.map { files.path("\($0).crt") }, keyFile: identity.map { files.path("\($0).key") })
-        tls.applicationProtocols = http1 ? ["http/1.1"] : ["h2", "http/1.1"]
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(10)))
-        configuration.httpVersion = http1 ? .http1Only : .automatic
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        try files.httpsClient(certificate: identity, http1: http1)
     }
 
     func send(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, body: String? = nil) async throws -> (Int, HTTPVersion, HTTPHeaders, String) {

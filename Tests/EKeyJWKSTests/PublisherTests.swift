@@ -23,10 +23,8 @@ struct PublisherTests {
     let adminID = "spiffe://example.org/ekey/admin"
 
     init() throws {
-        files = try TemporaryFiles()
-        let pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        let pki: DevelopmentPKI
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         try files.write("issuer", pki.issueClient(commonName: "issuer", spiffeID: issuerID))
         try files.write("admin", pki.issueClient(commonName: "admin", spiffeID: adminID))
         try files.write("intruder", pki.issueClient(commonName: "intruder", spiffeID: "spiffe://example.org/intruder"))
@@ -364,16 +362,17 @@ struct PublisherTests {
         let fetcher = try client(nil)
         let metrics = MetricsRegistry()
         var policy = JWKSCache.Policy()
-        // Windows wide enough for a loaded 2-core CI machine: with 300 ms, one full-suite run
-        // saw an extra refresh for the forged kids.
         policy.unknownKeyRefreshInterval = .seconds(1)
         policy.retryAfterFailure = .milliseconds(100)
         policy.minimumMaxAge = .milliseconds(1)
         policy.maximumMaxAge = .seconds(4)
         let keys = Self.memoryKeys()
-        let cache: JWKSCache = try await withPublisher(keys: keys) { port, _ in
+        // The cache's time moves only when the test moves it, however loaded the machine.
+        let clock = TestClock()
+        let cache: JWKSCache = try await withPublisher(keys: keys) { (port: Int, _: Int) async throws -> JWKSCache in
             let base = "https://localhost:\(port)"
-            let cache = JWKSCache(url: base + "/.well-known/jwks.json", client: fetcher, policy: policy, metrics: metrics, logger: Logger(label: "test"))
+            let cache = JWKSCache(
+                url: base + "/.well-known/jwks.json", client: fetcher, policy: policy, metrics: metrics, logger: Logger(label: "test"), clock: clock)
             #expect(try await send(issuer, .POST, base + "/internal/v1/keys", body: Self.newKey("first").registration).status == 201)
             #expect(await cache.key(forKeyID: "first") != nil)
             #expect(cache.freshKey(forKeyID: "first") != nil, "a fresh set is read without entering the actor")
@@ -385,13 +384,13 @@ struct PublisherTests {
             #expect(await cache.key(forKeyID: "forged-1") == nil)
             #expect(await cache.key(forKeyID: "forged-2") == nil)
             #expect(Self.refreshCount(metrics) == fetchesBefore, "unknown kids right after a refresh are rate-limited")
-            try await Task.sleep(for: .milliseconds(1100))
+            clock.advance(by: .milliseconds(1100))
             #expect(await cache.key(forKeyID: "forged-3") == nil)
             #expect(Self.refreshCount(metrics) == fetchesBefore + 1, "one refresh once the interval has passed")
 
             #expect(try await send(admin, .DELETE, base + "/internal/v1/keys/first").status == 204)
             #expect(await cache.key(forKeyID: "first") != nil, "kept while the set is fresh")
-            try await Task.sleep(for: .milliseconds(4100))
+            clock.advance(by: .milliseconds(4100))
             #expect(cache.freshKey(forKeyID: "first") == nil, "a stale set is not used without a refresh")
             #expect(await cache.key(forKeyID: "first") == nil, "a revoked key is dropped at the next refresh")
             #expect(await cache.key(forKeyID: "second") != nil)
@@ -417,8 +416,13 @@ struct PublisherTests {
         var backoff = KeyRegistrationClient.Backoff()
         backoff.initialDelay = .milliseconds(50)
         backoff.maximumDelay = .milliseconds(200)
-        let pending = Task { try await registrar.registerWithRetry(registration, backoff: backoff) }
-        try await Task.sleep(for: .milliseconds(600))
+        let clock = TestClock()
+        let pending = Task { [backoff] in try await registrar.registerWithRetry(registration, backoff: backoff, clock: clock) }
+        // Two attempts fail while nothing listens on the port; the third, once the
+        // publisher is up, succeeds.
+        try await clock.sleepers(atLeast: 1)
+        clock.advance(by: backoff.initialDelay)
+        try await clock.sleepers(atLeast: 1)
         let tls = try TLSSetup.server(
             certificateFile: files.path("server.crt"), keyFile: files.path("server.key"), clientCAFile: files.path("ca.crt"),
             clientCertificates: .optional)
@@ -426,6 +430,7 @@ struct PublisherTests {
             settings: .init(authorizedIssuers: [issuerID], admins: []), keys: Self.memoryKeys(),
             listeners: .init(host: "127.0.0.1", port: port, tls: try ServerTLS(configuration: tls), adminHost: "127.0.0.1", adminPort: 0), logger: Logger(label: "test"))
         try await LiveServices.with(roles: ["jwks", "admin"], { try publisher.services(onRunning: $0) }) { (_: [String: Int]) async throws in
+            clock.advance(by: backoff.maximumDelay)
             #expect(try await pending.value == .created)
             #expect(try await registrar.registerWithRetry(registration) == .alreadyRegistered)
             let refused = KeyRegistrationClient(baseURL: "https://localhost:\(port)", client: intruder, logger: Logger(label: "test"))

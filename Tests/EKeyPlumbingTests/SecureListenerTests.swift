@@ -20,10 +20,7 @@ struct SecureListenerTests {
     let workloadCertificateSHA256: String
 
     init() throws {
-        files = try TemporaryFiles()
-        pki = try DevelopmentPKI()
-        try files.write("ca.crt", pki.authority.certificatePEM)
-        try files.write("server", pki.issueServer(commonName: "localhost", dnsNames: ["localhost"]))
+        (files, pki) = try TemporaryFiles.withDevelopmentPKI()
         let workload = try pki.issueClient(commonName: "checkout", spiffeID: workloadID)
         try files.write("workload", workload)
         workloadCertificateSHA256 = SHA256.hash(data: workload.certificateDER).map { String(format: "%02x", $0) }.joined()
@@ -51,13 +48,7 @@ struct SecureListenerTests {
     }
 
     func client(certificate: String?, http1: Bool = false, maximumTLS: TLSVersion? = nil) throws -> HTTPClient {
-        var tls = try TLSSetup.client(
-            caFile: files.path("ca.crt"), certificateFile: certificate.map { files.path("\($0).crt") },
-            keyFile: certificate.map { files.path("\($0).key") }, minimumVersion: .tls12)
-        tls.maximumTLSVersion = maximumTLS
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, timeout: .init(connect: .seconds(3), read: .seconds(3)))
-        configuration.httpVersion = http1 ? .http1Only : .automatic
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        try files.httpsClient(certificate: certificate, http1: http1, readTimeout: .seconds(3), minimumVersion: .tls12, maximumVersion: maximumTLS)
     }
 
     func get(_ client: HTTPClient, port: Int) async throws -> (HTTPVersion, String) {

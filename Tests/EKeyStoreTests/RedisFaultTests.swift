@@ -40,7 +40,7 @@ final class RedisFaultTests: XCTestCase {
     func testStoppedServerFailsClosedAndTheSameClientRecovers() async throws {
         let server = try self.startServer()
         let stores = try self.makeStores("\(server.url)?connect_timeout_ms=500&command_timeout_ms=500")
-        let trace = StoreBehaviour.randomTrace()
+        let trace = StoreUnderTest.randomTrace()
         let before = try await stores.usage.consume(self.request(trace))
         XCTAssertEqual(before, .allowed(used: 1, limit: 1000))
 
@@ -80,12 +80,12 @@ final class RedisFaultTests: XCTestCase {
     func testUnresponsiveServerTimesOut() async throws {
         let server = try self.startServer()
         let stores = try self.makeStores("\(server.url)?command_timeout_ms=300&connect_timeout_ms=300")
-        _ = try await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))
+        _ = try await stores.usage.consume(self.request(StoreUnderTest.randomTrace()))
         server.pause()
         defer { server.resume() }
         let started = ContinuousClock.now
         do {
-            let outcome = try await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))
+            let outcome = try await stores.usage.consume(self.request(StoreUnderTest.randomTrace()))
             XCTFail("a paused server answered: \(outcome)")
         } catch let error as StoreError {
             XCTAssertEqual(error.code, .timeout, "\(error)")
@@ -94,7 +94,7 @@ final class RedisFaultTests: XCTestCase {
         server.resume()
         var recovered = false
         for _ in 0..<50 where !recovered {
-            recovered = (try? await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))) != nil
+            recovered = (try? await stores.usage.consume(self.request(StoreUnderTest.randomTrace()))) != nil
             if !recovered { try await Task.sleep(for: .milliseconds(50)) }
         }
         XCTAssertTrue(recovered)
@@ -104,7 +104,7 @@ final class RedisFaultTests: XCTestCase {
         let server = try self.startServer(["--requirepass", "right-secret"], password: "right-secret")
         let stores = try self.makeStores("redis://wrong-secret@127.0.0.1:\(server.port)/0")
         do {
-            let outcome = try await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))
+            let outcome = try await stores.usage.consume(self.request(StoreUnderTest.randomTrace()))
             XCTFail("a wrong password was accepted: \(outcome)")
         } catch let error as StoreError {
             XCTAssertEqual(error.code, .authenticationFailed, "\(error)")
@@ -113,13 +113,13 @@ final class RedisFaultTests: XCTestCase {
         }
         let missing = try self.makeStores("redis://127.0.0.1:\(server.port)")
         do {
-            let outcome = try await missing.usage.consume(self.request(StoreBehaviour.randomTrace()))
+            let outcome = try await missing.usage.consume(self.request(StoreUnderTest.randomTrace()))
             XCTFail("no password was accepted: \(outcome)")
         } catch let error as StoreError {
             XCTAssertEqual(error.code, .authenticationFailed, "\(error)")
         }
         let right = try self.makeStores("redis://right-secret@127.0.0.1:\(server.port)")
-        let outcome = try await right.usage.consume(self.request(StoreBehaviour.randomTrace()))
+        let outcome = try await right.usage.consume(self.request(StoreUnderTest.randomTrace()))
         XCTAssertEqual(outcome, .allowed(used: 1, limit: 1000))
         let withDefaultUser = try self.makeStores("redis://default:right-secret@127.0.0.1:\(server.port)")
         try await withDefaultUser.usage.ping()
@@ -129,7 +129,7 @@ final class RedisFaultTests: XCTestCase {
         let server = try self.startServer(
             ["--user", "default", "off", "--user", "gateway", "on", ">gate-pass", "~*", "&*", "+@all"])
         let stores = try self.makeStores("redis://gateway:gate-pass@127.0.0.1:\(server.port)/0")
-        let outcome = try await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))
+        let outcome = try await stores.usage.consume(self.request(StoreUnderTest.randomTrace()))
         XCTAssertEqual(outcome, .allowed(used: 1, limit: 1000))
         let wrong = try self.makeStores("redis://gateway:nope@127.0.0.1:\(server.port)/0")
         do {
@@ -145,7 +145,7 @@ final class RedisFaultTests: XCTestCase {
         let server = try self.startServer(["--requirepass", "tls-secret"], password: "tls-secret", tls: true)
         let ca = try XCTUnwrap(server.caFile)
         let stores = try self.makeStores("rediss://tls-secret@127.0.0.1:\(server.port)/1?ca=\(ca)")
-        let outcome = try await stores.usage.consume(self.request(StoreBehaviour.randomTrace()))
+        let outcome = try await stores.usage.consume(self.request(StoreUnderTest.randomTrace()))
         XCTAssertEqual(outcome, .allowed(used: 1, limit: 1000))
         let byName = try self.makeStores("rediss://tls-secret@localhost:\(server.port)?ca=\(ca)")
         try await byName.usage.ping()

@@ -24,18 +24,18 @@ public final class RedisServer: @unchecked Sendable {
     public init(arguments: [String] = [], password: String? = nil, port: Int? = nil, tls: Bool = false) throws {
         self.port = try port ?? RedisServer.freePort()
         self.password = password
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-redis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         if tls {
-            let ca = try Self.makeTLSFiles(in: self.directory)
-            self.caFile = ca
-            let folder = self.directory.path
+            // The development PKI: a CA and a server certificate for localhost and 127.0.0.1.
+            let folder = try TemporaryFiles.withDevelopmentPKI(prefix: "ekey-redis").files
+            self.directory = folder.directory
+            self.caFile = folder.path("ca.crt")
             self.arguments =
                 [
-                    "--tls-port", String(self.port), "--tls-cert-file", "\(folder)/server.pem", "--tls-key-file", "\(folder)/server.key",
-                    "--tls-ca-cert-file", ca, "--tls-auth-clients", "no",
+                    "--tls-port", String(self.port), "--tls-cert-file", folder.path("server.crt"), "--tls-key-file", folder.path("server.key"),
+                    "--tls-ca-cert-file", folder.path("ca.crt"), "--tls-auth-clients", "no",
                 ] + arguments
         } else {
+            self.directory = try TemporaryFiles(prefix: "ekey-redis").directory
             self.caFile = nil
             self.arguments = arguments
         }
@@ -45,19 +45,6 @@ public final class RedisServer: @unchecked Sendable {
             self.shutdown()
             throw error
         }
-    }
-
-    /// A CA and a server certificate (localhost, 127.0.0.1) made with the openssl CLI.
-    private static func makeTLSFiles(in directory: URL) throws -> String {
-        let folder = directory.path
-        try Self.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                      "-keyout", "\(folder)/ca.key", "-out", "\(folder)/ca.pem", "-days", "2", "-subj", "/CN=ekey-test-ca"])
-        try Self.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                      "-keyout", "\(folder)/server.key", "-out", "\(folder)/server.csr", "-subj", "/CN=localhost"])
-        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(toFile: "\(folder)/ext.cnf", atomically: true, encoding: .utf8)
-        try Self.run(["openssl", "x509", "-req", "-in", "\(folder)/server.csr", "-CA", "\(folder)/ca.pem", "-CAkey", "\(folder)/ca.key",
-                      "-CAcreateserial", "-out", "\(folder)/server.pem", "-days", "2", "-extfile", "\(folder)/ext.cnf"])
-        return "\(folder)/ca.pem"
     }
 
     deinit {
@@ -149,26 +136,9 @@ public final class RedisServer: @unchecked Sendable {
         while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read, close).
+    /// A free loopback port below 55000: Redis Cluster also listens on port + 10000.
     public static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw ExternalCommand.Failure(description: "socket() failed: errno \(errno)") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                bind(socket, address, length) == 0 && getsockname(socket, address, &length) == 0
-            }
-        }
-        guard bound else { throw ExternalCommand.Failure(description: "bind() to a free port failed: errno \(errno)") }
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        // Redis Cluster also listens on port + 10000: keep both in range.
-        guard port < 55000 else { return try self.freePort() }
-        return port
+        try FreePort.pick(below: 55000)
     }
 
     /// Runs a program and returns its stdout; throws when it exits non-zero.

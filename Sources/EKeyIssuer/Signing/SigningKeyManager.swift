@@ -139,15 +139,18 @@ public actor SigningKeyManager: Service {
     private let keyFile: String?
     private let logger: Logger
     private let now: @Sendable () -> Int64
+    /// Times rotation and re-registration.
+    private let clock: any Clock<Duration>
     private var current: Entry
     private var status = Status.registering
     private var retired: [Entry] = []
 
     /// Creates a manager for `initialKey`: generated, or read from `keyFile` (the path of
-    /// `issuer.signing.key_file`, named when the publisher revokes the key).
+    /// `issuer.signing.key_file`, named when the publisher revokes the key). `clock` times
+    /// the ``Schedule``.
     public init(
         initialKey: PrivateSigningKey, keyFile: String? = nil, schedule: Schedule, registrar: any SigningKeyRegistrar, logger: Logger,
-        now: @escaping @Sendable () -> Int64 = Issuer.systemNow
+        now: @escaping @Sendable () -> Int64 = Issuer.systemNow, clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.current = Entry(key: initialKey)
         self.algorithm = initialKey.algorithm
@@ -156,6 +159,7 @@ public actor SigningKeyManager: Service {
         self.registrar = registrar
         self.logger = logger
         self.now = now
+        self.clock = clock
     }
 
     /// A key's `kid`: its RFC 7638 thumbprint, so replicas sharing a `key_file` agree on it.
@@ -193,19 +197,23 @@ public actor SigningKeyManager: Service {
 
     private func maintain() async throws {
         try await registerCurrent()
-        let clock = ContinuousClock()
-        var nextRotation = schedule.rotateEvery.map { clock.now + $0 }
-        var nextReRegistration = clock.now + schedule.reRegisterEvery
+        let clock: any Clock<Duration> = self.clock
+        try await maintain(on: clock)
+    }
+
+    private func maintain(on clock: some Clock<Duration>) async throws {
+        var nextRotation = schedule.rotateEvery.map { clock.now.advanced(by: $0) }
+        var nextReRegistration = clock.now.advanced(by: schedule.reRegisterEvery)
         while !Task.isCancelled {
             let wake = nextRotation.map { min($0, nextReRegistration) } ?? nextReRegistration
-            try await Task.sleep(until: wake, clock: clock)
+            try await clock.sleep(until: wake, tolerance: nil)
             if let rotation = nextRotation, clock.now >= rotation {
                 try await rotate()
-                nextRotation = schedule.rotateEvery.map { clock.now + $0 }
+                nextRotation = schedule.rotateEvery.map { clock.now.advanced(by: $0) }
             }
             if clock.now >= nextReRegistration {
                 try await reRegister()
-                nextReRegistration = clock.now + schedule.reRegisterEvery
+                nextReRegistration = clock.now.advanced(by: schedule.reRegisterEvery)
             }
         }
     }

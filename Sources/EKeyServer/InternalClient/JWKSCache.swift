@@ -19,6 +19,9 @@ public import ServiceLifecycle
 ///   at the next successful refresh.
 ///
 /// Run it as a `Service` so the set is refreshed in the background before it goes stale.
+///
+/// Freshness, the unknown-kid interval and the background pauses are timed by the clock
+/// given at creation (`ContinuousClock` unless a test passes its own).
 public actor JWKSCache: Service {
     /// Timing rules of the cache.
     public struct Policy: Sendable {
@@ -52,23 +55,26 @@ public actor JWKSCache: Service {
     private let policy: Policy
     private let logger: Logger
     private let metrics: MetricsRegistry?
-    private let clock = ContinuousClock()
+    /// The clock, as instants since the cache was created (``Instant``).
+    private let clock: ElapsedClock
 
     private var keys = JWKSet(keys: [])
     private var entityTag: String?
-    private var freshUntil: ContinuousClock.Instant?
-    private var lastSuccess: ContinuousClock.Instant?
-    private var lastUnknownKeyRefresh: ContinuousClock.Instant?
+    private var freshUntil: Instant?
+    private var lastSuccess: Instant?
+    private var lastUnknownKeyRefresh: Instant?
     private var lastError: String?
     private var inFlight: Task<RefreshOutcome, Never>?
     /// The set and its freshness as last stored, readable without entering the actor.
-    private nonisolated let published = NIOLockedValueBox<(keys: JWKSet, freshUntil: ContinuousClock.Instant?)>(
+    private nonisolated let published = NIOLockedValueBox<(keys: JWKSet, freshUntil: Instant?)>(
         (JWKSet(keys: []), nil))
 
     /// Creates a cache for the JWKS at `url`, fetched with `client` (configured for mTLS);
     /// with `tls`, each fetch uses `tls`'s current configuration, so a reloaded one takes effect.
+    /// `clock` times freshness and the pauses of ``run()``.
     public init(
-        url: String, client: HTTPClient, tls: ClientTLS? = nil, policy: Policy = .init(), metrics: MetricsRegistry? = nil, logger: Logger
+        url: String, client: HTTPClient, tls: ClientTLS? = nil, policy: Policy = .init(), metrics: MetricsRegistry? = nil, logger: Logger,
+        clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.url = url
         self.client = client
@@ -76,6 +82,31 @@ public actor JWKSCache: Service {
         self.policy = policy
         self.metrics = metrics
         self.logger = logger
+        self.clock = ElapsedClock(clock)
+    }
+
+    /// A point in time of the cache's clock: the time elapsed since the cache was created.
+    typealias Instant = Duration
+
+    /// The injected clock with its instant type erased: `now` reads it as the time since
+    /// creation, `sleep` sleeps on it.
+    struct ElapsedClock: Sendable {
+        let now: @Sendable () -> Instant
+        let sleep: @Sendable (Duration) async throws -> Void
+
+        init(_ clock: some Clock<Duration>) {
+            if clock is ContinuousClock {
+                // The default reads ContinuousClock directly, with no generic calls on the
+                // request path (``freshKey(forKeyID:)``), and sleeps as `Task.sleep` does.
+                let origin = ContinuousClock.now
+                now = { ContinuousClock.now - origin }
+                sleep = { try await Task.sleep(for: $0) }
+            } else {
+                let origin = clock.now
+                now = { origin.duration(to: clock.now) }
+                sleep = { try await clock.sleep(for: $0) }
+            }
+        }
     }
 
     /// The verification key for `kid`: from the cached set, after one refresh when the set
@@ -87,7 +118,7 @@ public actor JWKSCache: Service {
         if let key = keys[keyID: keyID] {
             return key
         }
-        let now = clock.now
+        let now = clock.now()
         if let last = lastUnknownKeyRefresh, now - last < policy.unknownKeyRefreshInterval {
             return nil
         }
@@ -100,7 +131,7 @@ public actor JWKSCache: Service {
     /// entering the actor; `nil` otherwise, and then ``key(forKeyID:)`` decides.
     public nonisolated func freshKey(forKeyID keyID: String) -> JWK? {
         let (keys, freshUntil) = published.withLockedValue { $0 }
-        guard let freshUntil, ContinuousClock.now < freshUntil else { return nil }
+        guard let freshUntil, clock.now() < freshUntil else { return nil }
         return keys[keyID: keyID]
     }
 
@@ -115,7 +146,7 @@ public actor JWKSCache: Service {
 
     private var isStale: Bool {
         guard let freshUntil else { return true }
-        return clock.now >= freshUntil
+        return clock.now() >= freshUntil
     }
 
     /// Fetches the set now (joining a fetch already under way).
@@ -139,12 +170,13 @@ public actor JWKSCache: Service {
             if outcome == .error {
                 pause = policy.retryAfterFailure
             } else if let freshUntil {
-                pause = max(.milliseconds(100), freshUntil - clock.now)
+                pause = max(.milliseconds(100), freshUntil - clock.now())
             } else {
                 pause = policy.defaultMaxAge
             }
+            let sleep = clock.sleep
             try? await cancelWhenGracefulShutdown {
-                try await Task.sleep(for: pause)
+                try await sleep(pause)
             }
         }
     }
@@ -176,9 +208,9 @@ public actor JWKSCache: Service {
                 throw FetchFailure(description: "the publisher answered HTTP \(response.status.code)")
             }
             let age = clamp(maxAge ?? policy.defaultMaxAge)
-            freshUntil = clock.now + age
+            freshUntil = clock.now() + age
             published.withLockedValue { $0 = (keys, freshUntil) }
-            lastSuccess = clock.now
+            lastSuccess = clock.now()
             if lastError != nil {
                 logger.info("JWKS refresh succeeded again", metadata: ["url": .string(url), "keys": .stringConvertible(keys.keys.count)])
             }

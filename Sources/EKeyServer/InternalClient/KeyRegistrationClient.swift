@@ -112,7 +112,10 @@ public struct KeyRegistrationClient: Sendable {
 
     /// Registers, retrying retryable failures with exponential backoff; throws the last
     /// failure when it is final or the attempts are spent, `CancellationError` when cancelled.
-    public func registerWithRetry(_ registration: KeyRegistration, backoff: Backoff = .init()) async throws -> Outcome {
+    /// The pauses between attempts are slept on `clock`.
+    public func registerWithRetry(
+        _ registration: KeyRegistration, backoff: Backoff = .init(), clock: any Clock<Duration> = ContinuousClock()
+    ) async throws -> Outcome {
         var delay = backoff.initialDelay
         var attempt = 0
         while true {
@@ -127,7 +130,7 @@ public struct KeyRegistrationClient: Sendable {
                 logger.warning(
                     "key registration failed; retrying",
                     metadata: ["kid": .string(registration.keyID), "attempt": .stringConvertible(attempt), "error": .string(error.description)])
-                try await Task.sleep(for: delay)
+                try await clock.sleep(for: delay)
                 delay = min(delay * 2, backoff.maximumDelay)
             }
         }
