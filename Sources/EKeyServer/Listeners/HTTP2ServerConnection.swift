@@ -33,9 +33,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     /// Response bytes queued for a stream above which its writer waits.
     static let outboundHighWater = 64 * 1024
 
-    private let responder: InlineResponder
-    private let serverName: String
-    private let logger: Logger
+    private let responder: InlineService
+    private var serverName: String { responder.serverName }
+    private var logger: Logger { responder.logger }
     /// Seconds a stream's request body or a connection without streams may stay silent.
     private let idleSeconds: Int
 
@@ -87,10 +87,8 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    init(responder: @escaping InlineResponder, serverName: String, logger: Logger, idleLimit: Duration) {
+    init(responder: InlineService, idleLimit: Duration) {
         self.responder = responder
-        self.serverName = serverName
-        self.logger = logger
         self.idleSeconds = Int(idleLimit.components.seconds)
     }
 
@@ -381,18 +379,8 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         let request = Request(head: head, body: RequestBody(asyncSequence: body))
         let origin = InlineRequestOrigin(connection: context.channel, overHTTP2: true, peer: peer)
         let responder = self.responder
-        let serverName = self.serverName
-        let logger = self.logger
         Task {
-            var response: Response
-            do {
-                response = try await responder(request, origin)
-            } catch {
-                logger.debug("responder failed", metadata: ["error": "\(error)"])
-                response = Response(status: .internalServerError)
-            }
-            response.headers[.date] = HTTPDate.now()
-            response.headers[.server] = serverName
+            let response = await responder.answer(request, from: origin)
             let writer = HTTP2StreamResponseWriter(
                 connection: loopBound, eventLoop: eventLoop, streamID: id, head: response.head, remaining: response.body.contentLength)
             do {

@@ -76,7 +76,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
 
     private func configureHTTP2(_ channel: any Channel, logger: Logger) throws {
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2ServerConnection(responder: responder, serverName: serverName, logger: logger, idleLimit: ConnectionLimits.idleTimeout))
+            HTTP2ServerConnection(responder: InlineService(respond: responder, serverName: serverName, logger: logger), idleLimit: ConnectionLimits.idleTimeout))
     }
 
     private func configureHTTP1(_ channel: any Channel, secure: Bool, logger: Logger) throws {
@@ -92,6 +92,8 @@ public struct InlineHTTPChannel: ServerChildChannel {
         // to the broken request has started (NIO's error handler would add a second one).
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
         try sync.addHandler(
-            InlineRequestHandler(responder: responder, serverName: serverName, logger: logger, idleLimit: streamIdleLimit, servesManyRequests: true))
+            InlineRequestHandler(
+                responder: InlineService(respond: responder, serverName: serverName, logger: logger), idleLimit: streamIdleLimit,
+                servesManyRequests: true))
     }
 }

@@ -24,6 +24,27 @@ public struct InlineRequestOrigin: Sendable {
     }
 }
 
+/// A listener's responder and what it adds to every response.
+struct InlineService: Sendable {
+    let respond: InlineResponder
+    let serverName: String
+    let logger: Logger
+
+    /// The responder's answer (an empty 500 when it throws) with `Date` and `Server`.
+    func answer(_ request: Request, from origin: InlineRequestOrigin) async -> Response {
+        var response: Response
+        do {
+            response = try await respond(request, origin)
+        } catch {
+            logger.debug("responder failed", metadata: ["error": "\(error)"])
+            response = Response(status: .internalServerError)
+        }
+        response.headers[.date] = HTTPDate.now()
+        response.headers[.server] = serverName
+        return response
+    }
+}
+
 /// Serves HTTP/1.1 requests straight from the channel pipeline, one after the other on a
 /// connection (NIO's pipelining handler holds back the next); HTTP/2 connections are
 /// served by ``HTTP2ServerConnection``.
@@ -42,8 +63,7 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    private let responder: InlineResponder
-    private let serverName: String
+    private let responder: InlineService
     private let logger: Logger
     private let idleLimit: TimeAmount
     /// An HTTP/1.1 connection, which waits for further requests; else an HTTP/2 stream.
@@ -63,10 +83,9 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The connection is being closed after a broken request: the responder's writes are dropped.
     private var discardingResponses = false
 
-    init(responder: @escaping InlineResponder, serverName: String, logger: Logger, idleLimit: TimeAmount, servesManyRequests: Bool) {
+    init(responder: InlineService, idleLimit: TimeAmount, servesManyRequests: Bool) {
         self.responder = responder
-        self.serverName = serverName
-        self.logger = logger
+        self.logger = responder.logger
         self.idleLimit = idleLimit
         self.servesManyRequests = servesManyRequests
     }
@@ -205,18 +224,8 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let channel = context.channel
         let origin = InlineRequestOrigin(connection: channel, overHTTP2: false, peer: peer)
         let responder = self.responder
-        let serverName = self.serverName
-        let logger = self.logger
         Task {
-            var response: Response
-            do {
-                response = try await responder(request, origin)
-            } catch {
-                logger.debug("responder failed", metadata: ["error": "\(error)"])
-                response = Response(status: .internalServerError)
-            }
-            response.headers[.date] = HTTPDate.now()
-            response.headers[.server] = serverName
+            let response = await responder.answer(request, from: origin)
             let end = ResponseEnd()
             let writer = ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength, end: end)
             try? await response.body.write(writer)
