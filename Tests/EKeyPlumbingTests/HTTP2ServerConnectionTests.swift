@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import EKeyServer
+
+/// ``HTTP2ServerConnection`` on an `EmbeddedChannel`, driven by hand-made client frames:
+/// the libnghttp2 session without TLS, sockets or processes.
+struct HTTP2ServerConnectionTests {
+    /// One frame the server wrote.
+    struct Frame {
+        var type: UInt8
+        var flags: UInt8
+        var stream: UInt32
+        var payload: [UInt8]
+    }
+
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    static func frame(type: UInt8, flags: UInt8 = 0, stream: UInt32, payload: [UInt8] = []) -> [UInt8] {
+        let length = payload.count
+        return [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags]
+            + withUnsafeBytes(of: stream.bigEndian, Array.init) + payload
+    }
+
+    /// A request header block of literals without indexing (RFC 7541 §6.2.2); names and
+    /// values below 127 bytes.
+    static func requestBlock(method: String = "POST", path: String = "/upload") -> [UInt8] {
+        var block: [UInt8] = []
+        for (name, value) in [(":method", method), (":scheme", "https"), (":path", path), (":authority", "localhost")] {
+            block += [0x00, UInt8(name.utf8.count)] + Array(name.utf8) + [UInt8(value.utf8.count)] + Array(value.utf8)
+        }
+        return block
+    }
+
+    /// A connection whose responder is `respond`, with the server's opening frames read.
+    static func connection(_ respond: @escaping InlineResponder) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        let service = InlineService(respond: respond, serverName: "test", logger: Logger(label: "test"))
+        try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
+        // The client's SETTINGS, and its acknowledgement of the server's (which puts the
+        // server's 256 KiB stream window in force).
+        try channel.writeInbound(ByteBuffer(bytes: preface + frame(type: 0x4, stream: 0) + frame(type: 0x4, flags: 0x1, stream: 0)))
+        channel.pipeline.fireChannelReadComplete()
+        return channel
+    }
+
+    /// The frames written so far, parsed.
+    static func written(_ channel: EmbeddedChannel) throws -> [Frame] {
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            bytes += buffer.readableBytesView
+        }
+        var frames: [Frame] = []
+        var rest = bytes[...]
+        while rest.count >= 9 {
+            let start = rest.startIndex
+            let length = Int(rest[start]) << 16 | Int(rest[start + 1]) << 8 | Int(rest[start + 2])
+            let stream = UInt32(rest[start + 5] & 0x7F) << 24 | UInt32(rest[start + 6]) << 16 | UInt32(rest[start + 7]) << 8 | UInt32(rest[start + 8])
+            frames.append(Frame(type: rest[start + 3], flags: rest[start + 4], stream: stream, payload: Array(rest.dropFirst(9).prefix(length))))
+            rest = rest.dropFirst(9 + length)
+        }
+        return frames
+    }
+
+    /// Runs the embedded loop until `done` holds for the frames written meanwhile (the
+    /// responder runs in a task, which hops back to the loop), up to `limit`.
+    static func frames(of channel: EmbeddedChannel, within limit: Duration = .seconds(5), until done: ([Frame]) -> Bool) async throws -> [Frame] {
+        var seen: [Frame] = []
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            channel.embeddedEventLoop.run()
+            seen += try written(channel)
+            if done(seen) { return seen }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return seen
+    }
+
+    /// The window the server gave `stream` back in WINDOW_UPDATE frames.
+    static func windowGiven(_ frames: [Frame], stream: UInt32) -> Int {
+        frames.filter { $0.type == 0x8 && $0.stream == stream }.reduce(0) { total, frame in
+            total + Int(UInt32(frame.payload[0] & 0x7F) << 24 | UInt32(frame.payload[1]) << 16 | UInt32(frame.payload[2]) << 8 | UInt32(frame.payload[3]))
+        }
+    }
+
+    @Test func aRequestIsAnsweredOnItsStreamWithHeadersAndOneDataFrame() async throws {
+        let channel = try Self.connection { request, origin in
+            #expect(origin.overHTTP2)
+            return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "\(request.method) \(request.uri.path)")))
+        }
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.requestBlock(method: "GET", path: "/a"))))
+        channel.pipeline.fireChannelReadComplete()
+        let frames = try await Self.frames(of: channel) { $0.contains { $0.type == 0x0 && $0.stream == 1 } }
+        let answer = frames.filter { $0.stream == 1 }
+        #expect(answer.map(\.type) == [0x1, 0x0], "HEADERS then one DATA: \(answer.map(\.type))")
+        #expect(answer.last.map { String(decoding: $0.payload, as: UTF8.self) } == "GET /a")
+        #expect(answer.last.map { $0.flags & 0x1 != 0 } == true, "the DATA frame ends the stream")
+        _ = try? channel.finish()
+    }
+
+    /// Window goes back to the client only as the responder reads the body: while it holds
+    /// more than ``InboundBodyStream/pauseAbove`` unread, the server stops granting it.
+    @Test func aBodyNobodyReadsStopsGettingWindow() async throws {
+        let release = AsyncStream<Void>.makeStream()
+        let received = AsyncStream<Int>.makeStream()
+        let channel = try Self.connection { request, _ in
+            for await _ in release.stream { break }
+            var total = 0
+            for try await part in request.body { total += part.readableBytes }
+            received.continuation.yield(total)
+            return Response(status: .ok)
+        }
+        let chunk = [UInt8](repeating: 0x61, count: 16_384)
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())))
+        // The stream's first window: 256 KiB, taken at once (nothing is paused yet).
+        for _ in 0..<16 { try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
+        channel.pipeline.fireChannelReadComplete()
+        let first = Self.windowGiven(try await Self.frames(of: channel) { Self.windowGiven($0, stream: 1) >= 16 * chunk.count }, stream: 1)
+        #expect(first == 16 * chunk.count, "the first 256 KiB were given back while the buffer was under the pause mark")
+        // The next 256 KiB fill the buffer past the mark: no more window for the stream.
+        for _ in 0..<16 { try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
+        channel.pipeline.fireChannelReadComplete()
+        let held = Self.windowGiven(try await Self.frames(of: channel, within: .milliseconds(300)) { _ in false }, stream: 1)
+        #expect(held < 16 * chunk.count, "while unread, most of the second 256 KiB is not given back: \(held) bytes were")
+        // The responder reads: the window held back is given.
+        release.continuation.yield()
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, flags: 0x1, stream: 1)))
+        channel.pipeline.fireChannelReadComplete()
+        let after = try await Self.frames(of: channel) { frames in frames.contains { $0.type == 0x1 && $0.stream == 1 } }
+        #expect(held + Self.windowGiven(after, stream: 1) == 16 * chunk.count, "once read, all of it is given back")
+        var total = 0
+        for await count in received.stream {
+            total = count
+            break
+        }
+        #expect(total == 32 * chunk.count, "the responder read the whole body")
+        _ = try? channel.finish()
+    }
+}
