@@ -149,8 +149,3 @@ public struct Issuer: Sendable {
         return services
     }
 }
-
-extension Issuer {
-    /// The current time in epoch seconds.
-    public static let systemNow: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
-}

@@ -1,4 +1,5 @@
 public import EKeyServer
+public import EKeyStore
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -21,7 +22,7 @@ public struct Publisher: Sendable {
     /// Creates the publisher.
     public init(
         settings: PublisherRoutes.Settings, keys: any PublishedKeyStore, listeners: Listeners, metrics: MetricsRegistry = .init(), logger: Logger,
-        now: @escaping @Sendable () -> Int64 = PublisherRoutes.systemNow
+        now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds
     ) {
         self.routes = PublisherRoutes(settings: settings, keys: keys, metrics: metrics, logger: logger, now: now)
         self.keys = keys
