@@ -15,7 +15,8 @@ public struct Publisher: Sendable {
 
     let routes: PublisherRoutes
     let keys: any PublishedKeyStore
-    let listeners: Listeners
+    /// Where it listens.
+    public let listeners: Listeners
     let metrics: MetricsRegistry
     let logger: Logger
 
@@ -55,11 +56,7 @@ public struct Publisher: Sendable {
                 await keys.isReachable() ? Readiness() : Readiness(problems: ["the key store is unreachable"])
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        var services: [any Service] = [
-            NamedListener(app, key: "jwks.listen", host: listeners.host, port: listeners.port),
-            NamedListener(admin, key: "jwks.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
-            RetentionSweeper(routes: routes, logger: logger),
-        ]
+        var services = namedListeners(main: app, admin: admin) + [RetentionSweeper(routes: routes, logger: logger)]
         if let tls = listeners.tls {
             services.append(TLSReloadService([tls], logger: logger))
             metrics.onScrape { tls.expiryExposition(listener: "jwks") }
