@@ -221,28 +221,17 @@ let package = Package(
         // MARK: Executables: thin entry points.
         .executableTarget(
             name: "EKeyIssuerMain",
-            dependencies: [
-                "EKeyIssuer", "EKeyServer", "EKeyConfig", "EKeyStore",
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["EKeyIssuer", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyGatewayMain",
-            dependencies: [
-                "EKeyGateway", "EKeyServer", "EKeyConfig", "EKeyStore", .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyGateway", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: [
-                "EKeyJWKS", "EKeyServer", "EKeyConfig", "EKeyStore", .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyJWKS", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

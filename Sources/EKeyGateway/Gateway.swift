@@ -88,14 +88,21 @@ public struct Gateway: Sendable {
         }
     }
 
+    /// Where it listens: `gateway.listen` with `gateway.tls`, and `gateway.admin_listen`.
+    public var listeners: ServiceListeners {
+        ServiceListeners(
+            host: config.listen.host, port: config.listen.port, tls: tls, adminHost: config.adminListen.host, adminPort: config.adminListen.port)
+    }
+
     /// The services to run; `onRunning` reports the bound ports (`gateway`, `admin`).
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
         if tls == nil {
             logger.warning("TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only")
         }
+        let listeners = self.listeners
         let server = Server(
             childChannelSetup: listener,
-            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "ekey-gateway"),
+            configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-gateway"),
             onServerRunning: { channel in await onRunning("gateway", channel.localAddress?.port ?? 0) },
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: logger)
@@ -104,7 +111,7 @@ public struct Gateway: Sendable {
         let jwksURL = config.jwks.url.absoluteString
         let readinessWarnings = self.readinessWarnings
         let admin = AdminServer.application(
-            host: config.adminListen.host, port: config.adminListen.port, metrics: metrics, logger: logger,
+            host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,
             readiness: {
                 var problems: [String] = []
                 if !(await keys.hasKeys) {
@@ -114,11 +121,7 @@ public struct Gateway: Sendable {
                 return Readiness(problems: problems, warnings: readinessWarnings)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        var services: [any Service] = [
-            keys, ForwarderShutdown(forwarder: forwarder),
-            NamedListener(server, key: "gateway.listen", host: config.listen.host, port: config.listen.port),
-            NamedListener(admin, key: "gateway.admin_listen", host: config.adminListen.host, port: config.adminListen.port),
-        ]
+        var services: [any Service] = [keys, ForwarderShutdown(forwarder: forwarder)] + namedListeners(main: server, admin: admin)
         var reloadable: [any ReloadableTLS] = []
         if let tls { reloadable.append(tls) }
         if let jwksTLS { reloadable.append(jwksTLS) }

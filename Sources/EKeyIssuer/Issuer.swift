@@ -26,7 +26,8 @@ public struct Issuer: Sendable {
     let store: any UsageStore
     /// `issuer.publisher.url`, named in `/readyz` until a key is registered.
     let publisherURL: String
-    let listeners: Listeners
+    /// Where it listens.
+    public let listeners: Listeners
     /// The publisher client's TLS, reloaded with the listener's.
     let publisherTLS: ClientTLS?
     let metrics: MetricsRegistry
@@ -130,11 +131,7 @@ public struct Issuer: Sendable {
                 return Readiness(problems: problems)
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        var services: [any Service] = [
-            NamedListener(app, key: "issuer.listen", host: listeners.host, port: listeners.port),
-            NamedListener(admin, key: "issuer.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
-            keys,
-        ]
+        var services = namedListeners(main: app, admin: admin) + [keys]
         services += identityProviders.caches.map { $0 as any Service }
         var reloadable: [any ReloadableTLS] = []
         if let tls = listeners.tls {
@@ -148,9 +145,4 @@ public struct Issuer: Sendable {
         services.append(DrainService(requests))
         return services
     }
-}
-
-extension Issuer {
-    /// The current time in epoch seconds.
-    public static let systemNow: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 }

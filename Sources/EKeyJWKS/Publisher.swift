@@ -1,4 +1,5 @@
 public import EKeyServer
+public import EKeyStore
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -14,14 +15,15 @@ public struct Publisher: Sendable {
 
     let routes: PublisherRoutes
     let keys: any PublishedKeyStore
-    let listeners: Listeners
+    /// Where it listens.
+    public let listeners: Listeners
     let metrics: MetricsRegistry
     let logger: Logger
 
     /// Creates the publisher.
     public init(
         settings: PublisherRoutes.Settings, keys: any PublishedKeyStore, listeners: Listeners, metrics: MetricsRegistry = .init(), logger: Logger,
-        now: @escaping @Sendable () -> Int64 = PublisherRoutes.systemNow
+        now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds
     ) {
         self.routes = PublisherRoutes(settings: settings, keys: keys, metrics: metrics, logger: logger, now: now)
         self.keys = keys
@@ -54,11 +56,7 @@ public struct Publisher: Sendable {
                 await keys.isReachable() ? Readiness() : Readiness(problems: ["the key store is unreachable"])
             },
             onServerRunning: { port in await onRunning("admin", port) })
-        var services: [any Service] = [
-            NamedListener(app, key: "jwks.listen", host: listeners.host, port: listeners.port),
-            NamedListener(admin, key: "jwks.admin_listen", host: listeners.adminHost, port: listeners.adminPort),
-            RetentionSweeper(routes: routes, logger: logger),
-        ]
+        var services = namedListeners(main: app, admin: admin) + [RetentionSweeper(routes: routes, logger: logger)]
         if let tls = listeners.tls {
             services.append(TLSReloadService([tls], logger: logger))
             metrics.onScrape { tls.expiryExposition(listener: "jwks") }

@@ -1,5 +1,6 @@
 public import EKeyProtocol
 public import EKeyServer
+public import EKeyStore
 import Foundation
 public import Hummingbird
 public import Logging
@@ -51,7 +52,7 @@ public struct PublisherRoutes: Sendable {
     /// Creates the routes over `keys`.
     public init(
         settings: Settings, keys: any PublishedKeyStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(), logger: Logger,
-        now: @escaping @Sendable () -> Int64 = PublisherRoutes.systemNow
+        now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds
     ) {
         self.settings = settings
         self.keys = keys
@@ -60,9 +61,6 @@ public struct PublisherRoutes: Sendable {
         self.logger = logger
         self.now = now
             }
-
-    /// Epoch seconds from the system clock.
-    public static func systemNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
     /// The route patterns of ``register(on:)``, for the `route` label of the request metrics.
     public static let paths = ["/.well-known/jwks.json", "/internal/v1/keys", "/internal/v1/keys/:kid"]

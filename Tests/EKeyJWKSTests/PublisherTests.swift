@@ -31,7 +31,7 @@ struct PublisherTests {
     }
 
     func withPublisher<R: Sendable>(
-        keys: any PublishedKeyStore = PublisherTests.memoryKeys(), now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+        keys: any PublishedKeyStore = PublisherTests.memoryKeys(), now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds,
         metrics: MetricsRegistry = MetricsRegistry(), _ body: (Int, Int) async throws -> R
     ) async throws -> R {
         let tls = try TLSSetup.server(

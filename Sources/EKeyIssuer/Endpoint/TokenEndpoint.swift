@@ -27,7 +27,7 @@ public struct TokenEndpoint: Sendable {
     public init(
         issuerURL: String, authenticator: ClientAuthenticator, policy: IssuancePolicy, keys: SigningKeyManager, store: any UsageStore,
         metrics: MetricsRegistry, audit: AuditLog = AuditLog(), logger: Logger,
-        now: @escaping @Sendable () -> Int64 = Issuer.systemNow
+        now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds
     ) {
         self.issuerURL = issuerURL
         self.authenticator = authenticator

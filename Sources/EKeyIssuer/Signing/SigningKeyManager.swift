@@ -1,5 +1,6 @@
 public import EKeyProtocol
 public import EKeyServer
+public import EKeyStore
 import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -150,7 +151,7 @@ public actor SigningKeyManager: Service {
     /// the ``Schedule``.
     public init(
         initialKey: PrivateSigningKey, keyFile: String? = nil, schedule: Schedule, registrar: any SigningKeyRegistrar, logger: Logger,
-        now: @escaping @Sendable () -> Int64 = Issuer.systemNow, clock: any Clock<Duration> = ContinuousClock()
+        now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds, clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.current = Entry(key: initialKey)
         self.algorithm = initialKey.algorithm

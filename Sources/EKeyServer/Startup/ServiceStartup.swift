@@ -6,24 +6,24 @@ import NIOCore
 import NIOPosix
 public import Logging
 public import NIOSSL
+import ServiceLifecycle
+public import UnixSignals
 
-/// What every service does before it serves: JSON logs, the config file (with `EKEY_*`
-/// overrides), and a clear message plus a non-zero exit when anything is wrong.
+/// How every service starts, runs and stops: JSON logs, the config file (with `EKEY_*`
+/// overrides), the service built from it (``ServiceAssembly``) and run in one group, what
+/// it opened closed however it ends, and a clear message plus a non-zero exit when anything
+/// is wrong.
 public enum ServiceStartup {
     /// Exit status for a start-up failure (bad config, unreadable TLS files).
     public static let configurationFailureStatus: Int32 = 2
 
-    /// Bootstraps JSON logging, loads the configuration named by `--config` or
-    /// `EKEY_CONFIG`, logs its warnings, and runs `body`, which registers what it opens
-    /// (HTTP clients, stores) with the ``StartupResources`` it is given. When `body`
-    /// returns or throws, those resources are closed, last opened first. An error before
-    /// or while the service starts is then printed to stderr (one line) and logged, and the
-    /// process exits with ``configurationFailureStatus``; after a graceful shutdown it
-    /// returns (exit 0).
-    public static func run(
-        service: String, configFlag: String?,
-        _ body: (LoadedConfig, Logger, StartupResources) async throws -> Void
-    ) async {
+    /// Runs one service as its executable: bootstraps JSON logging, loads the
+    /// configuration named by `--config` or `EKEY_CONFIG` and logs its warnings, then
+    /// builds and runs the service (``serve(_:config:logger:shutdownDeadline:signals:)``). An error before or while
+    /// the service starts is printed to stderr (one line) and logged, and the process exits
+    /// with ``configurationFailureStatus``; after a graceful shutdown it returns (exit 0).
+    public static func run<Assembly: ServiceAssembly>(_ assembly: Assembly.Type, configFlag: String?) async {
+        let service = Assembly.name
         runTasksOnEventLoops()
         JSONLogHandler.bootstrap(level: logLevel(from: ProcessInfo.processInfo.environment["EKEY_LOG_LEVEL"]))
         let logger = Logger(label: service)
@@ -38,12 +38,36 @@ public enum ServiceStartup {
             fail(service: service, logger: logger, "\(error)")
         }
         loaded.log(to: logger)
+        do {
+            try await serve(assembly, config: loaded.config, logger: logger)
+        } catch {
+            fail(service: service, logger: logger, "\(error)")
+        }
+    }
+
+    /// Builds the service from `config` and runs its parts in one group (``ServiceRunner``)
+    /// until a signal stops it, logging each listener's port as it listens. Tracing starts
+    /// after the service's section is read and before the service is built; its exporter
+    /// runs first in the group, so it stops last and flushes what the listeners finished.
+    /// Whatever the service registered with its ``StartupResources`` is closed, last opened
+    /// first, on every way out: a failed build, a failed run, a graceful stop. `signals`
+    /// start the graceful stop (none for a service run inside a test).
+    public static func serve<Assembly: ServiceAssembly>(
+        _ assembly: Assembly.Type, config: StackConfig, logger: Logger, shutdownDeadline: Duration = .seconds(10),
+        signals: [UnixSignal] = [.sigterm, .sigint]
+    ) async throws {
         let resources = StartupResources()
         do {
-            try await body(loaded, logger, resources)
+            let settings = try Assembly.settings(from: config)
+            let tracing = try ServiceTracing.start(config.tracing, service: Assembly.name, logger: logger)
+            let service = try Assembly.assemble(settings, config: config, logger: logger, resources: resources)
+            let parts = try service.services { role, port in
+                logger.info("listening", metadata: ["listener": .string(role), "port": .stringConvertible(port)])
+            }
+            try await ServiceRunner.run((tracing.map { [$0] } ?? []) + parts, logger: logger, shutdownDeadline: shutdownDeadline, signals: signals)
         } catch {
             await resources.closeAll()
-            fail(service: service, logger: logger, "\(error)")
+            throw error
         }
         await resources.closeAll()
     }

@@ -2,10 +2,11 @@ public import AsyncHTTPClient
 public import EKeyStore
 import Synchronization
 
-/// What a service opens while it starts (HTTP clients, store connections) and must close
-/// however it ends. ``ServiceStartup/run(service:configFlag:_:)`` closes them, last opened
-/// first, after the service stopped and before it reports a start-up failure, so a client
-/// is never deinitialised open (AsyncHTTPClient stops the process when one is).
+/// What a service opens while it is built (HTTP clients, store connections) and must close
+/// however it ends. ``ServiceStartup/serve(_:config:logger:shutdownDeadline:signals:)`` hands one to
+/// ``ServiceAssembly/assemble(_:config:logger:resources:)`` and closes what it holds, last
+/// opened first, after the service stopped and before a start-up failure is reported, so a
+/// client is never deinitialised open (AsyncHTTPClient stops the process when one is).
 ///
 /// ```swift
 /// let stores = resources.own(try Stores.make(url: config.store.url, eventLoopGroup: group, logger: logger))
@@ -14,7 +15,7 @@ import Synchronization
 public final class StartupResources: Sendable {
     private let closers = Mutex<[@Sendable () async -> Void]>([])
 
-    /// Creates an empty set; ``ServiceStartup`` makes one per process.
+    /// Creates an empty set; ``ServiceStartup`` makes one per service it runs.
     public init() {}
 
     /// Registers `close` to run when the service ends and returns `resource`.
