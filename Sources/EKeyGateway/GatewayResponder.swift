@@ -77,7 +77,7 @@ public struct GatewayResponder: HTTPResponder {
     private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async throws
         -> (Response, route: String?)
     {
-        var event = AuditEvent(event: "verify", outcome: "allowed")
+        var event = AuditEvent(event: "verify", outcome: VerificationOutcome.allowed.rawValue)
         event.method = request.method.rawValue
         event.path = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
         event.client = context.clientAddress
@@ -102,7 +102,7 @@ public struct GatewayResponder: HTTPResponder {
             let failureEvent = event
             let onBodyFailure: @Sendable (any Error) -> Void = { error in
                 var broken = failureEvent
-                broken.outcome = "upstream_error"
+                broken.outcome = VerificationOutcome.upstreamError.rawValue
                 broken.reason = "the upstream broke the response body: \(error)"
                 audit.record(broken)
             }
@@ -126,11 +126,11 @@ public struct GatewayResponder: HTTPResponder {
             if error.nothingSent {
                 await refund(trace: claims.trace)
             }
-            metrics.increment("ekey_verify_failure_total", [("reason", "upstream_error")])
+            count(.upstreamError)
             if [502, 504].contains(error.error.status) {
                 metrics.increment("ekey_gateway_upstream_errors_total", [("status", String(error.error.status))])
             }
-            event.outcome = "upstream_error"
+            event.outcome = VerificationOutcome.upstreamError.rawValue
             event.reason = error.error.reason
             event.extra["refunded"] = error.nothingSent ? "true" : "false"
             event.latencyMilliseconds = Self.milliseconds(since: started)
@@ -176,14 +176,19 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 
-    func record(_ rejection: Rejection, event: inout AuditEvent, started: ContinuousClock.Instant) {
-        switch rejection.outcome {
-        case "replay_blocked": metrics.increment("ekey_verify_replay_blocked_total")
-        case "invalid_proof": metrics.increment("ekey_verify_invalid_proof_total")
-        default: break
+    /// Counts a request that was not allowed: `ekey_verify_failure_total` by its outcome,
+    /// and the outcome's own counter where it has one.
+    func count(_ outcome: VerificationOutcome) {
+        if let counter = outcome.dedicatedCounter {
+            metrics.increment(counter)
         }
-        metrics.increment("ekey_verify_failure_total", [("reason", rejection.outcome)])
-        event.outcome = rejection.outcome
+        metrics.increment("ekey_verify_failure_total", [("reason", outcome.rawValue)])
+    }
+
+    /// Counts and audits a refused request.
+    func record(_ rejection: Rejection, event: inout AuditEvent, started: ContinuousClock.Instant) {
+        count(rejection.outcome)
+        event.outcome = rejection.outcome.rawValue
         event.reason = rejection.error.reason
         if let claims = rejection.token {
             event.subject = claims.subject

@@ -35,7 +35,7 @@ public struct UsageAccounting: Sendable {
             metrics.record("ekey_store_seconds", ContinuousClock.now - started)
             throw Rejection(
                 EKeyError(.temporarilyUnavailable, "the usage store is unreachable, so the use cannot be counted; retry shortly"),
-                scheme: scheme, outcome: "store_unavailable", token: claims)
+                scheme: scheme, outcome: .storeUnavailable, token: claims)
         }
         metrics.record("ekey_store_seconds", ContinuousClock.now - started)
         switch outcome {
@@ -44,11 +44,11 @@ public struct UsageAccounting: Sendable {
         case .replayedProof:
             throw Rejection(
                 EKeyError(.replayDetected, "this DPoP proof was already used; make a fresh proof for each request"),
-                scheme: scheme, outcome: "replay_blocked", token: claims)
+                scheme: scheme, outcome: .replayBlocked, token: claims)
         case .limitReached(let limit):
             throw Rejection(
                 EKeyError(.replayDetected, limit == 1 ? "this token's only use is spent; request a new token" : "this token's \(limit) uses are spent; request a new token"),
-                scheme: scheme, outcome: "replay_blocked", token: claims)
+                scheme: scheme, outcome: .replayBlocked, token: claims)
         }
     }
 }
