@@ -15,7 +15,6 @@ public struct GatewayResponder: HTTPResponder {
 
     let verifier: RequestVerifier
     let forwarder: Forwarder
-    let store: any UsageStore
     let metrics: MetricsRegistry
     let audit: AuditLog
     let logger: Logger
@@ -26,12 +25,11 @@ public struct GatewayResponder: HTTPResponder {
 
     /// Creates the responder.
     public init(
-        verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
+        verifier: RequestVerifier, forwarder: Forwarder, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
         logger: Logger, now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
     ) {
         self.verifier = verifier
         self.forwarder = forwarder
-        self.store = store
         self.metrics = metrics
         self.audit = audit
         self.logger = logger
@@ -43,6 +41,15 @@ public struct GatewayResponder: HTTPResponder {
         for status in ["502", "504"] {
             metrics.increment("ekey_gateway_upstream_errors_total", [("status", status)], by: 0)
         }
+    }
+
+    /// Creates the responder; `store` is not used (the verifier's ``UsageAccounting`` gives uses back).
+    @available(*, deprecated, message: "the verifier's UsageAccounting gives uses back: drop store:")
+    public init(
+        verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
+        logger: Logger, now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
+    ) {
+        self.init(verifier: verifier, forwarder: forwarder, metrics: metrics, audit: audit, logger: logger, now: now)
     }
 
     static let dpopField = HTTPField.Name("DPoP")!
@@ -124,7 +131,7 @@ public struct GatewayResponder: HTTPResponder {
         } catch {
             metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
             if error.nothingSent {
-                await refund(trace: claims.trace)
+                await verifier.usage.refund(verified.token, logger: logger)
             }
             count(.upstreamError)
             if [502, 504].contains(error.error.status) {
@@ -163,16 +170,6 @@ public struct GatewayResponder: HTTPResponder {
             span.setStatus(.init(code: .error))
             span.attributes["error.type"] = failure.error.code.wireName
             throw failure
-        }
-    }
-
-    /// Gives the use back when the upstream never saw the request; a failure here is
-    /// logged (the use stays counted: the safe direction).
-    func refund(trace: String) async {
-        do {
-            _ = try await store.refund(trace: trace)
-        } catch {
-            logger.warning("could not give a use back after an unreachable upstream", metadata: ["trace": .string(trace), "error": "\(error)"])
         }
     }
 
