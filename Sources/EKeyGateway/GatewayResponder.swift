@@ -15,7 +15,6 @@ public struct GatewayResponder: HTTPResponder {
 
     let verifier: RequestVerifier
     let forwarder: Forwarder
-    let store: any UsageStore
     let metrics: MetricsRegistry
     let audit: AuditLog
     let logger: Logger
@@ -26,12 +25,11 @@ public struct GatewayResponder: HTTPResponder {
 
     /// Creates the responder.
     public init(
-        verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
+        verifier: RequestVerifier, forwarder: Forwarder, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
         logger: Logger, now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
     ) {
         self.verifier = verifier
         self.forwarder = forwarder
-        self.store = store
         self.metrics = metrics
         self.audit = audit
         self.logger = logger
@@ -43,6 +41,15 @@ public struct GatewayResponder: HTTPResponder {
         for status in ["502", "504"] {
             metrics.increment("ekey_gateway_upstream_errors_total", [("status", status)], by: 0)
         }
+    }
+
+    /// Creates the responder; `store` is not used (the verifier's ``UsageAccounting`` gives uses back).
+    @available(*, deprecated, message: "the verifier's UsageAccounting gives uses back: drop store:")
+    public init(
+        verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
+        logger: Logger, now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
+    ) {
+        self.init(verifier: verifier, forwarder: forwarder, metrics: metrics, audit: audit, logger: logger, now: now)
     }
 
     static let dpopField = HTTPField.Name("DPoP")!
@@ -77,7 +84,7 @@ public struct GatewayResponder: HTTPResponder {
     private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async throws
         -> (Response, route: String?)
     {
-        var event = AuditEvent(event: "verify", outcome: "allowed")
+        var event = AuditEvent(event: "verify", outcome: VerificationOutcome.allowed.rawValue)
         event.method = request.method.rawValue
         event.path = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
         event.client = context.clientAddress
@@ -102,7 +109,7 @@ public struct GatewayResponder: HTTPResponder {
             let failureEvent = event
             let onBodyFailure: @Sendable (any Error) -> Void = { error in
                 var broken = failureEvent
-                broken.outcome = "upstream_error"
+                broken.outcome = VerificationOutcome.upstreamError.rawValue
                 broken.reason = "the upstream broke the response body: \(error)"
                 audit.record(broken)
             }
@@ -124,13 +131,13 @@ public struct GatewayResponder: HTTPResponder {
         } catch {
             metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
             if error.nothingSent {
-                await refund(trace: claims.trace)
+                await verifier.usage.refund(verified.token, logger: logger)
             }
-            metrics.increment("ekey_verify_failure_total", [("reason", "upstream_error")])
+            count(.upstreamError)
             if [502, 504].contains(error.error.status) {
                 metrics.increment("ekey_gateway_upstream_errors_total", [("status", String(error.error.status))])
             }
-            event.outcome = "upstream_error"
+            event.outcome = VerificationOutcome.upstreamError.rawValue
             event.reason = error.error.reason
             event.extra["refunded"] = error.nothingSent ? "true" : "false"
             event.latencyMilliseconds = Self.milliseconds(since: started)
@@ -166,24 +173,19 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 
-    /// Gives the use back when the upstream never saw the request; a failure here is
-    /// logged (the use stays counted: the safe direction).
-    func refund(trace: String) async {
-        do {
-            _ = try await store.refund(trace: trace)
-        } catch {
-            logger.warning("could not give a use back after an unreachable upstream", metadata: ["trace": .string(trace), "error": "\(error)"])
+    /// Counts a request that was not allowed: `ekey_verify_failure_total` by its outcome,
+    /// and the outcome's own counter where it has one.
+    func count(_ outcome: VerificationOutcome) {
+        if let counter = outcome.dedicatedCounter {
+            metrics.increment(counter)
         }
+        metrics.increment("ekey_verify_failure_total", [("reason", outcome.rawValue)])
     }
 
+    /// Counts and audits a refused request.
     func record(_ rejection: Rejection, event: inout AuditEvent, started: ContinuousClock.Instant) {
-        switch rejection.outcome {
-        case "replay_blocked": metrics.increment("ekey_verify_replay_blocked_total")
-        case "invalid_proof": metrics.increment("ekey_verify_invalid_proof_total")
-        default: break
-        }
-        metrics.increment("ekey_verify_failure_total", [("reason", rejection.outcome)])
-        event.outcome = rejection.outcome
+        count(rejection.outcome)
+        event.outcome = rejection.outcome.rawValue
         event.reason = rejection.error.reason
         if let claims = rejection.token {
             event.subject = claims.subject

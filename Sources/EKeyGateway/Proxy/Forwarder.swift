@@ -306,10 +306,17 @@ public final class Forwarder: Sendable {
         return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) broke its response body: \(error)"), nothingSent: false)
     }
 
-    /// Maps a client error to 502/504 and decides whether the upstream may have seen the request.
+    /// Maps an `https://` route's client error to 502/504 and decides whether the upstream
+    /// may have seen the request, by the error's type and case. AsyncHTTPClient throws its
+    /// `HTTPClientError`, or, when no connection came up before the request's deadline, the
+    /// pool's last connection failure as NIO raised it: `NIOConnectionError` (a host name,
+    /// connected by Happy Eyeballs), `IOError` (an IP address), `NIOSSLError` (the
+    /// handshake), `ChannelError.connectTimeout` (which the pool turns into
+    /// `HTTPClientError.connectTimeout` first).
     static func classify(_ error: any Error, route: Route) -> Failure {
         let upstream = route.upstream.absoluteString
-        if let clientError = error as? HTTPClientError {
+        switch error {
+        case let clientError as HTTPClientError:
             switch clientError {
             case .connectTimeout:
                 return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
@@ -318,17 +325,17 @@ public final class Forwarder: Sendable {
             default:
                 return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(clientError)"), nothingSent: false)
             }
-        }
-        if error is NIOConnectionError || error is ChannelError && "\(error)".contains("connect") {
+        case ChannelError.connectTimeout:
+            return Failure(error: EKeyError(.gatewayTimeout, "the upstream \(upstream) did not accept a connection in time"), nothingSent: true)
+        case is NIOConnectionError:
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection"), nothingSent: true)
-        }
-        if let ioError = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(ioError.errnoCode) {
+        case let ioError as IOError where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(ioError.errnoCode):
             return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) refused the connection"), nothingSent: true)
-        }
-        if error is NIOSSLError {
+        case is NIOSSLError:
             return Failure(error: EKeyError(.badGateway, "TLS to the upstream \(upstream) failed: \(error)"), nothingSent: true)
+        default:
+            return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
         }
-        return Failure(error: EKeyError(.badGateway, "the upstream \(upstream) failed: \(error)"), nothingSent: false)
     }
 
     /// Maps an h2c exchange error to 502/504; "nothing sent" holds when no connection or

@@ -30,17 +30,17 @@ public struct BindingVerification: Sendable {
         switch token.binding {
         case .dpop(let thumbprint):
             guard !dpopHeaders.isEmpty else {
-                throw Rejection(.invalidDPoPProof("this token is DPoP-bound: send a DPoP proof in the DPoP header"), scheme: scheme, outcome: "invalid_proof", token: token.claims)
+                throw Rejection(.invalidDPoPProof("this token is DPoP-bound: send a DPoP proof in the DPoP header"), scheme: scheme, outcome: .invalidProof, token: token.claims)
             }
             guard dpopHeaders.count == 1 else {
-                throw Rejection(EKeyError(.invalidRequest, "send exactly one DPoP header"), scheme: scheme, outcome: "invalid_request", token: token.claims)
+                throw Rejection(EKeyError(.invalidRequest, "send exactly one DPoP header"), scheme: scheme, outcome: .invalidRequest, token: token.claims)
             }
             let request = DPoPProofVerifier.Request(
                 method: method, url: route.publicOrigin + path, accessToken: compact, trace: token.claims.trace, boundThumbprint: thumbprint)
             do {
                 return .proof(try proofs.verify(dpopHeaders[0], for: request, nowMilliseconds: nowMilliseconds))
             } catch {
-                var rejection = Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error), token: token.claims)
+                var rejection = Rejection(error, scheme: scheme, outcome: VerificationOutcome(refusing: error), token: token.claims)
                 if error.code == .useDPoPNonce, let nonces = proofs.policy.serverNonces {
                     rejection.headers.append(("DPoP-Nonce", nonces.nonce(now: nowMilliseconds / 1000)))
                 }
@@ -50,12 +50,12 @@ public struct BindingVerification: Sendable {
             guard let peer else {
                 throw Rejection(
                     .certificateBindingFailed("this token is bound to a TLS client certificate: connect with that certificate"),
-                    scheme: scheme, outcome: "invalid_proof", token: token.claims)
+                    scheme: scheme, outcome: .invalidProof, token: token.claims)
             }
             guard constantTimeEqual(peer.certificateSHA256, expected) else {
                 throw Rejection(
                     .certificateBindingFailed("the TLS client certificate is not the one this token is bound to (cnf.x5t#S256)"),
-                    scheme: scheme, outcome: "invalid_proof", token: token.claims)
+                    scheme: scheme, outcome: .invalidProof, token: token.claims)
             }
             return .certificate
         }

@@ -8,7 +8,7 @@ public enum CapabilityCheck {
         guard let action = token.claims.capability.matchingAction(method: method, target: target) else {
             throw Rejection(
                 EKeyError(.capabilityMismatch, "\(method) \(target.path) is outside this token's capability (\(token.claims.capability.action))"),
-                scheme: scheme, outcome: "capability_mismatch", token: token.claims)
+                scheme: scheme, outcome: .capabilityMismatch, token: token.claims)
         }
         return action
     }

@@ -9,12 +9,12 @@ public enum PathCheck {
         do {
             checked = try RequestTarget(validating: target)
         } catch {
-            throw Rejection(error, scheme: nil, outcome: "invalid_request")
+            throw Rejection(error, scheme: nil, outcome: .invalidRequest)
         }
         guard let route = routes.route(for: checked.path) else {
             throw Rejection(
                 EKeyError(.invalidRequest, "no route serves \(checked.path); check the URL or gateway.routes", status: 404),
-                scheme: nil, outcome: "invalid_request")
+                scheme: nil, outcome: .invalidRequest)
         }
         return (checked, route)
     }

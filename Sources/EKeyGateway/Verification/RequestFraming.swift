@@ -62,6 +62,6 @@ public enum RequestFraming {
     }
 
     private static func refused(_ reason: String) -> Rejection {
-        Rejection(EKeyError(.invalidRequest, reason), scheme: nil, outcome: "invalid_request")
+        Rejection(EKeyError(.invalidRequest, reason), scheme: nil, outcome: .invalidRequest)
     }
 }

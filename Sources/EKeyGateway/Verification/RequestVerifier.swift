@@ -111,7 +111,7 @@ public struct RequestVerifier: Sendable {
             return try await body()
         } catch {
             span.setStatus(.init(code: .error))
-            span.attributes["ekey.outcome"] = error.outcome
+            span.attributes["ekey.outcome"] = error.outcome.rawValue
             throw error
         }
     }

@@ -40,12 +40,12 @@ public struct TokenVerification: Sendable {
         do {
             token = try EKeyToken(parsing: extracted.token)
         } catch {
-            throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error))
+            throw Rejection(error, scheme: scheme, outcome: VerificationOutcome(refusing: error))
         }
         guard let jwk = await currentKey(forKeyID: token.keyID) else {
             throw Rejection(
                 EKeyError(.invalidToken, "the token's kid is not in the publisher's key set; request a new token"),
-                scheme: scheme, outcome: "invalid_token")
+                scheme: scheme, outcome: .invalidToken)
         }
         var signed: EKeyClaims?
         let verified = try checked(scheme: scheme, signed: { signed }) { () throws(EKeyError) in
@@ -77,12 +77,12 @@ public struct TokenVerification: Sendable {
         do {
             verified = try validate()
         } catch {
-            throw Rejection(error, scheme: scheme, outcome: Rejection.outcome(for: error), token: signed())
+            throw Rejection(error, scheme: scheme, outcome: VerificationOutcome(refusing: error), token: signed())
         }
         if scheme == .bearer, verified.binding.mode == .dpop {
             throw Rejection(
                 EKeyError(.invalidToken, "a DPoP-bound token must be sent as 'Authorization: DPoP <token>' with a proof, not as Bearer"),
-                scheme: scheme, outcome: "invalid_token", token: verified.claims)
+                scheme: scheme, outcome: .invalidToken, token: verified.claims)
         }
         return verified
     }

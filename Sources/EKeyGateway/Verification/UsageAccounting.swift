@@ -1,10 +1,12 @@
 public import EKeyProtocol
 public import EKeyStore
 public import EKeyServer
+public import Logging
 
 /// Step 5: one atomic store call refuses a replayed proof `jti`, creates the trace's
 /// counter on first use, refuses at the limit, and counts the use. A store failure
-/// refuses the request (503): nothing is forwarded on doubt.
+/// refuses the request (503): nothing is forwarded on doubt. A use the upstream never saw
+/// is given back (``refund(_:logger:)``).
 public struct UsageAccounting: Sendable {
     let store: any UsageStore
     let proofWindow: Duration
@@ -35,7 +37,7 @@ public struct UsageAccounting: Sendable {
             metrics.record("ekey_store_seconds", ContinuousClock.now - started)
             throw Rejection(
                 EKeyError(.temporarilyUnavailable, "the usage store is unreachable, so the use cannot be counted; retry shortly"),
-                scheme: scheme, outcome: "store_unavailable", token: claims)
+                scheme: scheme, outcome: .storeUnavailable, token: claims)
         }
         metrics.record("ekey_store_seconds", ContinuousClock.now - started)
         switch outcome {
@@ -44,11 +46,23 @@ public struct UsageAccounting: Sendable {
         case .replayedProof:
             throw Rejection(
                 EKeyError(.replayDetected, "this DPoP proof was already used; make a fresh proof for each request"),
-                scheme: scheme, outcome: "replay_blocked", token: claims)
+                scheme: scheme, outcome: .replayBlocked, token: claims)
         case .limitReached(let limit):
             throw Rejection(
                 EKeyError(.replayDetected, limit == 1 ? "this token's only use is spent; request a new token" : "this token's \(limit) uses are spent; request a new token"),
-                scheme: scheme, outcome: "replay_blocked", token: claims)
+                scheme: scheme, outcome: .replayBlocked, token: claims)
+        }
+    }
+
+    /// Gives back the use counted for `token` when the upstream never saw the request
+    /// (docs/spec/gateway.md). A store failure here is logged and the use stays counted:
+    /// the safe direction.
+    public func refund(_ token: VerifiedEKey, logger: Logger) async {
+        let trace = token.claims.trace
+        do {
+            _ = try await store.refund(trace: trace)
+        } catch {
+            logger.warning("could not give a use back after an unreachable upstream", metadata: ["trace": .string(trace), "error": "\(error)"])
         }
     }
 }
