@@ -61,7 +61,7 @@ public struct Gateway: Sendable {
             tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: config.clockSkew.components.seconds),
             binding: BindingVerification(proofs: proofs),
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
-        let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, store: store, metrics: metrics, logger: logger, now: now)
+        let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
         self.responder = responder
         listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, origin in
             var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))

@@ -44,14 +44,6 @@ public struct GatewayResponder: HTTPResponder {
     }
 
     /// Creates the responder; `store` is not used (the verifier's ``UsageAccounting`` gives uses back).
-    @available(*, deprecated, message: "the verifier's UsageAccounting gives uses back: drop store:")
-    public init(
-        verifier: RequestVerifier, forwarder: Forwarder, store: any UsageStore, metrics: MetricsRegistry, audit: AuditLog = AuditLog(),
-        logger: Logger, now: @escaping @Sendable () -> Int64 = WallClock.epochMilliseconds
-    ) {
-        self.init(verifier: verifier, forwarder: forwarder, metrics: metrics, audit: audit, logger: logger, now: now)
-    }
-
     static let dpopField = HTTPField.Name("DPoP")!
 
     public func respond(to request: Request, context: EKeyRequestContext) async throws -> Response {
