@@ -93,8 +93,10 @@ extension StoreUnderTest {
         _ = try await stores.usage.consume(request(trace, jti: "t", limit: 2, counterLife: .seconds(60), window: .seconds(7)))
         let counterTTL = try await pttl("\(prefix)trace:{\(trace)}")
         let proofTTL = try await pttl("\(prefix)dpop:{\(trace)}:t")
-        #expect((59_000...60_000).contains(counterTTL), "counter PTTL \(counterTTL) ms, expected about 60000")
-        #expect((6_000...7_000).contains(proofTTL), "proof PTTL \(proofTTL) ms, expected about 7000")
+        // Up to 5 s pass between the call and the reads when the suites run in parallel on a
+        // loaded machine; the bounds still tell 60 s from 7 s and 600 s.
+        #expect((55_000...60_000).contains(counterTTL), "counter PTTL \(counterTTL) ms, expected about 60000")
+        #expect((2_000...7_000).contains(proofTTL), "proof PTTL \(proofTTL) ms, expected about 7000")
         _ = try await stores.usage.consume(request(trace, jti: "u", limit: 2, counterLife: .seconds(600), window: .seconds(7)))
         let afterSecondUse = try await pttl("\(prefix)trace:{\(trace)}")
         #expect(afterSecondUse <= counterTTL, "a later use, whatever expiry it asks for, does not extend the counter")
