@@ -63,12 +63,7 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway") { request, origin in
-            var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))
-            context.isHTTP2Stream = origin.overHTTP2
-            context.knownPeerIdentity = .some(origin.peer)
-            return try await responder.respond(to: request, context: context)
-        }
+        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", responder: responder, logger: logger)
     }
 
     /// Reads `gateway.dpop.nonce_secret_file`: at least 32 bytes, used as read, one
@@ -96,16 +91,11 @@ public struct Gateway: Sendable {
 
     /// The services to run; `onRunning` reports the bound ports (`gateway`, `admin`).
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
-        if tls == nil {
-            logger.warning("TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only")
-        }
         let listeners = self.listeners
-        let server = Server(
-            childChannelSetup: listener,
-            configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-gateway"),
-            onServerRunning: { channel in await onRunning("gateway", channel.localAddress?.port ?? 0) },
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            logger: logger)
+        let server = InlineHTTPChannel.server(
+            listener, host: listeners.host, port: listeners.port, serverName: "ekey-gateway",
+            plaintextWarning: "TLS IS OFF (gateway.tls: none): tokens and proofs travel in clear text and mTLS binding is impossible; use this for local debugging only",
+            logger: logger, onRunning: { port in await onRunning("gateway", port) })
         let keys = self.keys
         let store = self.store
         let jwksURL = config.jwks.url.absoluteString

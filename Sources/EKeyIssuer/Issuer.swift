@@ -97,13 +97,11 @@ public struct Issuer: Sendable {
             router.add(middleware: TracingMiddleware())
         }
         register(on: router)
-        let server = HTTPServerBuilder.ekeyMain(
-            tls: listeners.tls, plaintextWarning: "TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only", logger: logger)
-        let app = Application(
-            router: router, server: server,
-            configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-issuer"),
-            onServerRunning: { channel in await onRunning("issuer", channel.localAddress?.port ?? 0) },
-            logger: logger)
+        let app = InlineHTTPChannel.server(
+            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-issuer", responder: router.buildResponder(), logger: logger),
+            host: listeners.host, port: listeners.port, serverName: "ekey-issuer",
+            plaintextWarning: "TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only",
+            logger: logger, onRunning: { port in await onRunning("issuer", port) })
         let keys = self.keys
         let store = self.store
         let metrics = self.metrics

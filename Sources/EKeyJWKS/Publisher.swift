@@ -42,13 +42,11 @@ public struct Publisher: Sendable {
             router.add(middleware: TracingMiddleware())
         }
         routes.register(on: router)
-        let server = HTTPServerBuilder.ekeyMain(
-            tls: listeners.tls, plaintextWarning: "TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only", logger: logger)
-        let app = Application(
-            router: router, server: server,
-            configuration: .init(address: .hostname(listeners.host, port: listeners.port), serverName: "ekey-jwks"),
-            onServerRunning: { channel in await onRunning("jwks", channel.localAddress?.port ?? 0) },
-            logger: logger)
+        let app = InlineHTTPChannel.server(
+            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-jwks", responder: router.buildResponder(), logger: logger),
+            host: listeners.host, port: listeners.port, serverName: "ekey-jwks",
+            plaintextWarning: "TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only",
+            logger: logger, onRunning: { port in await onRunning("jwks", port) })
         let keys = self.keys
         let admin = AdminServer.application(
             host: listeners.adminHost, port: listeners.adminPort, metrics: metrics, logger: logger,

@@ -1,14 +1,16 @@
+public import Hummingbird
 public import HummingbirdCore
 public import Logging
 public import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOHTTPTypesHTTP1
+import NIOPosix
 public import NIOSSL
 import NIOTLS
 
 /// A listener whose requests are answered from the connection's pipeline instead of
-/// Hummingbird's per-stream async channels: the gateway's hot path. HTTP/2 connections are
+/// Hummingbird's per-stream async channels: the main listener of every service. HTTP/2 connections are
 /// served by a libnghttp2 session (``HTTP2ServerConnection``), HTTP/1.1 connections by
 /// ``InlineRequestHandler``.
 ///
@@ -95,5 +97,36 @@ public struct InlineHTTPChannel: ServerChildChannel {
             InlineRequestHandler(
                 responder: InlineService(respond: responder, serverName: serverName, logger: logger), idleLimit: streamIdleLimit,
                 servesManyRequests: true))
+    }
+}
+
+extension InlineHTTPChannel {
+    /// A listener answering with `responder` in an ``EKeyRequestContext`` that carries the
+    /// connection's TLS identity and whether the request came over HTTP/2.
+    public init(tls: ServerTLS?, serverName: String, responder: some HTTPResponder<EKeyRequestContext>, logger: Logger) {
+        self.init(tls: tls, serverName: serverName) { request, origin in
+            var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))
+            context.isHTTP2Stream = origin.overHTTP2
+            context.knownPeerIdentity = .some(origin.peer)
+            return try await responder.respond(to: request, context: context)
+        }
+    }
+
+    /// The main listener of a service on `host`:`port`, serving `listener`. Without TLS it
+    /// logs `plaintextWarning` loudly first (`tls: none` is for local debugging only).
+    /// `onRunning` gets the bound port.
+    public static func server(
+        _ listener: InlineHTTPChannel, host: String, port: Int, serverName: String, plaintextWarning: String, logger: Logger,
+        onRunning: @escaping @Sendable (_ port: Int) async -> Void
+    ) -> Server<InlineHTTPChannel> {
+        if listener.tls == nil {
+            logger.warning("\(plaintextWarning)")
+        }
+        return Server(
+            childChannelSetup: listener,
+            configuration: .init(address: .hostname(host, port: port), serverName: serverName),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: logger)
     }
 }
