@@ -63,7 +63,7 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", responder: responder, logger: logger)
+        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", handler: responder.answer(_:origin:))
     }
 
     /// Reads `gateway.dpop.nonce_secret_file`: at least 32 bytes, used as read, one

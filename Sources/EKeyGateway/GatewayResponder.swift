@@ -4,7 +4,8 @@ public import EKeyServer
 public import EKeyStore
 import Foundation
 public import Hummingbird
-import HTTPTypes
+public import HTTPTypes
+public import NIOCore
 public import Logging
 
 /// Answers every request on the gateway's listener: the verification steps, then the
@@ -43,15 +44,62 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 
-    /// Creates the responder; `store` is not used (the verifier's ``UsageAccounting`` gives uses back).
     static let dpopField = HTTPField.Name("DPoP")!
 
+    /// The listener's ``InlineHandler``: steps 0-4 run on the event loop as the head
+    /// arrives; a refusal is written from there, with no task; a request that passes goes
+    /// on in a task (the use count, then the upstream). With tracing on, or when step 2
+    /// needs the key set read first, the whole request runs in the task.
+    public func answer(_ head: HTTPRequest, origin: InlineRequestOrigin) -> InlineAnswer {
+        var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))
+        context.isHTTP2Stream = origin.overHTTP2
+        context.knownPeerIdentity = .some(origin.peer)
+        guard !ServiceTracing.isEnabled, inFlight.enter() else {
+            return .deferred { [context] request in try await respond(to: request, context: context) }
+        }
+        let started = ContinuousClock.now
+        var event = Self.event(for: head, clientAddress: context.clientAddress)
+        let screening: RequestVerifier.Screening
+        do {
+            screening = try verifier.check(
+                Self.incoming(head, peer: origin.peer), nowMilliseconds: now(), key: verifier.tokens.keys.freshKey(forKeyID:))
+        } catch {
+            defer { inFlight.leave() }
+            record(error, event: &event, started: started)
+            let (response, body) = Self.refusal(for: error)
+            metrics.recordRequest(route: verifier.routeLabel(for: head.path ?? ""), status: response.status.code, ContinuousClock.now - started)
+            return .immediate(response, body)
+        }
+        guard case .checked(let checked) = screening else {
+            inFlight.leave()
+            return .deferred { [context] request in try await respond(to: request, context: context) }
+        }
+        return .deferred { [context, event] request in
+            defer { inFlight.leave() }
+            var event = event
+            let verified: RequestVerifier.Verified
+            do throws(Rejection) {
+                verified = try await verifier.account(checked)
+            } catch {
+                record(error, event: &event, started: started)
+                let response = Self.response(for: error)
+                metrics.recordRequest(route: checked.route.prefix, status: response.status.code, ContinuousClock.now - started)
+                return response
+            }
+            let response = await forward(request, verified: verified, event: event, clientAddress: context.clientAddress, started: started)
+            metrics.recordRequest(route: checked.route.prefix, status: response.status.code, ContinuousClock.now - started)
+            return response
+        }
+    }
+
+    /// Answers a request entirely in its task (steps 0-5, then the upstream), each step a
+    /// span when tracing is on.
     public func respond(to request: Request, context: EKeyRequestContext) async throws -> Response {
         guard inFlight.enter() else { return InFlightRequests.refusal(overHTTP2: context.isHTTP2Stream) }
         defer { inFlight.leave() }
         let started = ContinuousClock.now
         guard ServiceTracing.isEnabled else {
-            let (response, route) = try await verifyAndForward(request, context: context, started: started)
+            let (response, route) = await verifyAndForward(request, context: context, started: started)
             metrics.recordRequest(
                 route: route ?? verifier.routeLabel(for: request.head.path ?? ""), status: response.status.code,
                 ContinuousClock.now - started)
@@ -61,7 +109,7 @@ public struct GatewayResponder: HTTPResponder {
         return try await withSpan("gateway.request", context: ServiceTracing.context(of: request.headers), ofKind: .server) { span in
             span.attributes["http.request.method"] = request.method.rawValue
             span.attributes["url.path"] = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
-            let (response, routed) = try await verifyAndForward(request, context: context, started: started)
+            let (response, routed) = await verifyAndForward(request, context: context, started: started)
             let route = routed ?? verifier.routeLabel(for: request.head.path ?? "")
             span.attributes["ekey.route"] = route
             span.attributes["http.response.status_code"] = Int(response.status.code)
@@ -71,26 +119,45 @@ public struct GatewayResponder: HTTPResponder {
         }
     }
 
+    /// The start of a request's audit event: method, path without its query, client.
+    static func event(for head: HTTPRequest, clientAddress: String?) -> AuditEvent {
+        var event = AuditEvent(event: "verify", outcome: VerificationOutcome.allowed.rawValue)
+        event.method = head.method.rawValue
+        event.path = String((head.path ?? "").prefix { $0 != "?" }.prefix(512))
+        event.client = clientAddress
+        return event
+    }
+
+    /// What the verification steps read from a request's head.
+    static func incoming(_ head: HTTPRequest, peer: PeerIdentity?) -> RequestVerifier.Incoming {
+        RequestVerifier.Incoming(
+            method: head.method.rawValue, target: head.path ?? "", authorization: head.headerFields[values: .authorization],
+            dpop: head.headerFields[values: Self.dpopField], contentLength: head.headerFields[values: .contentLength],
+            transferEncoding: head.headerFields[values: .transferEncoding], peer: peer)
+    }
+
     /// The answer, and the prefix of the route that served a verified request (`nil` for a
     /// refusal: its route label is looked up then, the only time it is needed).
-    private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async throws
+    private func verifyAndForward(_ request: Request, context: EKeyRequestContext, started: ContinuousClock.Instant) async
         -> (Response, route: String?)
     {
-        var event = AuditEvent(event: "verify", outcome: VerificationOutcome.allowed.rawValue)
-        event.method = request.method.rawValue
-        event.path = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
-        event.client = context.clientAddress
-        let incoming = RequestVerifier.Incoming(
-            method: request.method.rawValue, target: request.head.path ?? "", authorization: request.headers[values: .authorization],
-            dpop: request.headers[values: Self.dpopField], contentLength: request.headers[values: .contentLength],
-            transferEncoding: request.headers[values: .transferEncoding], peer: { await context.peerIdentity() })
+        var event = Self.event(for: request.head, clientAddress: context.clientAddress)
         let verified: RequestVerifier.Verified
         do {
-            verified = try await verifier.verify(incoming, nowMilliseconds: now())
+            verified = try await verifier.verify(Self.incoming(request.head, peer: await context.peerIdentity()), nowMilliseconds: now())
         } catch {
             record(error, event: &event, started: started)
             return (Self.response(for: error), nil)
         }
+        return (await forward(request, verified: verified, event: event, clientAddress: context.clientAddress, started: started), verified.route.prefix)
+    }
+
+    /// Sends a verified request upstream and audits the result; gives the use back when
+    /// the upstream never received the request.
+    private func forward(
+        _ request: Request, verified: RequestVerifier.Verified, event: AuditEvent, clientAddress: String?, started: ContinuousClock.Instant
+    ) async -> Response {
+        var event = event
         let claims = verified.token.claims
         event.subject = claims.subject
         event.trace = claims.trace
@@ -108,10 +175,10 @@ public struct GatewayResponder: HTTPResponder {
             let response: Response
             if ServiceTracing.isEnabled {
                 response = try await Self.tracedUpstream(verified) { () async throws(Forwarder.Failure) -> Response in
-                    try await forwarder.forward(request, verified: verified, clientAddress: context.clientAddress, onBodyFailure: onBodyFailure)
+                    try await forwarder.forward(request, verified: verified, clientAddress: clientAddress, onBodyFailure: onBodyFailure)
                 }
             } else {
-                response = try await forwarder.forward(request, verified: verified, clientAddress: context.clientAddress, onBodyFailure: onBodyFailure)
+                response = try await forwarder.forward(request, verified: verified, clientAddress: clientAddress, onBodyFailure: onBodyFailure)
             }
             metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
             metrics.increment("ekey_verify_success_total")
@@ -119,7 +186,7 @@ public struct GatewayResponder: HTTPResponder {
             event.extra["use"] = "\(verified.used)/\(verified.limit)"
             event.latencyMilliseconds = Self.milliseconds(since: started)
             audit.record(event)
-            return (response, verified.route.prefix)
+            return response
         } catch {
             metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
             if error.nothingSent {
@@ -134,7 +201,7 @@ public struct GatewayResponder: HTTPResponder {
             event.extra["refunded"] = error.nothingSent ? "true" : "false"
             event.latencyMilliseconds = Self.milliseconds(since: started)
             audit.record(event)
-            return (.error(error.error), verified.route.prefix)
+            return .error(error.error)
         }
     }
 
@@ -190,13 +257,19 @@ public struct GatewayResponder: HTTPResponder {
 
     /// The error response of a rejection: JSON body, status, challenge and extra headers.
     static func response(for rejection: Rejection) -> Response {
-        var response = Response.error(rejection.error, scheme: rejection.scheme, challenge: true)
+        let (head, body) = refusal(for: rejection)
+        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+    }
+
+    /// ``response(for:)`` as a head and a body, written on the event loop.
+    static func refusal(for rejection: Rejection) -> (HTTPResponse, ByteBuffer) {
+        var (head, body) = HTTPResponse.error(rejection.error, scheme: rejection.scheme, challenge: true)
         for (name, value) in rejection.headers {
             if let fieldName = HTTPField.Name(name) {
-                response.headers.append(HTTPField(name: fieldName, value: value))
+                head.headerFields.append(HTTPField(name: fieldName, value: value))
             }
         }
-        return response
+        return (head, body)
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import Testing
+import HTTPTypes
 
 @testable import EKeyServer
 
@@ -36,16 +37,36 @@ struct HTTP2ServerConnectionTests {
         return block
     }
 
-    /// A connection whose responder is `respond`, with the server's opening frames read.
-    static func connection(_ respond: @escaping InlineResponder) throws -> EmbeddedChannel {
+    /// A connection whose responder is `respond` (run in tasks, so on a thread-safe
+    /// testing channel), with the client's opening frames sent.
+    static func connection(_ respond: @escaping InlineResponder) async throws -> NIOAsyncTestingChannel {
+        let service = InlineService(
+            handle: { _, origin in .deferred { request in try await respond(request, origin) } }, serverName: "test", logger: Logger(label: "test"))
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
+        }
+        try await send(Self.opening, to: channel)
+        return channel
+    }
+
+    /// A connection whose requests `handler` answers on the loop, with the client's opening frames sent.
+    static func connection(handler: @escaping InlineHandler) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        let service = InlineService(respond: respond, serverName: "test", logger: Logger(label: "test"))
+        let service = InlineService(handle: handler, serverName: "test", logger: Logger(label: "test"))
         try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
-        // The client's SETTINGS, and its acknowledgement of the server's (which puts the
-        // server's 256 KiB stream window in force).
-        try channel.writeInbound(ByteBuffer(bytes: preface + frame(type: 0x4, stream: 0) + frame(type: 0x4, flags: 0x1, stream: 0)))
+        try channel.writeInbound(ByteBuffer(bytes: opening))
         channel.pipeline.fireChannelReadComplete()
         return channel
+    }
+
+    /// The client's preface, SETTINGS, and its acknowledgement of the server's (which puts
+    /// the server's 256 KiB stream window in force).
+    static let opening = preface + frame(type: 0x4, stream: 0) + frame(type: 0x4, flags: 0x1, stream: 0)
+
+    /// Delivers `bytes` as one read.
+    static func send(_ bytes: [UInt8], to channel: NIOAsyncTestingChannel) async throws {
+        try await channel.writeInbound(ByteBuffer(bytes: bytes))
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelReadComplete() }
     }
 
     /// The frames written so far, parsed.
@@ -54,6 +75,10 @@ struct HTTP2ServerConnectionTests {
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
             bytes += buffer.readableBytesView
         }
+        return parse(bytes)
+    }
+
+    static func parse(_ bytes: [UInt8]) -> [Frame] {
         var frames: [Frame] = []
         var rest = bytes[...]
         while rest.count >= 9 {
@@ -66,18 +91,20 @@ struct HTTP2ServerConnectionTests {
         return frames
     }
 
-    /// Runs the embedded loop until `done` holds for the frames written meanwhile (the
-    /// responder runs in a task, which hops back to the loop), up to `limit`.
-    static func frames(of channel: EmbeddedChannel, within limit: Duration = .seconds(5), until done: ([Frame]) -> Bool) async throws -> [Frame] {
-        var seen: [Frame] = []
+    /// Waits until `done` holds for the frames written meanwhile (the responder runs in a
+    /// task, which hops back to the loop), up to `limit`.
+    static func frames(of channel: NIOAsyncTestingChannel, within limit: Duration = .seconds(10), until done: ([Frame]) -> Bool) async throws -> [Frame] {
+        var bytes: [UInt8] = []
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            channel.embeddedEventLoop.run()
-            seen += try written(channel)
-            if done(seen) { return seen }
+            await channel.testingEventLoop.run()
+            while let buffer = try await channel.readOutbound(as: ByteBuffer.self) {
+                bytes += buffer.readableBytesView
+            }
+            if done(parse(bytes)) { break }
             try await Task.sleep(for: .milliseconds(5))
         }
-        return seen
+        return parse(bytes)
     }
 
     /// The window the server gave `stream` back in WINDOW_UPDATE frames.
@@ -88,17 +115,37 @@ struct HTTP2ServerConnectionTests {
     }
 
     @Test func aRequestIsAnsweredOnItsStreamWithHeadersAndOneDataFrame() async throws {
-        let channel = try Self.connection { request, origin in
+        let channel = try await Self.connection { request, origin in
             #expect(origin.overHTTP2)
             return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "\(request.method) \(request.uri.path)")))
         }
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.requestBlock(method: "GET", path: "/a"))))
-        channel.pipeline.fireChannelReadComplete()
+        try await Self.send(Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.requestBlock(method: "GET", path: "/a")), to: channel)
         let frames = try await Self.frames(of: channel) { $0.contains { $0.type == 0x0 && $0.stream == 1 } }
         let answer = frames.filter { $0.stream == 1 }
         #expect(answer.map(\.type) == [0x1, 0x0], "HEADERS then one DATA: \(answer.map(\.type))")
         #expect(answer.last.map { String(decoding: $0.payload, as: UTF8.self) } == "GET /a")
         #expect(answer.last.map { $0.flags & 0x1 != 0 } == true, "the DATA frame ends the stream")
+        _ = try? await channel.finish()
+    }
+
+    /// An answer known from the head leaves in the read that brought the head: no task,
+    /// no turn of the event loop; the body that follows is dropped and the stream is not reset.
+    @Test func anImmediateAnswerLeavesWithinTheReadThatBroughtTheHead() throws {
+        let channel = try Self.connection(handler: { head, origin in
+            #expect(origin.overHTTP2)
+            return .immediate(HTTPResponse(status: .unauthorized, headerFields: [.wwwAuthenticate: "DPoP"]), ByteBuffer(string: "no \(head.path ?? "")"))
+        })
+        _ = try Self.written(channel)
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock(path: "/pay"))))
+        channel.pipeline.fireChannelReadComplete()
+        let answer = try Self.written(channel).filter { $0.stream == 1 }
+        #expect(answer.map(\.type) == [0x1, 0x0], "HEADERS and DATA without running the loop: \(answer.map(\.type))")
+        #expect(answer.last.map { String(decoding: $0.payload, as: UTF8.self) } == "no /pay")
+        #expect(answer.last.map { $0.flags & 0x1 != 0 } == true, "the DATA frame ends the stream")
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, flags: 0x1, stream: 1, payload: Array("late body".utf8))))
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.run()
+        #expect(!(try Self.written(channel)).contains { $0.type == 0x3 }, "no RST_STREAM for the body that came after the answer")
         _ = try? channel.finish()
     }
 
@@ -107,7 +154,7 @@ struct HTTP2ServerConnectionTests {
     @Test func aBodyNobodyReadsStopsGettingWindow() async throws {
         let release = AsyncStream<Void>.makeStream()
         let received = AsyncStream<Int>.makeStream()
-        let channel = try Self.connection { request, _ in
+        let channel = try await Self.connection { request, _ in
             for await _ in release.stream { break }
             var total = 0
             for try await part in request.body { total += part.readableBytes }
@@ -115,21 +162,19 @@ struct HTTP2ServerConnectionTests {
             return Response(status: .ok)
         }
         let chunk = [UInt8](repeating: 0x61, count: 16_384)
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())))
         // The stream's first window: 256 KiB, taken at once (nothing is paused yet).
-        for _ in 0..<16 { try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
-        channel.pipeline.fireChannelReadComplete()
+        try await Self.send(
+            Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())
+                + (0..<16).flatMap { _ in Self.frame(type: 0x0, stream: 1, payload: chunk) }, to: channel)
         let first = Self.windowGiven(try await Self.frames(of: channel) { Self.windowGiven($0, stream: 1) >= 16 * chunk.count }, stream: 1)
         #expect(first == 16 * chunk.count, "the first 256 KiB were given back while the buffer was under the pause mark")
         // The next 256 KiB fill the buffer past the mark: no more window for the stream.
-        for _ in 0..<16 { try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
-        channel.pipeline.fireChannelReadComplete()
+        try await Self.send((0..<16).flatMap { _ in Self.frame(type: 0x0, stream: 1, payload: chunk) }, to: channel)
         let held = Self.windowGiven(try await Self.frames(of: channel, within: .milliseconds(300)) { _ in false }, stream: 1)
         #expect(held < 16 * chunk.count, "while unread, most of the second 256 KiB is not given back: \(held) bytes were")
         // The responder reads: the window held back is given.
         release.continuation.yield()
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, flags: 0x1, stream: 1)))
-        channel.pipeline.fireChannelReadComplete()
+        try await Self.send(Self.frame(type: 0x0, flags: 0x1, stream: 1), to: channel)
         let after = try await Self.frames(of: channel) { frames in frames.contains { $0.type == 0x1 && $0.stream == 1 } }
         #expect(held + Self.windowGiven(after, stream: 1) == 16 * chunk.count, "once read, all of it is given back")
         var total = 0
@@ -138,6 +183,6 @@ struct HTTP2ServerConnectionTests {
             break
         }
         #expect(total == 32 * chunk.count, "the responder read the whole body")
-        _ = try? channel.finish()
+        _ = try? await channel.finish()
     }
 }

@@ -23,15 +23,48 @@ public struct TokenVerification: Sendable {
         self.verifiedTokens = VerifiedTokenCache()
     }
 
-    /// The verified token, or a rejection.
+    /// What ``check(_:route:now:key:)`` found.
+    public enum Check: Sendable {
+        /// The token holds.
+        case verified(VerifiedEKey)
+        /// Deciding needs the publisher's key for this `kid`, which `key` did not give:
+        /// the key set must be read (and maybe fetched) first.
+        case keyNeeded(String)
+    }
+
+    /// The verified token, or a rejection; fetches the publisher's key set when the cached
+    /// one is stale or lacks the token's `kid`.
     public func verify(_ extracted: TokenExtraction.Extracted, route: Route, now: Int64) async throws(Rejection) -> VerifiedEKey {
+        switch try check(extracted, route: route, now: now, key: keys.freshKey(forKeyID:)) {
+        case .verified(let token):
+            return token
+        case .keyNeeded(let keyID):
+            let jwk = await keys.key(forKeyID: keyID)
+            switch try check(extracted, route: route, now: now, key: { $0 == keyID ? jwk : nil }, keyNeededIsFinal: true) {
+            case .verified(let token):
+                return token
+            case .keyNeeded:
+                throw Self.unknownKey(extracted.scheme)
+            }
+        }
+    }
+
+    /// Step 2 without waiting: `key` gives the publisher's key for a `kid` when it is at hand
+    /// (``JWKSCache/freshKey(forKeyID:)``). Without it the answer is ``Check/keyNeeded(_:)``,
+    /// or, when `keyNeededIsFinal` (the set was just read), the unknown-`kid` rejection.
+    public func check(
+        _ extracted: TokenExtraction.Extracted, route: Route, now: Int64, key: (String) -> JWK?, keyNeededIsFinal: Bool = false
+    ) throws(Rejection) -> Check {
         let scheme = extracted.scheme
         let policy = TokenValidationPolicy(issuer: issuer, audience: route.audience, clockSkew: clockSkew)
         if let known = verifiedTokens.entry(for: extracted.token) {
-            if await currentKey(forKeyID: known.keyID) == known.jwk {
-                return try checked(scheme: scheme, signed: { known.claims }) { () throws(EKeyError) in
-                    try EKeyToken.validate(known.claims, bind: known.bind, keyID: known.keyID, policy: policy, now: now)
-                }
+            let current = key(known.keyID)
+            if current == nil, !keyNeededIsFinal { return .keyNeeded(known.keyID) }
+            if current == known.jwk {
+                return .verified(
+                    try checked(scheme: scheme, signed: { known.claims }) { () throws(EKeyError) in
+                        try EKeyToken.validate(known.claims, bind: known.bind, keyID: known.keyID, policy: policy, now: now)
+                    })
             }
             // The publisher rotated or revoked that key: verify from scratch.
             verifiedTokens.remove(extracted.token)
@@ -42,10 +75,9 @@ public struct TokenVerification: Sendable {
         } catch {
             throw Rejection(error, scheme: scheme, outcome: VerificationOutcome(refusing: error))
         }
-        guard let jwk = await currentKey(forKeyID: token.keyID) else {
-            throw Rejection(
-                EKeyError(.invalidToken, "the token's kid is not in the publisher's key set; request a new token"),
-                scheme: scheme, outcome: .invalidToken)
+        guard let jwk = key(token.keyID) else {
+            if keyNeededIsFinal { throw Self.unknownKey(scheme) }
+            return .keyNeeded(token.keyID)
         }
         var signed: EKeyClaims?
         let verified = try checked(scheme: scheme, signed: { signed }) { () throws(EKeyError) in
@@ -58,13 +90,13 @@ public struct TokenVerification: Sendable {
                 .init(jwk: jwk, keyID: token.keyID, bind: token.bind, claims: signed),
                 for: extracted.token, now: now, clockSkew: clockSkew)
         }
-        return verified
+        return .verified(verified)
     }
 
-    /// The publisher's key for `kid`, without entering the cache's actor when the set is fresh.
-    private func currentKey(forKeyID keyID: String) async -> JWK? {
-        if let key = keys.freshKey(forKeyID: keyID) { return key }
-        return await keys.key(forKeyID: keyID)
+    private static func unknownKey(_ scheme: AuthorizationScheme) -> Rejection {
+        Rejection(
+            EKeyError(.invalidToken, "the token's kid is not in the publisher's key set; request a new token"),
+            scheme: scheme, outcome: .invalidToken)
     }
 
     /// Runs the claim checks, maps their error to a rejection, and refuses a DPoP-bound token

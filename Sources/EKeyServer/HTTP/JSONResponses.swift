@@ -17,12 +17,21 @@ extension Response {
     /// The error body of docs/spec/gateway.md (`{"error", "error_description"}`), with its status
     /// and, where the error carries one, the `WWW-Authenticate` challenge for `scheme`.
     public static func error(_ error: EKeyError, scheme: AuthorizationScheme? = nil, challenge: Bool = false) -> Response {
-        var headers: HTTPFields = [:]
+        let (head, body) = HTTPResponse.error(error, scheme: scheme, challenge: challenge)
+        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+    }
+}
+
+extension HTTPResponse {
+    /// ``Response/error(_:scheme:challenge:)`` as a head and a body, for a response written
+    /// on the event loop.
+    public static func error(_ error: EKeyError, scheme: AuthorizationScheme? = nil, challenge: Bool = false) -> (HTTPResponse, ByteBuffer) {
+        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
         if challenge {
             for value in error.wwwAuthenticate(scheme: scheme) {
                 headers.append(HTTPField(name: .wwwAuthenticate, value: value))
             }
         }
-        return .json(error.body, status: HTTPResponse.Status(code: error.status), headers: headers)
+        return (HTTPResponse(status: HTTPResponse.Status(code: error.status), headerFields: headers), ByteBuffer(bytes: error.body.serializedBytes()))
     }
 }

@@ -374,13 +374,21 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         }
         let head = HTTPRequest(method: method, scheme: stream.scheme, authority: stream.authority, path: stream.path, headerFields: stream.fields)
         stream.fields = HTTPFields()
+        let origin = InlineRequestOrigin(connection: context.channel, overHTTP2: true, peer: peer)
+        let respond: @Sendable (Request) async throws -> Response
+        switch responder.handle(head, origin) {
+        case .immediate(let response, let payload):
+            send(id, head: responder.stamped(response, length: payload.readableBytes), buffer: payload, end: true, trailers: nil, drained: nil)
+            return
+        case .deferred(let deferred):
+            respond = deferred
+        }
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         let request = Request(head: head, body: RequestBody(asyncSequence: body))
-        let origin = InlineRequestOrigin(connection: context.channel, overHTTP2: true, peer: peer)
         let responder = self.responder
         Task {
-            let response = await responder.answer(request, from: origin)
+            let response = await responder.answer(request, by: respond)
             let writer = HTTP2StreamResponseWriter(
                 connection: loopBound, eventLoop: eventLoop, streamID: id, head: response.head, remaining: response.body.contentLength)
             do {

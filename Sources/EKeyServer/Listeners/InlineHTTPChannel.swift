@@ -24,15 +24,23 @@ public struct InlineHTTPChannel: ServerChildChannel {
     }
 
     private let tls: ServerTLS?
-    private let responder: InlineResponder
+    private let handler: InlineHandler
     private let serverName: String
 
     /// Creates the listener's child channel; each new connection takes `tls`'s current
-    /// context (ALPN `h2`, `http/1.1`); `nil` means plaintext HTTP/1.1.
-    public init(tls: ServerTLS?, serverName: String, responder: @escaping InlineResponder) {
+    /// context (ALPN `h2`, `http/1.1`); `nil` means plaintext HTTP/1.1. `handler` decides
+    /// each request's answer on the event loop.
+    public init(tls: ServerTLS?, serverName: String, handler: @escaping InlineHandler) {
         self.tls = tls
-        self.responder = responder
+        self.handler = handler
         self.serverName = serverName
+    }
+
+    /// A listener whose every request is answered by `responder` in a task.
+    public init(tls: ServerTLS?, serverName: String, responder: @escaping InlineResponder) {
+        self.init(tls: tls, serverName: serverName) { _, origin in
+            .deferred { request in try await responder(request, origin) }
+        }
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -78,7 +86,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
 
     private func configureHTTP2(_ channel: any Channel, logger: Logger) throws {
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2ServerConnection(responder: InlineService(respond: responder, serverName: serverName, logger: logger), idleLimit: ConnectionLimits.idleTimeout))
+            HTTP2ServerConnection(responder: InlineService(handle: handler, serverName: serverName, logger: logger), idleLimit: ConnectionLimits.idleTimeout))
     }
 
     private func configureHTTP1(_ channel: any Channel, secure: Bool, logger: Logger) throws {
@@ -95,7 +103,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
         try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
         try sync.addHandler(
             InlineRequestHandler(
-                responder: InlineService(respond: responder, serverName: serverName, logger: logger), idleLimit: streamIdleLimit,
+                responder: InlineService(handle: handler, serverName: serverName, logger: logger), idleLimit: streamIdleLimit,
                 servesManyRequests: true))
     }
 }

@@ -24,17 +24,31 @@ public struct InlineRequestOrigin: Sendable {
     }
 }
 
-/// A listener's responder and what it adds to every response.
+/// How a listener answers a request, decided on the connection's event loop when the
+/// request's head has arrived.
+public enum InlineAnswer: Sendable {
+    /// The whole response, known from the head alone (a refusal): written at once, with
+    /// no task; the request's body is not read.
+    case immediate(HTTPResponse, ByteBuffer)
+    /// The response comes from this closure, run in a task; it may read the body.
+    case deferred(@Sendable (Request) async throws -> Response)
+}
+
+/// Decides how to answer a request from its head; called on the connection's event loop,
+/// so it must not block.
+public typealias InlineHandler = @Sendable (_ head: HTTPRequest, _ origin: InlineRequestOrigin) -> InlineAnswer
+
+/// A listener's handler and what it adds to every response.
 struct InlineService: Sendable {
-    let respond: InlineResponder
+    let handle: InlineHandler
     let serverName: String
     let logger: Logger
 
-    /// The responder's answer (an empty 500 when it throws) with `Date` and `Server`.
-    func answer(_ request: Request, from origin: InlineRequestOrigin) async -> Response {
+    /// The answer of `respond` (an empty 500 when it throws) with `Date` and `Server`.
+    func answer(_ request: Request, by respond: @Sendable (Request) async throws -> Response) async -> Response {
         var response: Response
         do {
-            response = try await respond(request, origin)
+            response = try await respond(request)
         } catch {
             logger.debug("responder failed", metadata: ["error": "\(error)"])
             response = Response(status: .internalServerError)
@@ -42,6 +56,15 @@ struct InlineService: Sendable {
         response.headers[.date] = HTTPDate.now()
         response.headers[.server] = serverName
         return response
+    }
+
+    /// An immediate answer's head with `Date`, `Server` and the body's `Content-Length`.
+    func stamped(_ head: HTTPResponse, length: Int) -> HTTPResponse {
+        var head = head
+        head.headerFields[.date] = HTTPDate.now()
+        head.headerFields[.server] = serverName
+        head.headerFields[.contentLength] = String(length)
+        return head
     }
 }
 
@@ -216,16 +239,29 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         closeAfterResponse = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
+        let channel = context.channel
+        let origin = InlineRequestOrigin(connection: channel, overHTTP2: false, peer: peer)
+        let respond: @Sendable (Request) async throws -> Response
+        switch responder.handle(head, origin) {
+        case .immediate(let response, let payload):
+            channel.write(HTTPResponsePart.head(responder.stamped(response, length: payload.readableBytes)), promise: nil)
+            channel.write(HTTPResponsePart.body(payload), promise: nil)
+            channel.writeAndFlush(HTTPResponsePart.end(nil)).whenComplete { result in
+                if case .failure = result { channel.close(promise: nil) }
+                loopBound.value.responseWritten()
+            }
+            return
+        case .deferred(let deferred):
+            respond = deferred
+        }
         let stream = InboundBodyStream {
             eventLoop.execute { loopBound.value.resumeReading() }
         }
         body = stream
         let request = Request(head: head, body: RequestBody(asyncSequence: stream))
-        let channel = context.channel
-        let origin = InlineRequestOrigin(connection: channel, overHTTP2: false, peer: peer)
         let responder = self.responder
         Task {
-            let response = await responder.answer(request, from: origin)
+            let response = await responder.answer(request, by: respond)
             let end = ResponseEnd()
             let writer = ChannelResponseBodyWriter(channel: channel, head: response.head, length: response.body.contentLength, end: end)
             try? await response.body.write(writer)
