@@ -35,6 +35,10 @@ struct EKeyLoad: AsyncParsableCommand {
         case mtls
         /// `POST /token` against the issuer itself (mTLS client), tokens per second.
         case issue
+        /// The limit-1 flow, as `EKeyClient` runs it: each call first gets a limit-1
+        /// DPoP-bound token from `--issuer`, then calls `--url` with a proof signed for that
+        /// token; the latency is the two steps together.
+        case flow
         /// The soak mix through a gateway, for `--duration` seconds: valid DPoP calls (fresh
         /// proof signed per request, token renewed every 20 s), replays of a proof the gateway
         /// already accepted, and invalid tokens (garbage, unknown `kid`, forged signature).
@@ -139,6 +143,8 @@ struct EKeyLoad: AsyncParsableCommand {
                 group.addTask {
                     let sent = ContinuousClock.now
                     do {
+                        var request = request
+                        if let flow = prepared.flow { request = try await flow(client, request) }
                         let response = try await client.execute(request, timeout: .seconds(30))
                         _ = try await response.body.collect(upTo: 16 << 20)
                         return (Int(response.status.code), Self.microseconds(ContinuousClock.now - sent))
@@ -186,6 +192,8 @@ struct EKeyLoad: AsyncParsableCommand {
         let method: HTTPMethod
         let body: String
         let headers: @Sendable (Int) -> [(String, String)]
+        /// The flow mode's first step, timed with the call: completes the request with credentials.
+        var flow: (@Sendable (HTTPClient, HTTPClientRequest) async throws -> HTTPClientRequest)? = nil
 
         func request(_ index: Int) -> HTTPClientRequest {
             var request = HTTPClientRequest(url: url)
@@ -262,6 +270,23 @@ struct EKeyLoad: AsyncParsableCommand {
             return Prepared(url: url, method: method, body: body) { index in
                 [("authorization", "DPoP \(tokens[index])"), ("dpop", proofs[index])]
             }
+        case .flow:
+            let proofKey = PrivateSigningKey(generating: .es256)
+            let jwk = proofKey.publicKey.jwk
+            let target = htu ?? url
+            let method = self.method
+            var prepared = Prepared(url: url, method: HTTPMethod(rawValue: method), body: body, headers: { _ in [] })
+            prepared.flow = { client, request in
+                let token = try await requestToken(client: client, bind: "DPoP", jwk: jwk, limit: 1)
+                let proof = try DPoPProof(
+                    method: method, url: target, issuedAt: Int64(Date().timeIntervalSince1970), accessTokenHash: EKeyToken.accessTokenHash(token)
+                ).signed(with: proofKey)
+                var request = request
+                request.headers.add(name: "authorization", value: "DPoP \(token)")
+                request.headers.add(name: "dpop", value: proof)
+                return request
+            }
+            return prepared
         case .mtls:
             let token = try await requestToken(client: client, bind: "mTLS", jwk: nil, limit: requests + 10)
             return Prepared(url: url, method: method, body: body) { _ in [("authorization", "EKey \(token)")] }
