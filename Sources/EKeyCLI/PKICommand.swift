@@ -1,5 +1,6 @@
 import ArgumentParser
 import EKeyClient
+import EKeyProtocol
 import EKeyServer
 import Foundation
 
@@ -109,8 +110,7 @@ struct PKIWriter {
                 throw CLIError("cannot write \(certificate); check that \(directory) is writable")
             }
         }
-        var generator = SystemRandomNumberGenerator()
-        try SecretFile.write((0..<48).map { _ in UInt8.random(in: 0...255, using: &generator) }, to: path("dpop-nonce.key"), overwrite: true)
+        try SecretFile.write(RandomBytes.make(48), to: path("dpop-nonce.key"), overwrite: true)
         return Self.allFiles
     }
 

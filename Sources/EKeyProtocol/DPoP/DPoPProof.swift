@@ -47,7 +47,6 @@ public struct DPoPProof: Sendable, Hashable {
 
     /// 16 random bytes, base64url.
     public static func randomJTI() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        Base64URL.encode(RandomBytes.make(16))
     }
 }

@@ -96,11 +96,6 @@ public struct EKeyClaims: Sendable, Hashable {
 
     /// A fresh random trace.
     public static func randomTrace() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return bytes.map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        RandomBytes.hex(16)
     }
 }
