@@ -144,7 +144,7 @@ public struct TokenEndpoint: Sendable {
                     reason: .rateLimited, retryAfter: seconds)
             }
         }
-        guard let signing = await keys.activeKey() else {
+        guard let signing = keys.activeKey() else {
             let unavailability = await keys.unavailability ?? .notRegistered
             throw Refusal(error: EKeyError(.temporarilyUnavailable, unavailability.tokenErrorDescription), reason: nil)
         }

@@ -142,8 +142,15 @@ public actor SigningKeyManager: Service {
     private let now: @Sendable () -> Int64
     /// Times rotation and re-registration.
     private let clock: any Clock<Duration>
-    private var current: Entry
-    private var status = Status.registering
+    private var current: Entry {
+        didSet { publishActiveKey() }
+    }
+    private var status = Status.registering {
+        didSet { publishActiveKey() }
+    }
+    /// ``activeKey()``'s answer, kept beside the actor's state so each token is signed
+    /// without entering the actor.
+    private let signable = Mutex<ActiveKey?>(nil)
     private var retired: [Entry] = []
 
     /// Creates a manager for `initialKey`: generated, or read from `keyFile` (the path of
@@ -169,8 +176,13 @@ public actor SigningKeyManager: Service {
     }
 
     /// The key to sign with, `nil` until the publisher accepted one or after it revoked it.
-    public func activeKey() -> ActiveKey? {
-        status == .registered ? ActiveKey(keyID: current.keyID, key: current.key, revocation: current.revocation) : nil
+    public nonisolated func activeKey() -> ActiveKey? {
+        signable.withLock { $0 }
+    }
+
+    private func publishActiveKey() {
+        let active = status == .registered ? ActiveKey(keyID: current.keyID, key: current.key, revocation: current.revocation) : nil
+        signable.withLock { $0 = active }
     }
 
     /// Why no key can sign; `nil` when one can.
