@@ -51,9 +51,7 @@ public struct GatewayResponder: HTTPResponder {
     /// on in a task (the use count, then the upstream). With tracing on, or when step 2
     /// needs the key set read first, the whole request runs in the task.
     public func answer(_ head: HTTPRequest, origin: InlineRequestOrigin) -> InlineAnswer {
-        var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))
-        context.isHTTP2Stream = origin.overHTTP2
-        context.knownPeerIdentity = .some(origin.peer)
+        let context = EKeyRequestContext(origin: origin, logger: logger)
         guard !ServiceTracing.isEnabled, inFlight.enter() else {
             return .deferred { [context] request in try await respond(to: request, context: context) }
         }
@@ -257,8 +255,7 @@ public struct GatewayResponder: HTTPResponder {
 
     /// The error response of a rejection: JSON body, status, challenge and extra headers.
     static func response(for rejection: Rejection) -> Response {
-        let (head, body) = refusal(for: rejection)
-        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+        Response(refusal(for: rejection))
     }
 
     /// ``response(for:)`` as a head and a body, written on the event loop.

@@ -87,6 +87,33 @@ public struct Issuer: Sendable {
         }
     }
 
+    /// The main listener's handler: `POST /token` from a client certificate is decided on
+    /// the event loop once its body has arrived, answered there when
+    /// ``TokenEndpoint/answerAtOnce(body:peer:proofs:clientAddress:)`` can; everything else
+    /// is answered by `routes` in a task.
+    func handler(routes: some HTTPResponder<EKeyRequestContext>, requests: InFlightRequests) -> InlineHandler {
+        let endpoint = self.endpoint
+        let metrics = self.metrics
+        let logger = self.logger
+        return { head, origin in
+            let inTask = InlineAnswer.deferred { request in
+                try await routes.respond(to: request, context: EKeyRequestContext(origin: origin, logger: logger))
+            }
+            guard head.method == .post, head.path == "/token", !ServiceTracing.isEnabled, let peer = origin.peer else { return inTask }
+            return .afterBody(upTo: TokenEndpoint.maximumBodySize) { body in
+                guard let body, requests.enter() else { return inTask }
+                defer { requests.leave() }
+                let started = ContinuousClock.now
+                guard
+                    let answer = endpoint.answerAtOnce(
+                        body: body, peer: peer, proofs: head.headerFields[values: .dpop], clientAddress: origin.connection.remoteAddress?.ipAddress)
+                else { return inTask }
+                metrics.recordRequest(route: "/token", status: answer.0.status.code, ContinuousClock.now - started)
+                return .immediate(answer.0, answer.1)
+            }
+        }
+    }
+
     /// The services to run. `onRunning` reports the bound ports (`issuer`, `admin`) once each listens.
     public func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void = { _, _ in }) -> [any Service] {
         let requests = InFlightRequests()
@@ -98,7 +125,7 @@ public struct Issuer: Sendable {
         }
         register(on: router)
         let app = InlineHTTPChannel.server(
-            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-issuer", responder: router.buildResponder(), logger: logger),
+            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-issuer", handler: handler(routes: router.buildResponder(), requests: requests)),
             host: listeners.host, port: listeners.port, serverName: "ekey-issuer",
             plaintextWarning: "TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only",
             logger: logger, onRunning: { port in await onRunning("issuer", port) })

@@ -225,6 +225,47 @@ struct IssuerProcessTests {
         try await stack.stopAll()
     }
 
+    /// `POST /token` is answered on the event loop when the body came with the head
+    /// (HTTP/2) and in a task otherwise (HTTP/1.1): both must answer alike, field by field.
+    @Test func theEventLoopAndTheTaskAnswerTokenRequestsAlike() async throws {
+        let stack = try IssuerStack()
+        try await stack.startPublisher()
+        try await stack.startIssuer()
+        let overHTTP2 = try stack.client("workload")
+        let overHTTP1 = try stack.client("workload", http1: true)
+        let cases: [(String, String)] = [
+            ("mTLS token", IssuerStack.request().serialized()),
+            ("DPoP token for a jwk", IssuerStack.request(bind: "DPoP", extra: ["jwk": PrivateSigningKey.p256(.init()).publicKey.jwk.jsonValue]).serialized()),
+            ("not JSON", "{\"aud\": "),
+            ("limit over max_limit", IssuerStack.request(limit: 4).serialized()),
+            ("wrong audience", IssuerStack.request(audience: "https://other.example.com").serialized()),
+            ("subject_token beside a certificate", IssuerStack.request(extra: ["subject_token": "x.y.z"]).serialized()),
+        ]
+        for (name, body) in cases {
+            let fast = try await stack.send(overHTTP2, .POST, stack.issuerURL() + "/token", body: body)
+            let slow = try await stack.send(overHTTP1, .POST, stack.issuerURL() + "/token", body: body)
+            #expect(fast.version == .http2 && slow.version == .http1_1, "\(name): the two paths were used")
+            #expect(fast.status == slow.status, "\(name): \(fast.body) / \(slow.body)")
+            #expect(fast.error == slow.error && fast.json["error_description"] == slow.json["error_description"], "\(name)")
+            #expect(Set(fast.json.keys) == Set(slow.json.keys), "\(name): the same members")
+            for header in ["content-type", "cache-control", "content-length", "date", "server"] {
+                #expect(fast.headers[header].isEmpty == slow.headers[header].isEmpty, "\(name): \(header)")
+            }
+            #expect(fast.headers["content-type"] == slow.headers["content-type"] && fast.headers["cache-control"] == slow.headers["cache-control"])
+            if fast.status == 201, let token = fast.json["token"]?.stringValue {
+                #expect(try await stack.verifyAgainstPublisher(token).claims.subject == IssuerStack.workloadID, "\(name): the token verifies")
+            }
+        }
+        let metrics = try await stack.send(overHTTP2, .GET, "http://127.0.0.1:\(stack.issuers[0].adminPort)/metrics").body
+        let counted = metrics.components(separatedBy: "\n").filter {
+            $0.hasPrefix("ekey_request_seconds_count{") && $0.contains("route=\"/token\"") && $0.contains("status_class=\"2xx\"")
+        }
+        #expect(counted.count == 1 && counted[0].hasSuffix(" 4"), "both paths count their requests: \(counted)")
+        let audited = stack.issuers[0].process.output.components(separatedBy: "\n").filter { $0.contains("\"event\":\"issue\"") }
+        #expect(audited.count == 2 * cases.count, "one audit event per request on either path")
+        try await stack.stopAll()
+    }
+
     @Test func rateLimitHoldsAcrossTwoIssuersSharingRedis() async throws {
         let redis = try RedisServer()
         defer { redis.shutdown() }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -146,6 +147,36 @@ struct HTTP2ServerConnectionTests {
         channel.pipeline.fireChannelReadComplete()
         channel.embeddedEventLoop.run()
         #expect(!(try Self.written(channel)).contains { $0.type == 0x3 }, "no RST_STREAM for the body that came after the answer")
+        _ = try? channel.finish()
+    }
+
+    /// An answer that waits for the body is decided in the read that ends it, with the
+    /// whole body, and written there; a body over the limit is decided with `nil` as soon
+    /// as it outgrows it.
+    @Test func anAnswerAfterTheBodyIsDecidedWhenTheBodyEnds() throws {
+        let decided = NIOLockedValueBox<[String?]>([])
+        let channel = try Self.connection(handler: { _, _ in
+            .afterBody(upTo: 8) { body in
+                let text = body.map { String(buffer: $0) }
+                decided.withLockedValue { $0.append(text) }
+                return .immediate(HTTPResponse(status: text == nil ? .contentTooLarge : .created), ByteBuffer(string: text ?? "too large"))
+            }
+        })
+        _ = try Self.written(channel)
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())))
+        channel.pipeline.fireChannelReadComplete()
+        #expect(decided.withLockedValue { $0 }.isEmpty, "nothing is decided before the body")
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: Array("abc".utf8))))
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, flags: 0x1, stream: 1, payload: Array("def".utf8))))
+        channel.pipeline.fireChannelReadComplete()
+        let first = try Self.written(channel).filter { $0.stream == 1 && $0.type == 0x0 }
+        #expect(first.map { String(decoding: $0.payload, as: UTF8.self) } == ["abcdef"], "decided with the whole body, answered in its read")
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 3, payload: Self.requestBlock())))
+        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 3, payload: Array("0123456789".utf8))))
+        channel.pipeline.fireChannelReadComplete()
+        let second = try Self.written(channel).filter { $0.stream == 3 && $0.type == 0x0 }
+        #expect(second.map { String(decoding: $0.payload, as: UTF8.self) } == ["too large"], "decided with nil once over the limit, before the end")
+        #expect(decided.withLockedValue { $0 } == ["abcdef", nil])
         _ = try? channel.finish()
     }
 

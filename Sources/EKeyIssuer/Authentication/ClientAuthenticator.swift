@@ -44,6 +44,34 @@ public struct ClientAuthenticator: Sendable {
     public func authenticate(peer: PeerIdentity?, proofs: [String], subjectToken: String?, now: Int64) async throws(EKeyError)
         -> AuthenticatedClient
     {
+        switch try begin(peer: peer, proofs: proofs, subjectToken: subjectToken, now: now) {
+        case .authenticated(let client):
+            return client
+        case .proofToSpend(let client, let proof):
+            try await replayGuard.checkFirstUse(of: proof)
+            return client
+        case .exchange(let subjectToken, let proof):
+            let identity = try await identityProviders.identity(of: subjectToken, now: now, clockSkew: clockSkew)
+            guard let proof else {
+                throw EKeyError(.invalidRequest, "token exchange needs a DPoP proof to bind the token to; add a DPoP header")
+            }
+            try await replayGuard.checkFirstUse(of: proof)
+            return AuthenticatedClient(identity: identity, method: .tokenExchange, certificateSHA256: nil, proofKey: proof.jwk)
+        }
+    }
+
+    /// How far authentication gets without waiting for the store or an identity provider.
+    public enum Progress: Sendable {
+        /// Done: a client certificate and no proof.
+        case authenticated(AuthenticatedClient)
+        /// Done once the store confirms the proof's first use.
+        case proofToSpend(AuthenticatedClient, DPoPProofVerifier.VerifiedProof)
+        /// A subject token for an identity provider to check (and the proof, if any).
+        case exchange(subjectToken: String, proof: DPoPProofVerifier.VerifiedProof?)
+    }
+
+    /// The checks that need no I/O, in order; throws the first that fails.
+    public func begin(peer: PeerIdentity?, proofs: [String], subjectToken: String?, now: Int64) throws(EKeyError) -> Progress {
         guard proofs.count <= 1 else {
             throw EKeyError(.invalidRequest, "send at most one DPoP header")
         }
@@ -61,20 +89,14 @@ public struct ClientAuthenticator: Sendable {
             }
             client = AuthenticatedClient(identity: "client:" + registeredID, method: .registeredKey, certificateSHA256: nil, proofKey: proof?.jwk)
         } else if let subjectToken {
-            let identity = try await identityProviders.identity(of: subjectToken, now: now, clockSkew: clockSkew)
-            guard let proof else {
-                throw EKeyError(.invalidRequest, "token exchange needs a DPoP proof to bind the token to; add a DPoP header")
-            }
-            client = AuthenticatedClient(identity: identity, method: .tokenExchange, certificateSHA256: nil, proofKey: proof.jwk)
+            return .exchange(subjectToken: subjectToken, proof: proof)
         } else if proof != nil {
             throw EKeyError(.invalidClient, "the DPoP proof key is not registered in issuer.clients; register its thumbprint or authenticate with a client certificate")
         } else {
             throw EKeyError(.invalidClient, "no client authentication: present a client certificate, a DPoP proof by a registered key, or a subject_token with a DPoP proof")
         }
-        if let proof {
-            try await replayGuard.checkFirstUse(of: proof)
-        }
-        return client
+        guard let proof else { return .authenticated(client) }
+        return .proofToSpend(client, proof)
     }
 
     private func verifyProof(_ text: String, now: Int64) throws(EKeyError) -> DPoPProofVerifier.VerifiedProof {

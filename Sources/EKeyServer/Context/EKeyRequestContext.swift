@@ -1,5 +1,6 @@
 public import Hummingbird
 public import NIOCore
+public import Logging
 
 /// The request context of every E-Key service: Hummingbird's core storage plus the
 /// channel the request came on, from which the TLS peer identity is read.
@@ -12,6 +13,14 @@ public struct EKeyRequestContext: RequestContext {
         self.coreContext = .init(source: source)
         self.channel = source.channel
         self.isHTTP2Stream = source.channel.parent?.parent != nil
+    }
+
+    /// The context of a request on an ``InlineHTTPChannel``: its connection, protocol and
+    /// TLS identity as the listener knows them.
+    public init(origin: InlineRequestOrigin, logger: Logger) {
+        self.init(source: .init(channel: origin.connection, logger: logger))
+        isHTTP2Stream = origin.overHTTP2
+        knownPeerIdentity = .some(origin.peer)
     }
 
     /// The connection's TLS client identity when the listener read it already (the

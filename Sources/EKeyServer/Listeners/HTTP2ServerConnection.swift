@@ -45,6 +45,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     private var streams: [Int32: Stream] = [:]
     /// Requests whose header block completed during the current read, started after it.
     private var completedHeads: [(id: Int32, body: InboundBodyStream)] = []
+    /// Streams whose handler waits for the body, and whose body ended (or outgrew the
+    /// handler's limit) in this read.
+    private var bodiesToDecide: [Int32] = []
     private var inRead = false
     private var flushScheduled = false
     private var quiescing = false
@@ -81,6 +84,15 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         var trailers: HTTPFields?
         var deferred = false
         var drained: [EventLoopPromise<Void>] = []
+        /// The handler answers once the body has arrived (``InlineAnswer/afterBody(upTo:_:)``).
+        var awaitingBody: AwaitingBody?
+
+        struct AwaitingBody {
+            let limit: Int
+            let decide: @Sendable (ByteBuffer?) -> InlineAnswer
+            let head: HTTPRequest
+            let body: InboundBodyStream
+        }
 
         init(tick: Int) {
             lastActivity = tick
@@ -180,6 +192,12 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             start(id, body: body, context: context)
         }
         completedHeads.removeAll(keepingCapacity: true)
+        for id in bodiesToDecide {
+            guard let stream = streams[id], let awaiting = stream.awaitingBody else { continue }
+            stream.awaitingBody = nil
+            proceed(id, .afterBody(upTo: awaiting.limit, awaiting.decide), head: awaiting.head, body: awaiting.body, context: context)
+        }
+        bodiesToDecide.removeAll(keepingCapacity: true)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -276,20 +294,21 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 }
                 completedHeads.append((id, body))
             } else if endStream {
-                endRequest(stream)
+                endRequest(id, stream)
             }
         case NGHTTP2_DATA.rawValue:
             guard endStream, let stream = streams[id] else { return }
-            endRequest(stream)
+            endRequest(id, stream)
         default:
             break
         }
     }
 
-    private func endRequest(_ stream: Stream) {
+    private func endRequest(_ id: Int32, _ stream: Stream) {
         stream.requestEnded = true
         stream.body?.finish()
         stream.body = nil
+        if stream.awaitingBody != nil { bodiesToDecide.append(id) }
     }
 
     private func bodyChunk(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
@@ -301,6 +320,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         var buffer = context!.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         body.append(buffer)
+        if let awaiting = stream.awaitingBody, body.bufferedByteCount > awaiting.limit, !bodiesToDecide.contains(id) {
+            bodiesToDecide.append(id)
+        }
         if body.isPaused {
             stream.unconsumed += bytes.count
         } else {
@@ -374,14 +396,30 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         }
         let head = HTTPRequest(method: method, scheme: stream.scheme, authority: stream.authority, path: stream.path, headerFields: stream.fields)
         stream.fields = HTTPFields()
-        let origin = InlineRequestOrigin(connection: context.channel, overHTTP2: true, peer: peer)
+        let origin = InlineRequestOrigin(connection: context.channel, overHTTP2: true, peer: peer, body: body)
+        let answer = responder.handle(head, origin)
+        if case .afterBody(let limit, let decide) = answer, body.completeBody(upTo: limit) == nil, !body.hasEnded,
+            body.bufferedByteCount <= limit
+        {
+            // Decided when the body has ended (or outgrown the limit), after that read.
+            stream.awaitingBody = .init(limit: limit, decide: decide, head: head, body: body)
+            return
+        }
+        proceed(id, answer, head: head, body: body, context: context)
+    }
+
+    /// Carries out `answer` for stream `id`: writes an immediate response, or starts the
+    /// responder's task; an answer that waits for the body is decided with it now.
+    private func proceed(_ id: Int32, _ answer: InlineAnswer, head: HTTPRequest, body: InboundBodyStream, context: ChannelHandlerContext) {
         let respond: @Sendable (Request) async throws -> Response
-        switch responder.handle(head, origin) {
+        switch answer.decided(with: body) {
         case .immediate(let response, let payload):
             send(id, head: responder.stamped(response, length: payload.readableBytes), buffer: payload, end: true, trailers: nil, drained: nil)
             return
         case .deferred(let deferred):
             respond = deferred
+        case .afterBody:
+            preconditionFailure("InlineAnswer.decided(with:) never answers afterBody")
         }
         let eventLoop = context.eventLoop
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)

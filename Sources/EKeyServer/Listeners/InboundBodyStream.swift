@@ -35,11 +35,27 @@ package final class InboundBodyStream: AsyncSequence, Sendable {
     /// Whether the handler should stop reading until `onDemand` runs.
     package var isPaused: Bool { state.withLockedValue { $0.paused } }
 
+    /// Bytes received and not yet read.
+    package var bufferedByteCount: Int { state.withLockedValue { $0.bufferedBytes } }
+
     /// Whether the body ended normally (the reader may not have read all of it yet).
     package var hasEnded: Bool {
         state.withLockedValue { state in
             if case .success = state.ending { return true }
             return false
+        }
+    }
+
+    /// The whole body, without taking it from the reader, when it has already ended
+    /// normally, none of it was read yet, and it is at most `limit` bytes; else `nil`.
+    package func completeBody(upTo limit: Int) -> ByteBuffer? {
+        state.withLockedValue { state in
+            guard case .success = state.ending, state.bufferedBytes <= limit, !state.paused else { return nil }
+            guard state.buffers.count > 1 else { return state.buffers.first ?? ByteBuffer() }
+            var whole = ByteBuffer()
+            whole.reserveCapacity(state.bufferedBytes)
+            for buffer in state.buffers { whole.writeImmutableBuffer(buffer) }
+            return whole
         }
     }
 

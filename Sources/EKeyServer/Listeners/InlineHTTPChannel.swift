@@ -113,10 +113,7 @@ extension InlineHTTPChannel {
     /// connection's TLS identity and whether the request came over HTTP/2.
     public init(tls: ServerTLS?, serverName: String, responder: some HTTPResponder<EKeyRequestContext>, logger: Logger) {
         self.init(tls: tls, serverName: serverName) { request, origin in
-            var context = EKeyRequestContext(source: .init(channel: origin.connection, logger: logger))
-            context.isHTTP2Stream = origin.overHTTP2
-            context.knownPeerIdentity = .some(origin.peer)
-            return try await responder.respond(to: request, context: context)
+            try await responder.respond(to: request, context: EKeyRequestContext(origin: origin, logger: logger))
         }
     }
 

@@ -17,6 +17,23 @@ public struct InlineRequestOrigin: Sendable {
     /// The TLS client identity, read once when the connection's protocol was chosen (after
     /// the handshake); `nil` without a client certificate or TLS.
     public let peer: PeerIdentity?
+    /// The request's body as far as it has arrived with the head (HTTP/2 delivers a small
+    /// body in the same read); `nil` when the listener reads the body later.
+    let body: InboundBodyStream?
+
+    init(connection: any Channel, overHTTP2: Bool, peer: PeerIdentity?, body: InboundBodyStream? = nil) {
+        self.connection = connection
+        self.overHTTP2 = overHTTP2
+        self.peer = peer
+        self.body = body
+    }
+
+    /// The whole request body when it arrived with the head and is at most `limit` bytes,
+    /// so the request can be answered on the event loop; `nil` otherwise (then the body is
+    /// read in the request's task). The body stays readable either way.
+    public func bodyIfArrived(upTo limit: Int) -> ByteBuffer? {
+        body?.completeBody(upTo: limit)
+    }
 
     /// The identity of `connection`'s ``PeerIdentityHandler``; call on its event loop.
     static func peerIdentity(of connection: any Channel) -> PeerIdentity? {
@@ -32,6 +49,23 @@ public enum InlineAnswer: Sendable {
     case immediate(HTTPResponse, ByteBuffer)
     /// The response comes from this closure, run in a task; it may read the body.
     case deferred(@Sendable (Request) async throws -> Response)
+    /// The answer is decided on the event loop once the whole body has arrived, with the
+    /// body; with `nil` when it is larger than `upTo` bytes or this listener does not hold
+    /// bodies back (HTTP/1.1), and then the closure answers ``deferred(_:)`` (which reads
+    /// the body in its task). The closure must not answer `afterBody` itself.
+    case afterBody(upTo: Int, @Sendable (ByteBuffer?) -> InlineAnswer)
+
+    /// This answer with any wait for the body resolved: `body`'s whole content when it has
+    /// ended within the limit, else `nil`.
+    func decided(with body: InboundBodyStream?) -> InlineAnswer {
+        guard case .afterBody(let limit, let decide) = self else { return self }
+        switch decide(body?.completeBody(upTo: limit)) {
+        case .afterBody:
+            return .immediate(HTTPResponse(status: .internalServerError), ByteBuffer())
+        case let answer:
+            return answer
+        }
+    }
 }
 
 /// Decides how to answer a request from its head; called on the connection's event loop,
@@ -242,7 +276,9 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let channel = context.channel
         let origin = InlineRequestOrigin(connection: channel, overHTTP2: false, peer: peer)
         let respond: @Sendable (Request) async throws -> Response
-        switch responder.handle(head, origin) {
+        switch responder.handle(head, origin).decided(with: nil) {
+        case .afterBody:
+            preconditionFailure("InlineAnswer.decided(with:) never answers afterBody")
         case .immediate(let response, let payload):
             channel.write(HTTPResponsePart.head(responder.stamped(response, length: payload.readableBytes)), promise: nil)
             channel.write(HTTPResponsePart.body(payload), promise: nil)
