@@ -114,6 +114,7 @@ let package = Package(
                 "EKeyConfig",
                 "EKeyProtocol",
                 "EKeyStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -221,17 +222,17 @@ let package = Package(
         // MARK: Executables: thin entry points.
         .executableTarget(
             name: "EKeyIssuerMain",
-            dependencies: ["EKeyIssuer", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyIssuer", "EKeyServer"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyGatewayMain",
-            dependencies: ["EKeyGateway", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyGateway", "EKeyServer"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: ["EKeyJWKS", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyJWKS", "EKeyServer"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

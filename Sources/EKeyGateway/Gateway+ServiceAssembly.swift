@@ -4,6 +4,8 @@ import EKeyStore
 public import Logging
 
 extension Gateway: ServiceAssembly {
+    public static let summary = "Run the E-Key verifier gateway: checks token, DPoP/mTLS binding, capability and usage, then proxies."
+
     /// Opens the usage store and the key-set client (both closed when the service ends),
     /// then builds the gateway; without `store.url`, `/readyz` warns that replicas count
     /// uses on their own.

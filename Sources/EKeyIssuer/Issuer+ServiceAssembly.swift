@@ -5,6 +5,8 @@ import Foundation
 public import Logging
 
 extension Issuer: ServiceAssembly {
+    public static let summary = "Run the E-Key issuer: POST /token for mTLS, registered DPoP and token-exchange clients."
+
     /// Opens the usage store and the mTLS client to the publisher (both closed when the
     /// service ends), then builds the issuer, which registers its signing keys through that
     /// client.

@@ -15,6 +15,9 @@ public protocol ServiceAssembly: Sendable {
     /// such as `gateway.listen`. Given for a ``ServiceSection``.
     static var section: String { get }
 
+    /// One line saying what the service does: the `--help` abstract of its executable.
+    static var summary: String { get }
+
     /// The service's section of `config`; throws when the file has none. Given for a
     /// ``ServiceSection`` (`GatewayConfig`, ...).
     static func settings(from config: StackConfig) throws -> Settings
