@@ -7,8 +7,11 @@ import Testing
 
 @testable import EKeyServer
 
-/// ``HTTP2ServerConnection`` on an `EmbeddedChannel`, driven by hand-made client frames:
-/// the libnghttp2 session without TLS, sockets or processes.
+/// ``HTTP2ServerConnection`` on a `NIOAsyncTestingChannel`, driven by hand-made client
+/// frames: the libnghttp2 session without TLS, sockets or processes. The responder runs in
+/// a task and writes back through the channel's event loop from its own thread, which
+/// `NIOAsyncTestingChannel` allows and `EmbeddedChannel` does not (tasks handed to an
+/// `EmbeddedEventLoop` from another thread can be lost).
 struct HTTP2ServerConnectionTests {
     /// One frame the server wrote.
     struct Frame {
@@ -37,21 +40,23 @@ struct HTTP2ServerConnectionTests {
     }
 
     /// A connection whose responder is `respond`, with the server's opening frames read.
-    static func connection(_ respond: @escaping InlineResponder) throws -> EmbeddedChannel {
-        let channel = EmbeddedChannel()
-        let service = InlineService(respond: respond, serverName: "test", logger: Logger(label: "test"))
-        try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
+    static func connection(_ respond: @escaping InlineResponder) async throws -> NIOAsyncTestingChannel {
+        let channel = NIOAsyncTestingChannel()
+        try await channel.testingEventLoop.executeInContext {
+            let service = InlineService(respond: respond, serverName: "test", logger: Logger(label: "test"))
+            try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
+        }
         // The client's SETTINGS, and its acknowledgement of the server's (which puts the
         // server's 256 KiB stream window in force).
-        try channel.writeInbound(ByteBuffer(bytes: preface + frame(type: 0x4, stream: 0) + frame(type: 0x4, flags: 0x1, stream: 0)))
+        try await channel.writeInbound(ByteBuffer(bytes: preface + frame(type: 0x4, stream: 0) + frame(type: 0x4, flags: 0x1, stream: 0)))
         channel.pipeline.fireChannelReadComplete()
         return channel
     }
 
     /// The frames written so far, parsed.
-    static func written(_ channel: EmbeddedChannel) throws -> [Frame] {
+    static func written(_ channel: NIOAsyncTestingChannel) async throws -> [Frame] {
         var bytes: [UInt8] = []
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+        while let buffer = try await channel.readOutbound(as: ByteBuffer.self) {
             bytes += buffer.readableBytesView
         }
         var frames: [Frame] = []
@@ -68,12 +73,12 @@ struct HTTP2ServerConnectionTests {
 
     /// Runs the embedded loop until `done` holds for the frames written meanwhile (the
     /// responder runs in a task, which hops back to the loop), up to `limit`.
-    static func frames(of channel: EmbeddedChannel, within limit: Duration = .seconds(5), until done: ([Frame]) -> Bool) async throws -> [Frame] {
+    static func frames(of channel: NIOAsyncTestingChannel, within limit: Duration = .seconds(5), until done: ([Frame]) -> Bool) async throws -> [Frame] {
         var seen: [Frame] = []
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            channel.embeddedEventLoop.run()
-            seen += try written(channel)
+            await channel.testingEventLoop.run()
+            seen += try await written(channel)
             if done(seen) { return seen }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -88,18 +93,18 @@ struct HTTP2ServerConnectionTests {
     }
 
     @Test func aRequestIsAnsweredOnItsStreamWithHeadersAndOneDataFrame() async throws {
-        let channel = try Self.connection { request, origin in
+        let channel = try await Self.connection { request, origin in
             #expect(origin.overHTTP2)
             return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "\(request.method) \(request.uri.path)")))
         }
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.requestBlock(method: "GET", path: "/a"))))
+        try await channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.requestBlock(method: "GET", path: "/a"))))
         channel.pipeline.fireChannelReadComplete()
         let frames = try await Self.frames(of: channel) { $0.contains { $0.type == 0x0 && $0.stream == 1 } }
         let answer = frames.filter { $0.stream == 1 }
         #expect(answer.map(\.type) == [0x1, 0x0], "HEADERS then one DATA: \(answer.map(\.type))")
         #expect(answer.last.map { String(decoding: $0.payload, as: UTF8.self) } == "GET /a")
         #expect(answer.last.map { $0.flags & 0x1 != 0 } == true, "the DATA frame ends the stream")
-        _ = try? channel.finish()
+        _ = try? await channel.finish()
     }
 
     /// Window goes back to the client only as the responder reads the body: while it holds
@@ -107,7 +112,7 @@ struct HTTP2ServerConnectionTests {
     @Test func aBodyNobodyReadsStopsGettingWindow() async throws {
         let release = AsyncStream<Void>.makeStream()
         let received = AsyncStream<Int>.makeStream()
-        let channel = try Self.connection { request, _ in
+        let channel = try await Self.connection { request, _ in
             for await _ in release.stream { break }
             var total = 0
             for try await part in request.body { total += part.readableBytes }
@@ -115,20 +120,20 @@ struct HTTP2ServerConnectionTests {
             return Response(status: .ok)
         }
         let chunk = [UInt8](repeating: 0x61, count: 16_384)
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())))
+        try await channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())))
         // The stream's first window: 256 KiB, taken at once (nothing is paused yet).
-        for _ in 0..<16 { try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
+        for _ in 0..<16 { try await channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
         channel.pipeline.fireChannelReadComplete()
         let first = Self.windowGiven(try await Self.frames(of: channel) { Self.windowGiven($0, stream: 1) >= 16 * chunk.count }, stream: 1)
         #expect(first == 16 * chunk.count, "the first 256 KiB were given back while the buffer was under the pause mark")
         // The next 256 KiB fill the buffer past the mark: no more window for the stream.
-        for _ in 0..<16 { try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
+        for _ in 0..<16 { try await channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, stream: 1, payload: chunk))) }
         channel.pipeline.fireChannelReadComplete()
         let held = Self.windowGiven(try await Self.frames(of: channel, within: .milliseconds(300)) { _ in false }, stream: 1)
         #expect(held < 16 * chunk.count, "while unread, most of the second 256 KiB is not given back: \(held) bytes were")
         // The responder reads: the window held back is given.
         release.continuation.yield()
-        try channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, flags: 0x1, stream: 1)))
+        try await channel.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x0, flags: 0x1, stream: 1)))
         channel.pipeline.fireChannelReadComplete()
         let after = try await Self.frames(of: channel) { frames in frames.contains { $0.type == 0x1 && $0.stream == 1 } }
         #expect(held + Self.windowGiven(after, stream: 1) == 16 * chunk.count, "once read, all of it is given back")
@@ -138,6 +143,6 @@ struct HTTP2ServerConnectionTests {
             break
         }
         #expect(total == 32 * chunk.count, "the responder read the whole body")
-        _ = try? channel.finish()
+        _ = try? await channel.finish()
     }
 }
