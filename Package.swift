@@ -114,6 +114,7 @@ let package = Package(
                 "EKeyConfig",
                 "EKeyProtocol",
                 "EKeyStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -221,17 +222,17 @@ let package = Package(
         // MARK: Executables: thin entry points.
         .executableTarget(
             name: "EKeyIssuerMain",
-            dependencies: ["EKeyIssuer", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyIssuer", "EKeyServer"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyGatewayMain",
-            dependencies: ["EKeyGateway", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyGateway", "EKeyServer"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "EKeyJWKSMain",
-            dependencies: ["EKeyJWKS", "EKeyServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EKeyJWKS", "EKeyServer"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -342,8 +343,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -366,6 +370,9 @@ let package = Package(
             dependencies: [
                 "EKeyGateway", "EKeyJWKS", "EKeyServer", "EKeyProtocol", "EKeyStore", "EKeyConfig", "EKeyTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

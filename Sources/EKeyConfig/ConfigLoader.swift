@@ -8,7 +8,7 @@ public import Logging
 /// let path = try ConfigLoader.resolvePath(flag: config, environment: ProcessInfo.processInfo.environment)
 /// let loaded = try ConfigLoader.load(path: path, environment: ProcessInfo.processInfo.environment)
 /// loaded.log(to: logger)
-/// let gateway = try loaded.config.requireGateway()
+/// let gateway = try loaded.config.require(GatewayConfig.self)
 /// ```
 ///
 /// Every problem is collected and thrown together as ``ConfigErrors``.

@@ -3,8 +3,7 @@ public import Foundation
 /// The whole stack's configuration: one file, a section per service (docs/configuration.md).
 ///
 /// Each service section is optional in the file; a service asks for its own with
-/// ``requireIssuer()``, ``requireGateway()`` or ``requireJWKS()``, which fail with a message
-/// naming the missing section.
+/// ``require(_:)``, which fails with a message naming the missing section.
 public struct StackConfig: Sendable, Hashable {
     /// `store`: the usage and replay store shared by all services (defaults when absent).
     public var store: StoreConfig
@@ -36,29 +35,52 @@ public struct StackConfig: Sendable, Hashable {
             .compactMap { $0 }
     }
 
-    /// The issuer section, or an error saying it is missing.
-    public func requireIssuer() throws(ConfigError) -> IssuerConfig {
-        guard let issuer else { throw Self.missing("issuer", service: "ekey-issuer") }
-        return issuer
+    /// The service section `Section` (``IssuerConfig``, ``GatewayConfig`` or ``JWKSConfig``),
+    /// or an error naming the missing section and the service that needs it.
+    ///
+    /// ```swift
+    /// let gateway = try config.require(GatewayConfig.self)
+    /// ```
+    public func require<Section: ServiceSection>(_ section: Section.Type = Section.self) throws(ConfigError) -> Section {
+        guard let settings = self[keyPath: Section.place] else {
+            throw ConfigError(
+                path: Section.name,
+                message: "ekey-\(Section.name) needs a '\(Section.name):' section and the config file has none; add it (see docs/configuration.md)")
+        }
+        return settings
     }
+}
 
-    /// The gateway section, or an error saying it is missing.
-    public func requireGateway() throws(ConfigError) -> GatewayConfig {
-        guard let gateway else { throw Self.missing("gateway", service: "ekey-gateway") }
-        return gateway
-    }
+/// A service's section of the stack file (``IssuerConfig``, ``GatewayConfig``,
+/// ``JWKSConfig``): its name, which prefixes its keys and names its executable
+/// (`ekey-<name>`), and where ``StackConfig`` holds it.
+public protocol ServiceSection: Sendable {
+    /// The section's name in the file: `issuer`, `gateway` or `jwks`.
+    static var name: String { get }
+    /// Where ``StackConfig`` holds the section (`nil` when the file has none).
+    static var place: KeyPath<StackConfig, Self?> { get }
 
-    /// The JWKS publisher section, or an error saying it is missing.
-    public func requireJWKS() throws(ConfigError) -> JWKSConfig {
-        guard let jwks else { throw Self.missing("jwks", service: "ekey-jwks") }
-        return jwks
-    }
+    /// `listen`: the service's main listener.
+    var listen: ListenAddress { get }
+    /// `admin_listen`: metrics and health, plain HTTP.
+    var adminListen: ListenAddress { get }
+    /// `tls`: the main listener's TLS.
+    var tls: TLSSettings { get }
+}
 
-    private static func missing(_ section: String, service: String) -> ConfigError {
-        ConfigError(
-            path: section,
-            message: "\(service) needs a '\(section):' section and the config file has none; add it (see docs/configuration.md)")
-    }
+extension IssuerConfig: ServiceSection {
+    public static var name: String { "issuer" }
+    public static var place: KeyPath<StackConfig, IssuerConfig?> { \.issuer }
+}
+
+extension GatewayConfig: ServiceSection {
+    public static var name: String { "gateway" }
+    public static var place: KeyPath<StackConfig, GatewayConfig?> { \.gateway }
+}
+
+extension JWKSConfig: ServiceSection {
+    public static var name: String { "jwks" }
+    public static var place: KeyPath<StackConfig, JWKSConfig?> { \.jwks }
 }
 
 /// A loaded configuration with the warnings found on the way (unknown `EKEY_*` variables,

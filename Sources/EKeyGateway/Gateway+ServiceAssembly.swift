@@ -2,21 +2,15 @@ public import EKeyConfig
 public import EKeyServer
 import EKeyStore
 public import Logging
-import NIOPosix
 
 extension Gateway: ServiceAssembly {
-    public static let section = "gateway"
-
-    public static func settings(from config: StackConfig) throws -> GatewayConfig {
-        try config.requireGateway()
-    }
+    public static let summary = "Run the E-Key verifier gateway: checks token, DPoP/mTLS binding, capability and usage, then proxies."
 
     /// Opens the usage store and the key-set client (both closed when the service ends),
     /// then builds the gateway; without `store.url`, `/readyz` warns that replicas count
     /// uses on their own.
     public static func assemble(_ settings: GatewayConfig, config: StackConfig, logger: Logger, resources: StartupResources) throws -> Gateway {
-        let stores = resources.own(
-            try Stores.make(url: config.store.url, prefix: config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
+        let stores = try resources.openStores(config.store, logger: logger)
         let jwksTLS = try settings.jwks.ca.map {
             try ClientTLS(caFile: $0, certificateFile: settings.jwks.cert, keyFile: settings.jwks.key, configKey: "gateway.jwks")
         }

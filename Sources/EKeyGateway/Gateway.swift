@@ -58,7 +58,7 @@ public struct Gateway: Sendable {
         let proofWindow = maximumAge * 2 + .seconds(1) + config.clockSkew
         let verifier = RequestVerifier(
             routes: RouteTable(routes),
-            tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: config.clockSkew.components.seconds),
+            tokens: TokenVerification(keys: keys, issuer: config.issuer, clockSkew: config.clockSkew),
             binding: BindingVerification(proofs: proofs),
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
@@ -77,7 +77,7 @@ public struct Gateway: Sendable {
         }
         if secret.last == UInt8(ascii: "\n") { secret.removeLast() }
         do {
-            return try DPoPNonceSource(secret: secret, window: dpop.nonceWindow.components.seconds)
+            return try DPoPNonceSource(secret: secret, window: dpop.nonceWindow)
         } catch {
             throw GatewaySetupError(description: "gateway.dpop.nonce_secret_file: \(path) is refused: \(error.reason) (write at least 32 random bytes, e.g. `openssl rand -out \(path) 48`)")
         }

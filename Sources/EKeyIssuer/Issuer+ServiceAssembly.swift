@@ -3,21 +3,15 @@ public import EKeyServer
 import EKeyStore
 import Foundation
 public import Logging
-import NIOPosix
 
 extension Issuer: ServiceAssembly {
-    public static let section = "issuer"
-
-    public static func settings(from config: StackConfig) throws -> IssuerConfig {
-        try config.requireIssuer()
-    }
+    public static let summary = "Run the E-Key issuer: POST /token for mTLS, registered DPoP and token-exchange clients."
 
     /// Opens the usage store and the mTLS client to the publisher (both closed when the
     /// service ends), then builds the issuer, which registers its signing keys through that
     /// client.
     public static func assemble(_ settings: IssuerConfig, config: StackConfig, logger: Logger, resources: StartupResources) throws -> Issuer {
-        let stores = resources.own(
-            try Stores.make(url: config.store.url, prefix: config.store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
+        let stores = try resources.openStores(config.store, logger: logger)
         let publisherTLS = try ClientTLS(
             caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key,
             configKey: "issuer.publisher")
@@ -26,10 +20,7 @@ extension Issuer: ServiceAssembly {
             baseURL: settings.publisher.url.absoluteString, client: publisherClient, tls: publisherTLS, logger: logger)
         return try Issuer(
             configuration: settings, store: stores.usage, registrar: registrar,
-            listeners: .init(
-                host: settings.listen.host, port: settings.listen.port,
-                tls: try ServiceStartup.serverTLS(settings.tls, key: "issuer.tls"),
-                adminHost: settings.adminListen.host, adminPort: settings.adminListen.port),
+            listeners: try ServiceListeners(settings),
             publisherTLS: publisherTLS, logger: logger)
     }
 }

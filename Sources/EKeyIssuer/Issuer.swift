@@ -47,7 +47,6 @@ public struct Issuer: Sendable {
     ) throws(IssuerSetupError) {
         self.publisherTLS = publisherTLS
         let issuerURL = configuration.issuerURL.absoluteString
-        let skew = max(1, configuration.clockSkew.components.seconds)
         let policy = try IssuancePolicy(templates: configuration.templates)
         let algorithm: JWSAlgorithm = configuration.signing.alg == .edDSA ? .edDSA : .es256
         let initialKey: PrivateSigningKey
@@ -65,8 +64,8 @@ public struct Issuer: Sendable {
             clock: keyClock)
         identityProviders = try IdentityProviders(configuration.idps, logger: logger)
         let authenticator = ClientAuthenticator(
-            tokenEndpoint: issuerURL + "/token", clockSkew: skew, clients: configuration.clients, identityProviders: identityProviders,
-            replayGuard: ProofReplayGuard(store: store, window: .seconds(2 * skew + 1), metrics: metrics))
+            tokenEndpoint: issuerURL + "/token", clockSkew: configuration.clockSkew, clients: configuration.clients,
+            identityProviders: identityProviders, store: store, metrics: metrics)
         endpoint = TokenEndpoint(
             issuerURL: issuerURL, authenticator: authenticator, policy: policy, keys: keys, store: store, metrics: metrics, logger: logger)
         metadata = AuthorizationServerMetadata(issuerURL: issuerURL, jwksURI: configuration.jwksURI.absoluteString)

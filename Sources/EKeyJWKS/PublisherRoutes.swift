@@ -252,12 +252,7 @@ public struct PublisherRoutes: Sendable {
     /// `"revoked"` may be absent (exports made before tombstones existed). Duplicate kids
     /// in either list are refused.
     static func parseExport(_ bytes: [UInt8]) throws(EKeyError) -> (keys: [PublishedKey], tombstones: [Tombstone]) {
-        let document: [String: JSONValue]
-        do {
-            document = try StrictJSONParser().parseObject(bytes)
-        } catch {
-            throw EKeyError(.invalidRequest, "the body must be a JSON object {\"keys\": [...]}: \(error)")
-        }
+        let document = try StrictJSONParser().parseObject(bytes) { EKeyError(.invalidRequest, "the body must be a JSON object {\"keys\": [...]}: \($0)") }
         guard let records = document["keys"]?.arrayValue else {
             throw EKeyError(.invalidRequest, "the body must carry a \"keys\" array, as GET /internal/v1/keys returns")
         }

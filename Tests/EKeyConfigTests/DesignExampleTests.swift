@@ -14,7 +14,7 @@ final class DesignExampleTests: XCTestCase {
 
         XCTAssertEqual(config.store, StoreConfig(url: "memory://", kind: .memory, prefix: "ekey:", isExplicit: true))
 
-        let issuer = try config.requireIssuer()
+        let issuer = try config.require(IssuerConfig.self)
         XCTAssertEqual(issuer.listen, ListenAddress(host: "0.0.0.0", port: 8443))
         XCTAssertEqual(issuer.adminListen, ListenAddress(host: "127.0.0.1", port: 9101))
         XCTAssertEqual(issuer.issuerURL.absoluteString, "https://issuer.example.com")
@@ -48,7 +48,7 @@ final class DesignExampleTests: XCTestCase {
                 audiences: ["https://api.example.com"], actions: ["POST:/payments", "GET:/payments/:id"], maxLimit: 1,
                 maxTTL: .seconds(30), binds: [.dpop, .mtls], ratePerMinute: 600, delegateSubjects: [])])
 
-        let gateway = try config.requireGateway()
+        let gateway = try config.require(GatewayConfig.self)
         XCTAssertEqual(gateway.listen, ListenAddress(host: "0.0.0.0", port: 9443))
         XCTAssertEqual(gateway.adminListen, ListenAddress(host: "127.0.0.1", port: 9102))
         XCTAssertEqual(gateway.tls.files?.cert, "\(pki)/gateway.crt")
@@ -73,7 +73,7 @@ final class DesignExampleTests: XCTestCase {
                 prefix: "/", upstream: URL(string: "http://127.0.0.1:8080")!, audience: "https://api.example.com",
                 publicOrigin: URL(string: "https://api.example.com")!, upstreamCA: nil, timeouts: TimeoutsConfig())])
 
-        let jwks = try config.requireJWKS()
+        let jwks = try config.require(JWKSConfig.self)
         XCTAssertEqual(jwks.listen, ListenAddress(host: "0.0.0.0", port: 7443))
         XCTAssertEqual(jwks.adminListen, ListenAddress(host: "127.0.0.1", port: 9103))
         XCTAssertEqual(jwks.tls.files?.key, "\(pki)/jwks.key")
@@ -87,13 +87,13 @@ final class DesignExampleTests: XCTestCase {
         let loaded = try load("")
         XCTAssertEqual(loaded.config, StackConfig())
         XCTAssertEqual(loaded.config.sections, ["store"])
-        XCTAssertThrowsError(try loaded.config.requireGateway()) { error in
+        XCTAssertThrowsError(try loaded.config.require(GatewayConfig.self)) { error in
             XCTAssertEqual(
                 "\(error)",
                 "config error at gateway: ekey-gateway needs a 'gateway:' section and the config file has none; add it (see docs/configuration.md)")
         }
-        XCTAssertThrowsError(try loaded.config.requireIssuer())
-        XCTAssertThrowsError(try loaded.config.requireJWKS())
+        XCTAssertThrowsError(try loaded.config.require(IssuerConfig.self))
+        XCTAssertThrowsError(try loaded.config.require(JWKSConfig.self))
     }
 
     func testDefaults() throws {
@@ -106,7 +106,7 @@ final class DesignExampleTests: XCTestCase {
         let loaded = try load(yaml)
         let config = loaded.config
         XCTAssertEqual(config.store, StoreConfig())
-        let issuer = try config.requireIssuer()
+        let issuer = try config.require(IssuerConfig.self)
         XCTAssertEqual(issuer.listen.description, "0.0.0.0:8443")
         XCTAssertEqual(issuer.adminListen.description, "127.0.0.1:9101")
         XCTAssertEqual(issuer.clockSkew, .seconds(5))
@@ -119,7 +119,7 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertNil(issuer.templates[0].ratePerMinute)
         XCTAssertEqual(issuer.templates[0].delegateSubjects, [])
 
-        let gateway = try config.requireGateway()
+        let gateway = try config.require(GatewayConfig.self)
         XCTAssertEqual(gateway.listen.description, "0.0.0.0:9443")
         XCTAssertEqual(gateway.adminListen.description, "127.0.0.1:9102")
         XCTAssertEqual(gateway.clockSkew, .seconds(5))
@@ -131,7 +131,7 @@ final class DesignExampleTests: XCTestCase {
         XCTAssertEqual(gateway.timeouts, TimeoutsConfig(connect: .seconds(2), firstByte: .seconds(30), idle: .seconds(60)))
         XCTAssertNil(gateway.jwks.ca)
 
-        let jwks = try config.requireJWKS()
+        let jwks = try config.require(JWKSConfig.self)
         XCTAssertEqual(jwks.listen.description, "0.0.0.0:7443")
         XCTAssertEqual(jwks.adminListen.description, "127.0.0.1:9103")
         XCTAssertEqual(jwks.cacheMaxAge, .seconds(30))
@@ -142,7 +142,7 @@ final class DesignExampleTests: XCTestCase {
 
     func testTLSNoneIsPlaintextWithAWarning() throws {
         let loaded = try load(minimalGateway)
-        let gateway = try loaded.config.requireGateway()
+        let gateway = try loaded.config.require(GatewayConfig.self)
         XCTAssertEqual(gateway.tls, .none)
         XCTAssertTrue(gateway.tls.isPlaintext)
         XCTAssertNil(gateway.tls.files)
@@ -176,7 +176,7 @@ final class DesignExampleTests: XCTestCase {
                    timeouts: {first_byte: 2m}}
             """
         let loaded = try load(yaml)
-        let gateway = try loaded.config.requireGateway()
+        let gateway = try loaded.config.require(GatewayConfig.self)
         let files = try XCTUnwrap(gateway.tls.files)
         XCTAssertEqual(files.cert, "\(fixturesDirectory)/pki/gateway.crt")
         XCTAssertEqual(files.key, "\(fixturesDirectory)/pki/gateway.key")
@@ -205,7 +205,7 @@ final class DesignExampleTests: XCTestCase {
             """
         let config = try load(yaml).config
         XCTAssertEqual(config.store, StoreConfig(url: "redis-cluster://h1:7000,h2:7000", kind: .redisCluster, prefix: "ek:", isExplicit: true))
-        let issuer = try config.requireIssuer()
+        let issuer = try config.require(IssuerConfig.self)
         XCTAssertEqual(issuer.signing.keyFile, "\(fixturesDirectory)/pki/issuer.key")
         XCTAssertEqual(issuer.signing.alg, .edDSA)
         XCTAssertEqual(issuer.idps[0].keys, .file("\(fixturesDirectory)/pki/ca.crt"))

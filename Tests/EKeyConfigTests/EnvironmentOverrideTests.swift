@@ -18,7 +18,7 @@ final class EnvironmentOverrideTests: XCTestCase {
             "PATH": "/usr/bin",
         ])
         XCTAssertEqual(loaded.warnings.filter { $0.contains("EKEY_") }, [])
-        let gateway = try loaded.config.requireGateway()
+        let gateway = try loaded.config.require(GatewayConfig.self)
         XCTAssertEqual(gateway.listen, ListenAddress(host: "127.0.0.1", port: 19443))
         XCTAssertEqual(gateway.adminListen, ListenAddress(host: "::1", port: 19102))
         XCTAssertEqual(gateway.adminListen.description, "[::1]:19102")
@@ -31,7 +31,7 @@ final class EnvironmentOverrideTests: XCTestCase {
         XCTAssertEqual(loaded.config.store.url, "redis://127.0.0.1:6379/2")
         XCTAssertEqual(loaded.config.store.kind, .redis)
         XCTAssertEqual(loaded.config.store.prefix, "ekey:")
-        XCTAssertEqual(try loaded.config.requireJWKS().admins, ["spiffe://a/admin", "b"])
+        XCTAssertEqual(try loaded.config.require(JWKSConfig.self).admins, ["spiffe://a/admin", "b"])
     }
 
     func testOverrideCreatesMissingKeysAndSections() throws {
@@ -40,7 +40,7 @@ final class EnvironmentOverrideTests: XCTestCase {
             "EKEY_GATEWAY_DPOP_NONCE_SECRET_FILE": "pki/dpop-nonce.key",
             "EKEY_STORE_PREFIX": "staging:",
         ])
-        let gateway = try loaded.config.requireGateway()
+        let gateway = try loaded.config.require(GatewayConfig.self)
         XCTAssertTrue(gateway.dpop.nonce)
         XCTAssertEqual(gateway.dpop.nonceSecretFile, "\(fixturesDirectory)/pki/dpop-nonce.key")
         XCTAssertEqual(loaded.config.store.prefix, "staging:")
@@ -48,8 +48,8 @@ final class EnvironmentOverrideTests: XCTestCase {
 
     func testTLSCanBeSwitchedToNone() throws {
         let yaml = minimalGateway.replacingOccurrences(of: "tls: none", with: "tls: {cert: pki/gateway.crt, key: pki/gateway.key}")
-        XCTAssertFalse(try load(yaml).config.requireGateway().tls.isPlaintext)
-        XCTAssertTrue(try load(yaml, environment: ["EKEY_GATEWAY_TLS": "none"]).config.requireGateway().tls.isPlaintext)
+        XCTAssertFalse(try load(yaml).config.require(GatewayConfig.self).tls.isPlaintext)
+        XCTAssertTrue(try load(yaml, environment: ["EKEY_GATEWAY_TLS": "none"]).config.require(GatewayConfig.self).tls.isPlaintext)
     }
 
     func testUnknownVariableIsAWarning() throws {
@@ -57,7 +57,7 @@ final class EnvironmentOverrideTests: XCTestCase {
         let warnings = loaded.warnings.filter { $0.contains("EKEY_") && !$0.contains("tls") }
         XCTAssertEqual(warnings.count, 2, "\(loaded.warnings)")
         XCTAssertTrue(warnings.contains { $0.hasPrefix("EKEY_GATEWAY_LISTN names no config key") })
-        XCTAssertEqual(try loaded.config.requireGateway().listen.description, "0.0.0.0:9443")
+        XCTAssertEqual(try loaded.config.require(GatewayConfig.self).listen.description, "0.0.0.0:9443")
     }
 
     func testBadOverrideValueNamesTheVariable() {

@@ -244,7 +244,7 @@ struct GatewayAttackTests {
         try await harness.run(nonce: true) { ports in
             let key = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(key, limit: 3)
-            let source = try DPoPNonceSource(secret: Array(String(repeating: "k", count: 40).utf8), window: 60)
+            let source = try DPoPNonceSource(secret: Array(String(repeating: "k", count: 40).utf8), window: .seconds(60))
             let old = source.nonce(now: GatewayHarness.now - 120)
             let refused = try await harness.send(client, port: ports.gateways[0], headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token, nonce: old))])
             #expect(refused.error == "use_dpop_nonce")

@@ -22,7 +22,7 @@ struct VerifiedTokenCacheTests {
             let client = try InternalHTTPClient.make(caFile: harness.files.path("ca.crt"), certificateFile: nil, keyFile: nil)
             let keys = JWKSCache(
                 url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"), clock: clock)
-            let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: 5)
+            let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: .seconds(5))
             let now = GatewayHarness.now
             let proofKey = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(proofKey, limit: 5, lifetime: 30, issuedAt: now)
@@ -68,7 +68,7 @@ struct VerifiedTokenCacheTests {
         try await harness.run { ports in
             let client = try InternalHTTPClient.make(caFile: harness.files.path("ca.crt"), certificateFile: nil, keyFile: nil)
             let keys = JWKSCache(url: "https://localhost:\(ports.publisher)/.well-known/jwks.json", client: client, logger: Logger(label: "test"))
-            let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: 5)
+            let step = TokenVerification(keys: keys, issuer: GatewayHarness.issuer, clockSkew: .seconds(5))
             let now = GatewayHarness.now
             let proofKey = PrivateSigningKey(generating: .es256)
             let other = Self.route(audience: "https://other.test")

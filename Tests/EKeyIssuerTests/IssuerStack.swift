@@ -159,7 +159,7 @@ final class IssuerStack: @unchecked Sendable {
         let port = try FreePort.pick()
         let adminPort = try FreePort.pick()
         let path = try files.write("issuer-\(port).yaml", config(port: port, adminPort: adminPort, store: "memory://", signing: signing))
-        let settings = try ConfigLoader.load(path: path, environment: [:]).config.requireIssuer()
+        let settings = try ConfigLoader.load(path: path, environment: [:]).config.require(IssuerConfig.self)
         let logger = Logger(label: "ekey-issuer") { JSONLogHandler(label: $0, sink: log) }
         let publisherClient = try InternalHTTPClient.make(
             caFile: settings.publisher.ca, certificateFile: settings.publisher.cert, keyFile: settings.publisher.key)

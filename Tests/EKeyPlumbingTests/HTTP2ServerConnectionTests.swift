@@ -41,8 +41,7 @@ struct HTTP2ServerConnectionTests {
     /// A connection whose responder is `respond` (run in tasks, so on a thread-safe
     /// testing channel), with the client's opening frames sent.
     static func connection(_ respond: @escaping InlineResponder) async throws -> NIOAsyncTestingChannel {
-        let service = InlineService(
-            handle: { _, origin in .deferred { request in try await respond(request, origin) } }, serverName: "test", logger: Logger(label: "test"))
+        let service = InlineService(respond: respond, serverName: "test", logger: Logger(label: "test"))
         let channel = try await NIOAsyncTestingChannel { channel in
             try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
         }

@@ -75,6 +75,7 @@ struct ProbeService: ServiceAssembly {
     @TaskLocal static var plan: Plan?
 
     static let section = "probe"
+    static let summary = "Run a probe that opens resources and ends as its plan says."
 
     let plan: Plan
 

@@ -165,8 +165,8 @@ struct DPoPProofVerifierTests {
 
     @Test func serverNoncesCurrentAndPreviousWindowOnly() throws {
         let secret = [UInt8](repeating: 7, count: 32)
-        let nonces = try DPoPNonceSource(secret: secret, window: 60)
-        let otherReplica = try DPoPNonceSource(secret: secret, window: 60)
+        let nonces = try DPoPNonceSource(secret: secret, window: .seconds(60))
+        let otherReplica = try DPoPNonceSource(secret: secret, window: .seconds(60))
         let policy = DPoPProofVerifier.Policy(serverNonces: nonces)
         let token = try fixture.token()
         let request = try fixture.proofRequest(token: token)
@@ -188,11 +188,23 @@ struct DPoPProofVerifierTests {
         noAth["nonce"] = .string(nonces.nonce(now: fixture.now))
         expectRefused(try rawProof(header: header, claims: noAth), request: request, policy: policy, code: .invalidProof)
 
-        let otherSecret = try DPoPNonceSource(secret: [UInt8](repeating: 8, count: 32), window: 60)
+        let otherSecret = try DPoPNonceSource(secret: [UInt8](repeating: 8, count: 32), window: .seconds(60))
         var foreign = claims
         foreign["nonce"] = .string(otherSecret.nonce(now: fixture.now))
         expectRefused(try rawProof(header: header, claims: foreign), request: request, policy: policy, code: .useDPoPNonce)
-        #expect(throws: EKeyError.self) { try DPoPNonceSource(secret: [UInt8](repeating: 1, count: 31), window: 60) }
+        #expect(throws: EKeyError.self) { try DPoPNonceSource(secret: [UInt8](repeating: 1, count: 31), window: .seconds(60)) }
+    }
+
+    /// Nonces index windows of whole epoch seconds: a fraction of a second in the window is
+    /// dropped, and a window shorter than one second is refused.
+    @Test func serverNonceWindowCountsWholeSeconds() throws {
+        let secret = [UInt8](repeating: 7, count: 32)
+        #expect(throws: EKeyError.self) { try DPoPNonceSource(secret: secret, window: .milliseconds(999)) }
+        let nonces = try DPoPNonceSource(secret: secret, window: .milliseconds(60_900))
+        #expect(nonces.window == .seconds(60))
+        let start = fixture.now - fixture.now % 60
+        #expect(nonces.nonce(now: start) == nonces.nonce(now: start + 59))
+        #expect(nonces.nonce(now: start) != nonces.nonce(now: start + 60))
     }
 
     @Test func tokenRequestProofsNeedNoAccessToken() throws {

@@ -46,4 +46,15 @@ struct StrictJSONParserTests {
         let value: JSONValue = ["b": 1, "a": ["x\"\\\n\u{01}", true, nil]]
         #expect(value.serialized() == #"{"a":["x\"\\\n\u0001",true,null],"b":1}"#)
     }
+
+    /// One escaper for the wire and the logs: named escapes where JSON has them, `\u` for
+    /// other control characters, DEL and the line and paragraph separators; text that needs
+    /// none comes back as it was.
+    @Test func stringsAreEscapedOneWayAndReadBackUnchanged() throws {
+        let text = "tab\t\u{08}\u{0C}\u{7F} \u{2028}\u{2029} é ☃ \u{1F600}"
+        let quoted = JSONValue.quoted(text)
+        #expect(quoted == #""tab\t\b\f\u007f \u2028\u2029 é ☃ 😀""#)
+        #expect(try StrictJSONParser().parse(Array(quoted.utf8)) == .string(text))
+        #expect(JSONValue.quoted("plain ascii") == #""plain ascii""#)
+    }
 }

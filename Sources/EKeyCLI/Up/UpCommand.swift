@@ -195,27 +195,19 @@ final class Stack: @unchecked Sendable {
                     name: "api", executable: Self.selfExecutable(), arguments: ["demo-api", "--port", "\(upstreamPort)"],
                     listeners: [(upstreamPort, "the demo API", "--upstream-port", "EKEY_UP_UPSTREAM_PORT")], readyURL: nil))
         }
-        roles.append(
-            Role(
-                name: "jwks", executable: binaries + "/ekey-jwks", arguments: configArguments,
+        /// A service's role: its executable beside `ekey`, its two listeners with the
+        /// `--<section>-port` and `--<section>-admin-port` flags (`EKEY_UP_<SECTION>_PORT`, ...)
+        /// that move them, ready once its admin listener's `/readyz` answers.
+        func service<Section: ServiceSection>(_ section: Section, _ title: String) -> Role {
+            let variable = "EKEY_UP_\(Section.name.uppercased())"
+            return Role(
+                name: Section.name, executable: binaries + "/ekey-\(Section.name)", arguments: configArguments,
                 listeners: [
-                    (jwks.listen.port, "the JWKS publisher", "--jwks-port", "EKEY_UP_JWKS_PORT"),
-                    (jwks.adminListen.port, "the JWKS publisher's admin listener", "--jwks-admin-port", "EKEY_UP_JWKS_ADMIN_PORT"),
-                ], readyURL: "http://127.0.0.1:\(jwks.adminListen.port)/readyz"))
-        roles.append(
-            Role(
-                name: "issuer", executable: binaries + "/ekey-issuer", arguments: configArguments,
-                listeners: [
-                    (issuer.listen.port, "the issuer", "--issuer-port", "EKEY_UP_ISSUER_PORT"),
-                    (issuer.adminListen.port, "the issuer's admin listener", "--issuer-admin-port", "EKEY_UP_ISSUER_ADMIN_PORT"),
-                ], readyURL: "http://127.0.0.1:\(issuer.adminListen.port)/readyz"))
-        roles.append(
-            Role(
-                name: "gateway", executable: binaries + "/ekey-gateway", arguments: configArguments,
-                listeners: [
-                    (gateway.listen.port, "the gateway", "--gateway-port", "EKEY_UP_GATEWAY_PORT"),
-                    (gateway.adminListen.port, "the gateway's admin listener", "--gateway-admin-port", "EKEY_UP_GATEWAY_ADMIN_PORT"),
-                ], readyURL: "http://127.0.0.1:\(gateway.adminListen.port)/readyz"))
+                    (section.listen.port, title, "--\(Section.name)-port", "\(variable)_PORT"),
+                    (section.adminListen.port, "\(title)'s admin listener", "--\(Section.name)-admin-port", "\(variable)_ADMIN_PORT"),
+                ], readyURL: "http://127.0.0.1:\(section.adminListen.port)/readyz")
+        }
+        roles += [service(jwks, "the JWKS publisher"), service(issuer, "the issuer"), service(gateway, "the gateway")]
         for role in roles where !FileManager.default.isExecutableFile(atPath: role.executable) {
             throw CLIError(
                 "\(role.executable) not found: ekey up runs the services next to the ekey binary; build them with "

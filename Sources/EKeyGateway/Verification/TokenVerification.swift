@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 public struct TokenVerification: Sendable {
     let keys: JWKSCache
     let issuer: String
+    /// `gateway.clock_skew` in whole seconds, as token times count.
     let clockSkew: Int64
     /// Public keys already decoded from the publisher's JWKs, by `kid`; an entry is used
     /// only while the JWK it came from is unchanged.
@@ -16,10 +17,10 @@ public struct TokenVerification: Sendable {
     let verifiedTokens: VerifiedTokenCache
 
     /// Creates the step.
-    public init(keys: JWKSCache, issuer: String, clockSkew: Int64) {
+    public init(keys: JWKSCache, issuer: String, clockSkew: Duration) {
         self.keys = keys
         self.issuer = issuer
-        self.clockSkew = clockSkew
+        self.clockSkew = clockSkew.components.seconds
         self.verifiedTokens = VerifiedTokenCache()
     }
 

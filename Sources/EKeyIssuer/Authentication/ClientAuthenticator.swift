@@ -1,6 +1,7 @@
 public import EKeyConfig
 public import EKeyProtocol
 public import EKeyServer
+public import EKeyStore
 
 /// Establishes who calls `POST /token` (docs/spec/issuer.md), strongest method first:
 /// 1. a TLS client certificate (identity: SPIFFE ID or `x509:<CN>`);
@@ -13,6 +14,7 @@ public import EKeyServer
 /// whatever the method; a failing proof is 401 `invalid_client`.
 public struct ClientAuthenticator: Sendable {
     private let tokenEndpoint: String
+    /// `issuer.clock_skew` in whole seconds, as token and proof times count.
     private let clockSkew: Int64
     private let registeredKeys: [String: String]
     private let identityProviders: IdentityProviders
@@ -20,16 +22,23 @@ public struct ClientAuthenticator: Sendable {
     private let verifier: DPoPProofVerifier
 
     /// Creates an authenticator.
+    ///
+    /// - Parameters:
+    ///   - clockSkew: `issuer.clock_skew`, counted in whole seconds and at least 1 s: how far
+    ///     a DPoP proof's `iat` and an IdP token's `exp`/`nbf` may be from now.
+    ///   - store: where spent proof `jti`s are remembered (``ProofReplayGuard``), for twice
+    ///     the skew plus a second.
     public init(
-        tokenEndpoint: String, clockSkew: Int64, clients: [ClientConfig], identityProviders: IdentityProviders,
-        replayGuard: ProofReplayGuard
+        tokenEndpoint: String, clockSkew: Duration, clients: [ClientConfig], identityProviders: IdentityProviders,
+        store: any UsageStore, metrics: MetricsRegistry
     ) {
+        let skew = max(1, clockSkew.components.seconds)
         self.tokenEndpoint = tokenEndpoint
-        self.clockSkew = clockSkew
+        self.clockSkew = skew
         self.registeredKeys = Dictionary(clients.map { ($0.jkt, $0.id) }, uniquingKeysWith: { first, _ in first })
         self.identityProviders = identityProviders
-        self.replayGuard = replayGuard
-        self.verifier = DPoPProofVerifier(policy: .init(maximumAge: .seconds(clockSkew)))
+        self.replayGuard = ProofReplayGuard(store: store, window: .seconds(2 * skew + 1), metrics: metrics)
+        self.verifier = DPoPProofVerifier(policy: .init(maximumAge: .seconds(skew)))
     }
 
     /// Authenticates a request.

@@ -62,12 +62,7 @@ public struct IdentityProviders: Sendable {
     /// - Throws: 401 `invalid_client` for an unknown issuer or any failed check.
     public func identity(of subjectToken: String, now: Int64, clockSkew: Int64) async throws(EKeyError) -> String {
         let token = try SubjectToken(parsing: subjectToken)
-        let claims: [String: JSONValue]
-        do {
-            claims = try StrictJSONParser().parseObject(token.payload)
-        } catch {
-            throw Self.refused("its payload is not a JSON object")
-        }
+        let claims = try StrictJSONParser().parseObject(token.payload) { _ in Self.refused("its payload is not a JSON object") }
         guard let issuer = claims["iss"]?.stringValue, let provider = providers[issuer] else {
             throw Self.refused("its iss is not one of issuer.idps")
         }

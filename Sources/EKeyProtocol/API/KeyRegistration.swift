@@ -16,12 +16,7 @@ public struct KeyRegistration: Sendable, Hashable {
     /// Reads and checks a registration: public P-256/Ed25519 key only, `alg` present and
     /// matching, `jwk.kid` equal to `kid`. Defects are 400 `invalid_request`.
     public init(body: [UInt8]) throws(EKeyError) {
-        let members: [String: JSONValue]
-        do {
-            members = try StrictJSONParser().parseObject(body)
-        } catch {
-            throw EKeyError(.invalidRequest, "the body must be a JSON object: \(error)")
-        }
+        let members = try StrictJSONParser().parseObject(body) { EKeyError(.invalidRequest, "the body must be a JSON object: \($0)") }
         guard let keyID = members["kid"]?.stringValue, !keyID.isEmpty, keyID.utf8.count <= 128 else {
             throw EKeyError(.invalidRequest, "\"kid\" must be a string of 1-128 characters")
         }

@@ -28,12 +28,7 @@ public struct TokenRequest: Sendable, Hashable {
 
     /// Reads a request body; every schema defect is 400 `invalid_request`.
     public init(body: [UInt8]) throws(EKeyError) {
-        let members: [String: JSONValue]
-        do {
-            members = try StrictJSONParser().parseObject(body)
-        } catch {
-            throw EKeyError(.invalidRequest, "the body must be a JSON object: \(error)")
-        }
+        let members = try StrictJSONParser().parseObject(body) { EKeyError(.invalidRequest, "the body must be a JSON object: \($0)") }
         func optionalString(_ name: String) throws(EKeyError) -> String? {
             guard let value = members[name], value != .null else { return nil }
             guard let text = value.stringValue, !text.isEmpty else {

@@ -30,12 +30,7 @@ public struct TokenResponse: Sendable, Hashable {
 
     /// Reads a response body.
     public init(body: [UInt8]) throws(EKeyError) {
-        let members: [String: JSONValue]
-        do {
-            members = try StrictJSONParser().parseObject(body)
-        } catch {
-            throw EKeyError(.invalidRequest, "the token response is not a JSON object: \(error)")
-        }
+        let members = try StrictJSONParser().parseObject(body) { EKeyError(.invalidRequest, "the token response is not a JSON object: \($0)") }
         guard let token = members["token"]?.stringValue, let tokenType = members["token_type"]?.stringValue,
             let expiresIn = members["expires_in"]?.integerValue, let expiresAt = members["expires_at"]?.integerValue,
             let trace = members["trace"]?.stringValue, let cnf = members["cnf"], let keyID = members["kid"]?.stringValue

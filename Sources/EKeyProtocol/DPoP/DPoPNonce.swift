@@ -10,31 +10,35 @@ public struct DPoPNonceSource: Sendable {
     public static let minimumSecretLength = 32
 
     private let key: SymmetricKey
-    /// The window length in seconds.
-    public let window: Int64
+    /// The window length in whole seconds: nonces index windows of epoch seconds.
+    private let windowSeconds: Int64
+
+    /// The window length, whole seconds (a fraction of a second is dropped).
+    public var window: Duration { .seconds(windowSeconds) }
 
     /// Creates a source; the secret must be at least 32 bytes and the window at least 1 s.
-    public init(secret: [UInt8], window: Int64) throws(EKeyError) {
+    public init(secret: [UInt8], window: Duration) throws(EKeyError) {
         guard secret.count >= Self.minimumSecretLength else {
             throw EKeyError(
                 .invalidRequest,
                 "the DPoP nonce secret is \(secret.count) bytes; it must be at least \(Self.minimumSecretLength) (e.g. head -c 32 /dev/urandom | base64)")
         }
-        guard window >= 1 else {
+        let windowSeconds = window.components.seconds
+        guard windowSeconds >= 1 else {
             throw EKeyError(.invalidRequest, "the DPoP nonce window must be at least 1 s")
         }
         self.key = SymmetricKey(data: secret)
-        self.window = window
+        self.windowSeconds = windowSeconds
     }
 
     /// The nonce to hand out at `now` (epoch seconds).
     public func nonce(now: Int64) -> String {
-        nonce(forWindow: now / window)
+        nonce(forWindow: now / windowSeconds)
     }
 
     /// Whether `nonce` belongs to the window of `now` or the one before.
     public func isCurrent(_ nonce: String, now: Int64) -> Bool {
-        let index = now / window
+        let index = now / windowSeconds
         let candidate = Array(nonce.utf8)
         return [index, index - 1].contains { constantTimeEqual(Array(self.nonce(forWindow: $0).utf8), candidate) }
     }

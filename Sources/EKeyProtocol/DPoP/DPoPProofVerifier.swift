@@ -101,12 +101,7 @@ public struct DPoPProofVerifier: Sendable {
             throw .invalidDPoPProof("the DPoP proof is refused: \(error.reason)")
         }
         let jwk = proofKey.jwk
-        let claims: [String: JSONValue]
-        do {
-            claims = try StrictJSONParser().parseObject(jws.payload)
-        } catch {
-            throw .invalidDPoPProof("the DPoP proof payload is not a valid JSON object: \(error)")
-        }
+        let claims = try StrictJSONParser().parseObject(jws.payload) { EKeyError.invalidDPoPProof("the DPoP proof payload is not a valid JSON object: \($0)") }
         guard claims["htm"]?.stringValue == request.method else {
             throw .invalidDPoPProof("the DPoP proof's htm does not match the request method \(request.method)")
         }

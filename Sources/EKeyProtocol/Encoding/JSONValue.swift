@@ -85,7 +85,7 @@ extension JSONValue {
                 output += "null"
             }
         case .string(let value):
-            Self.writeString(value, into: &output)
+            output += Self.quoted(value)
         case .array(let elements):
             output += "["
             for (index, element) in elements.enumerated() {
@@ -97,7 +97,7 @@ extension JSONValue {
             output += "{"
             for (index, name) in members.keys.sorted().enumerated() {
                 if index > 0 { output += "," }
-                Self.writeString(name, into: &output)
+                output += Self.quoted(name)
                 output += ":"
                 members[name]!.write(into: &output)
             }
@@ -105,15 +105,16 @@ extension JSONValue {
         }
     }
 
-    private static func writeString(_ value: String, into output: inout String) {
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            output += "\""
-            output += value
-            output += "\""
-            return
+    /// `text` as a JSON string literal, the one way E-Key writes strings, on the wire and in
+    /// log lines: `"` and `\` escaped; `\n`, `\r`, `\t`, `\b`, `\f` by name; other control
+    /// characters, DEL, U+2028 and U+2029 as `\u` escapes, so no value can end a log line,
+    /// add members to it, or end a JavaScript string early.
+    public static func quoted(_ text: String) -> String {
+        if !text.utf8.contains(where: mayNeedEscape) {
+            return "\"" + text + "\""
         }
-        output += "\""
-        for scalar in value.unicodeScalars {
+        var output = "\""
+        for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": output += "\\\""
             case "\\": output += "\\\\"
@@ -123,7 +124,7 @@ extension JSONValue {
             case "\u{08}": output += "\\b"
             case "\u{0C}": output += "\\f"
             default:
-                if scalar.value < 0x20 {
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value) {
                     let hex = String(scalar.value, radix: 16)
                     output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
@@ -131,6 +132,12 @@ extension JSONValue {
                 }
             }
         }
-        output += "\""
+        return output + "\""
+    }
+
+    /// Bytes that may need an escape: control characters, `"`, `\`, DEL, and the lead byte
+    /// of U+2028/U+2029 (checked precisely on the slow path).
+    private static func mayNeedEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F || byte == 0xE2
     }
 }

@@ -32,6 +32,22 @@ public struct StrictJSONParser: Sendable {
         }
         return members
     }
+
+    /// Parses one JSON text that must be an object; a defect is thrown as the caller's
+    /// error, which `failure` makes from the parser's.
+    ///
+    /// ```swift
+    /// let members = try StrictJSONParser().parseObject(body) { EKeyError(.invalidRequest, "the body must be a JSON object: \($0)") }
+    /// ```
+    public func parseObject<Bytes: Collection, Failure: Error>(
+        _ bytes: Bytes, else failure: (JSONParseError) -> Failure
+    ) throws(Failure) -> [String: JSONValue] where Bytes.Element == UInt8 {
+        do {
+            return try parseObject(bytes)
+        } catch {
+            throw failure(error)
+        }
+    }
 }
 
 /// Why a JSON text was refused, and the byte offset where.

@@ -13,12 +13,7 @@ public struct JWKSet: Sendable, Hashable {
     /// RSA public keys are kept only with `acceptingRSA` (external IdPs' key sets: E-Key
     /// tokens and proofs are never RSA).
     public init(parsing bytes: [UInt8], acceptingRSA: Bool = false) throws(JWSError) {
-        let document: [String: JSONValue]
-        do {
-            document = try StrictJSONParser().parseObject(bytes)
-        } catch {
-            throw JWSError(.malformed, "the JWKS is not valid JSON: \(error)")
-        }
+        let document = try StrictJSONParser().parseObject(bytes) { JWSError(.malformed, "the JWKS is not valid JSON: \($0)") }
         guard let entries = document["keys"]?.arrayValue else {
             throw JWSError(.malformed, "the JWKS has no \"keys\" array")
         }

@@ -33,12 +33,7 @@ public struct EKeyClaims: Sendable, Hashable {
 
     /// Reads claims from a payload; any missing or mistyped claim is `invalid_token`.
     public init(payload: [UInt8]) throws(EKeyError) {
-        let members: [String: JSONValue]
-        do {
-            members = try StrictJSONParser().parseObject(payload)
-        } catch {
-            throw EKeyError(.invalidToken, "the token payload is not a valid JSON object: \(error)")
-        }
+        let members = try StrictJSONParser().parseObject(payload) { EKeyError(.invalidToken, "the token payload is not a valid JSON object: \($0)") }
         func string(_ name: String) throws(EKeyError) -> String {
             guard let value = members[name]?.stringValue, !value.isEmpty else {
                 throw EKeyError(.invalidToken, "the token has no \"\(name)\" string claim")

@@ -38,9 +38,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
 
     /// A listener whose every request is answered by `responder` in a task.
     public init(tls: ServerTLS?, serverName: String, responder: @escaping InlineResponder) {
-        self.init(tls: tls, serverName: serverName) { _, origin in
-            .deferred { request in try await responder(request, origin) }
-        }
+        self.init(tls: tls, serverName: serverName, handler: InlineService.inTask(responder))
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {

@@ -78,6 +78,22 @@ struct InlineService: Sendable {
     let serverName: String
     let logger: Logger
 
+    init(handle: @escaping InlineHandler, serverName: String, logger: Logger) {
+        self.handle = handle
+        self.serverName = serverName
+        self.logger = logger
+    }
+
+    /// A service whose every request `respond` answers in a task.
+    init(respond: @escaping InlineResponder, serverName: String, logger: Logger) {
+        self.init(handle: Self.inTask(respond), serverName: serverName, logger: logger)
+    }
+
+    /// The handler that answers every request with `respond`, in a task.
+    static func inTask(_ respond: @escaping InlineResponder) -> InlineHandler {
+        { _, origin in .deferred { request in try await respond(request, origin) } }
+    }
+
     /// The answer of `respond` (an empty 500 when it throws) with `Date` and `Server`.
     func answer(_ request: Request, by respond: @Sendable (Request) async throws -> Response) async -> Response {
         var response: Response

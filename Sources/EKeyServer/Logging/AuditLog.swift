@@ -1,3 +1,4 @@
+import EKeyProtocol
 public import Logging
 import Synchronization
 
@@ -74,8 +75,8 @@ public struct AuditLog: Sendable {
             guard level <= .info else { return }
             var members: [(name: String, json: String)] = Self.fields(of: event).map { name, value in
                 switch value {
-                case .text(let text): (name, JSONLogHandler.quoted(text))
-                case .number(let number): (name, number.isFinite ? "\(number)" : JSONLogHandler.quoted(number.description))
+                case .text(let text): (name, JSONValue.quoted(text))
+                case .number(let number): (name, number.isFinite ? "\(number)" : JSONValue.quoted(number.description))
                 }
             }
             members.sort { $0.name < $1.name }

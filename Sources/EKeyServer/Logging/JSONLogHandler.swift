@@ -1,3 +1,4 @@
+import EKeyProtocol
 import Foundation
 public import Logging
 import NIOConcurrencyHelpers
@@ -56,9 +57,9 @@ public struct JSONLogHandler: LogHandler {
         var line = "{\"ts\":\""
         line.reserveCapacity(384)
         appendTimestamp(to: &line)
-        line += "\",\"level\":" + quoted(level.rawValue) + ",\"label\":" + quoted(label) + ",\"message\":" + quoted(message)
+        line += "\",\"level\":" + JSONValue.quoted(level.rawValue) + ",\"label\":" + JSONValue.quoted(label) + ",\"message\":" + JSONValue.quoted(message)
         for (name, json) in members {
-            line += "," + quoted(name) + ":" + json
+            line += "," + JSONValue.quoted(name) + ":" + json
         }
         line += "}\n"
         return line
@@ -74,47 +75,17 @@ public struct JSONLogHandler: LogHandler {
 
     private static func render(_ value: Logger.MetadataValue) -> String {
         switch value {
-        case .string(let text): return quoted(text)
+        case .string(let text): return JSONValue.quoted(text)
         case .stringConvertible(let convertible):
-            if let number = convertible as? Double { return number.isFinite ? "\(number)" : quoted(number.description) }
+            if let number = convertible as? Double { return number.isFinite ? "\(number)" : JSONValue.quoted(number.description) }
             if let number = convertible as? Int { return "\(number)" }
             if let number = convertible as? any BinaryInteger { return "\(number)" }
             if let flag = convertible as? Bool { return flag ? "true" : "false" }
-            return quoted(convertible.description)
+            return JSONValue.quoted(convertible.description)
         case .array(let values): return "[" + values.map(render).joined(separator: ",") + "]"
         case .dictionary(let members):
-            return "{" + members.keys.sorted().map { quoted($0) + ":" + render(members[$0]!) }.joined(separator: ",") + "}"
+            return "{" + members.keys.sorted().map { JSONValue.quoted($0) + ":" + render(members[$0]!) }.joined(separator: ",") + "}"
         }
-    }
-
-    /// `text` as a JSON string, escaped so that no value can end the line or add members.
-    static func quoted(_ text: String) -> String {
-        if !text.utf8.contains(where: needsEscaping) {
-            return "\"" + text + "\""
-        }
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value) {
-                    output += String(format: "\\u%04x", scalar.value)
-                } else {
-                    output.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return output + "\""
-    }
-
-    /// Bytes that may need an escape: control characters, `"`, `\\`, DEL, and the lead byte
-    /// of U+2028/U+2029 (checked precisely on the slow path).
-    private static func needsEscaping(_ byte: UInt8) -> Bool {
-        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F || byte == 0xE2
     }
 
     /// The second of the last timestamp and its text up to the seconds (`2026-12-02T05:43:59.`),

@@ -12,10 +12,14 @@ public protocol ServiceAssembly: Sendable {
     associatedtype Settings: Sendable
 
     /// The section's name (`gateway`, `issuer`, `jwks`): the prefix of its config keys,
-    /// such as `gateway.listen`.
+    /// such as `gateway.listen`. Given for a ``ServiceSection``.
     static var section: String { get }
 
-    /// The service's section of `config`; throws when the file has none.
+    /// One line saying what the service does: the `--help` abstract of its executable.
+    static var summary: String { get }
+
+    /// The service's section of `config`; throws when the file has none. Given for a
+    /// ``ServiceSection`` (`GatewayConfig`, ...).
     static func settings(from config: StackConfig) throws -> Settings
 
     /// Builds the service from its section and the rest of the stack file (`store`).
@@ -30,6 +34,16 @@ public protocol ServiceAssembly: Sendable {
     /// The parts to run in one group, listeners included; `onRunning` reports each
     /// listener's bound port by role (such as `gateway` and `admin`).
     func services(onRunning: @escaping @Sendable (_ role: String, _ port: Int) async -> Void) throws -> [any Service]
+}
+
+extension ServiceAssembly where Settings: ServiceSection {
+    /// The name of the service's section of the stack file (``ServiceSection/name``).
+    public static var section: String { Settings.name }
+
+    /// The service's section of `config` (``StackConfig/require(_:)``).
+    public static func settings(from config: StackConfig) throws -> Settings {
+        try config.require(Settings.self)
+    }
 }
 
 extension ServiceAssembly {

@@ -1,5 +1,8 @@
 public import AsyncHTTPClient
+public import EKeyConfig
 public import EKeyStore
+public import Logging
+import NIOPosix
 import Synchronization
 
 /// What a service opens while it is built (HTTP clients, store connections) and must close
@@ -9,7 +12,7 @@ import Synchronization
 /// client is never deinitialised open (AsyncHTTPClient stops the process when one is).
 ///
 /// ```swift
-/// let stores = resources.own(try Stores.make(url: config.store.url, eventLoopGroup: group, logger: logger))
+/// let stores = try resources.openStores(config.store, logger: logger)
 /// let client = resources.own(try InternalHTTPClient.make(caFile: ca, certificateFile: nil, keyFile: nil))
 /// ```
 public final class StartupResources: Sendable {
@@ -35,6 +38,13 @@ public final class StartupResources: Sendable {
     @discardableResult
     public func own(_ stores: Stores) -> Stores {
         own(stores) { await $0.shutdown() }
+    }
+
+    /// Opens the stores that `store` names (`store.url`, keys under `store.prefix`) on
+    /// NIO's shared event loops and registers them, so their connections close when the
+    /// service ends.
+    public func openStores(_ store: StoreConfig, logger: Logger) throws(StoreError) -> Stores {
+        own(try Stores.make(url: store.url, prefix: store.prefix, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger))
     }
 
     /// Closes everything registered, last opened first; a second call does nothing.
