@@ -19,7 +19,7 @@ import Testing
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
         try await harness.run(nonce: nonce, authorize: AuthorizeListenerTests.loopbackAuthorize) { ports in
-            let nginx = try await Nginx(files: harness.files, authorizePort: ports.authorizes[0], upstreamPort: ports.upstream)
+            let nginx = try await Self.nginx(files: harness.files, authorizePort: ports.authorizes[0], upstreamPort: ports.upstream)
             defer { nginx.stop() }
             do {
                 try await body(harness, nginx, ports)
@@ -27,6 +27,33 @@ import Testing
                 throw NginxFailure(description: "\(error)\nnginx error log:\n\(nginx.errorLog)")
             }
         }
+    }
+
+    /// The nginx block of docs/authorize.md, exactly as the document shows it.
+    static func documentedConfiguration() throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let document = try String(contentsOf: root.appendingPathComponent("docs/authorize.md"), encoding: .utf8)
+        guard let begin = document.range(of: "<!-- BEGIN tested nginx config -->\n```nginx\n"),
+            let end = document.range(of: "```\n<!-- END tested nginx config -->", range: begin.upperBound..<document.endIndex)
+        else { throw NginxFailure(description: "docs/authorize.md has no tested nginx config block") }
+        return String(document[begin.upperBound..<end.lowerBound])
+    }
+
+    /// nginx with docs/authorize.md's configuration, where only the addresses and the
+    /// certificate folder (the harness's `server.crt`, `server.key`, `ca.crt`) are replaced.
+    static func nginx(files: TemporaryFiles, authorizePort: Int, upstreamPort: Int) async throws -> Nginx {
+        let port = try FreePort.pick()
+        var site = try documentedConfiguration()
+        for (documented, actual) in [
+            ("127.0.0.1:9444", "127.0.0.1:\(authorizePort)"), ("127.0.0.1:8443", "127.0.0.1:\(port)"),
+            ("127.0.0.1:3000", "127.0.0.1:\(upstreamPort)"), ("/etc/nginx/ekey/", files.directory.path + "/"),
+        ] {
+            guard site.contains(documented) else {
+                throw NginxFailure(description: "docs/authorize.md's nginx config no longer contains \(documented)")
+            }
+            site = site.replacingOccurrences(of: documented, with: actual)
+        }
+        return try await Nginx(site: site, port: port, folder: files.path("nginx"))
     }
 
     static func dpop(_ harness: GatewayHarness, _ key: PrivateSigningKey, token: String, method: String = "POST", path: String = "/payments", nonce: String? = nil) throws
@@ -38,7 +65,7 @@ import Testing
     @Test func theDocumentedConfigurationIsTheOneEKeyUpPrints() throws {
         let printed = AuthorizeSnippets.nginx(
             authorize: "127.0.0.1:9444", listen: "127.0.0.1:8443", upstream: "http://127.0.0.1:3000", certificateFolder: "/etc/nginx/ekey")
-        #expect(try Nginx.documentedConfiguration() == printed, "docs/authorize.md and AuthorizeSnippets.nginx must stay the same text")
+        #expect(try Self.documentedConfiguration() == printed, "docs/authorize.md and AuthorizeSnippets.nginx must stay the same text")
     }
 
     @Test func aValidDPoPCallPassesWithTheVerifiedIdentityAndNoCredentials() async throws {

@@ -1,46 +1,29 @@
-import EKeyTestSupport
-import Foundation
+public import Foundation
+import Glibc
 
 /// Why nginx could not be used; carries its error log.
-struct NginxFailure: Error, CustomStringConvertible {
-    let description: String
+public struct NginxFailure: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
-/// Debian's nginx run by a test on loopback, with the configuration of docs/authorize.md
-/// (the block between its `tested nginx config` markers) where only the addresses and the
-/// certificate folder are replaced. Single process (`master_process off`), logs and temporary
-/// files in the test's folder.
-final class Nginx: @unchecked Sendable {
-    let port: Int
+/// Debian's nginx run by a test on loopback: a site configuration (the content of an
+/// `http {}` block, such as docs/authorize.md's) wrapped in a single-process main
+/// configuration with its logs and temporary files in `folder`.
+public final class Nginx: @unchecked Sendable {
+    /// The port the site listens on (the caller wrote it into the site configuration).
+    public let port: Int
     private let process = Process()
     private let folder: String
 
-    /// The nginx block of docs/authorize.md, exactly as the document shows it.
-    static func documentedConfiguration() throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let document = try String(contentsOf: root.appendingPathComponent("docs/authorize.md"), encoding: .utf8)
-        guard let begin = document.range(of: "<!-- BEGIN tested nginx config -->\n```nginx\n"),
-            let end = document.range(of: "```\n<!-- END tested nginx config -->", range: begin.upperBound..<document.endIndex)
-        else { throw NginxFailure(description: "docs/authorize.md has no tested nginx config block") }
-        return String(document[begin.upperBound..<end.lowerBound])
-    }
-
-    /// Starts nginx in front of `upstreamPort`, asking the authorize listener on
-    /// `authorizePort`; its TLS files are the harness's `server.crt`, `server.key`, `ca.crt`.
-    init(files: TemporaryFiles, authorizePort: Int, upstreamPort: Int) async throws {
-        port = try FreePort.pick()
-        folder = files.path("nginx")
+    /// Starts nginx with `site` inside `http {}`; returns once `port` accepts connections.
+    public init(site: String, port: Int, folder: String) async throws {
+        self.port = port
+        self.folder = folder
         try FileManager.default.createDirectory(atPath: folder + "/tmp", withIntermediateDirectories: true)
-        var site = try Self.documentedConfiguration()
-        for (documented, actual) in [
-            ("127.0.0.1:9444", "127.0.0.1:\(authorizePort)"), ("127.0.0.1:8443", "127.0.0.1:\(port)"),
-            ("127.0.0.1:3000", "127.0.0.1:\(upstreamPort)"), ("/etc/nginx/ekey/", files.directory.path + "/"),
-        ] {
-            guard site.contains(documented) else {
-                throw NginxFailure(description: "docs/authorize.md's nginx config no longer contains \(documented)")
-            }
-            site = site.replacingOccurrences(of: documented, with: actual)
-        }
         let configuration = """
             daemon off;
             master_process off;
@@ -57,7 +40,8 @@ final class Nginx: @unchecked Sendable {
             \(site)
             }
             """
-        let path = try files.write("nginx/nginx.conf", configuration)
+        let path = folder + "/nginx.conf"
+        try configuration.write(toFile: path, atomically: true, encoding: .utf8)
         let binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else {
             throw NginxFailure(description: "nginx is not installed; `make deps` installs it (Debian package nginx)")
@@ -79,14 +63,15 @@ final class Nginx: @unchecked Sendable {
         throw NginxFailure(description: "nginx did not listen on \(port) within 5 s: \(errorLog)")
     }
 
-    var errorLog: String {
+    /// nginx's error log so far.
+    public var errorLog: String {
         (try? String(contentsOfFile: folder + "/error.log", encoding: .utf8)) ?? "(no error log)"
     }
 
     /// Ends nginx with SIGKILL: a child of the test runner inherits its blocked signals, and
     /// nginx without a master process never unblocks SIGTERM. It keeps no state worth a
     /// graceful stop.
-    func stop() {
+    public func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
