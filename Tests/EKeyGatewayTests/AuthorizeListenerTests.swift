@@ -33,13 +33,18 @@ import Testing
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
-    @Test func envoyHTTPConventionsPathPrefixAndHTTP2() async throws {
+    /// Runs `body` with a harness whose gateway has ``envoyAuthorize(_:)``, an HTTPS client
+    /// presenting Envoy's certificate, and the authorize listener's port.
+    static func withEnvoy(_ body: (GatewayHarness, HTTPClient, Int) async throws -> Void) async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
-        let authorize = try Self.envoyAuthorize(harness)
+        let authorize = try envoyAuthorize(harness)
         let envoy = try harness.client(certificate: "edge")
-        try await harness.run(authorize: authorize) { ports in
-            let port = ports.authorizes[0]
+        try await harness.run(authorize: authorize) { ports in try await body(harness, envoy, ports.authorizes[0]) }
+    }
+
+    @Test func envoyHTTPConventionsPathPrefixAndHTTP2() async throws {
+        try await Self.withEnvoy { harness, envoy, port in
             let key = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(key, limit: 2)
             let allowed = try await harness.send(
@@ -69,12 +74,7 @@ import Testing
     }
 
     @Test func xfccHashAndCertBindMTLSTokens() async throws {
-        let harness = try GatewayHarness()
-        defer { harness.files.remove() }
-        let authorize = try Self.envoyAuthorize(harness)
-        let envoy = try harness.client(certificate: "edge")
-        try await harness.run(authorize: authorize) { ports in
-            let port = ports.authorizes[0]
+        try await Self.withEnvoy { harness, envoy, port in
             let token = try harness.mtlsToken(limit: 10)
             let hash = Self.hex(harness.workloadCertificateSHA256)
             let pem = try String(contentsOfFile: harness.files.path("workload.crt"), encoding: .utf8)
