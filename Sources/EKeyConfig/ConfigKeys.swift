@@ -233,9 +233,29 @@ enum ConfigKeys {
             ])
         }
 
+        /// `authorize`: verify-only mode, the gateway's checks answered to a proxy (docs/authorize.md).
+        @usableFromInline
+        enum Authorize {
+            @usableFromInline static let listen = ConfigKey(
+                "listen", .address, default: ListenAddress(host: "127.0.0.1", port: 9444),
+                doc: "the authorization listener proxies call; never the public one")
+            static let grpcListen = ConfigKey(
+                "grpc_listen", ValueType.address.optional, default: nil, shownDefault: "none",
+                doc: "Envoy ext_authz gRPC `Check`: not available in this version, leave it out")
+            static let trustedClients = RequiredKey(
+                "trusted_clients", ValueType.strings.described("non-empty list of identities or CIDRs"),
+                doc: "the proxies answered: TLS identities (spiffe://..., x509:<CN>) or address ranges (127.0.0.1/32)")
+            static let pathPrefix = ConfigKey(
+                "path_prefix", ValueType.string.optional, default: nil, shownDefault: "none",
+                doc: "stripped from the request path when no forwarded-request header names the original (Envoy ext_authz HTTP)")
+            static let block = ConfigBlock("authorize", .map, [
+                .key(listen), .block(TLS.block), .key(grpcListen), .key(trustedClients), .key(pathPrefix),
+            ])
+        }
+
         static let block = ConfigBlock("gateway", .map, [
             .key(listen), .key(adminListen), .block(TLS.block), .key(issuer), .block(JWKS.block), .key(clockSkew),
-            .block(DPoP.block), .block(Timeouts.block), .block(Route.block),
+            .block(DPoP.block), .block(Timeouts.block), .block(Route.block), .block(Authorize.block),
         ])
     }
 

@@ -20,6 +20,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var timeouts: TimeoutsConfig
     /// `routes`: longest matching `prefix` wins.
     public var routes: [RouteConfig]
+    /// `authorize`: verify-only mode for a proxy in front; `nil` (absent) means off.
+    public var authorize: AuthorizeConfig?
 
     /// Creates a gateway configuration.
     public init(
@@ -27,7 +29,7 @@ public struct GatewayConfig: Sendable, Hashable {
         adminListen: ListenAddress = ConfigKeys.Gateway.adminListen.defaultValue, tls: TLSSettings,
         issuer: String, jwks: JWKSClientConfig, clockSkew: Duration = ConfigKeys.Gateway.clockSkew.defaultValue,
         dpop: DPoPConfig = DPoPConfig(),
-        timeouts: TimeoutsConfig = TimeoutsConfig(), routes: [RouteConfig]
+        timeouts: TimeoutsConfig = TimeoutsConfig(), routes: [RouteConfig], authorize: AuthorizeConfig? = nil
     ) {
         self.listen = listen
         self.adminListen = adminListen
@@ -38,6 +40,7 @@ public struct GatewayConfig: Sendable, Hashable {
         self.dpop = dpop
         self.timeouts = timeouts
         self.routes = routes
+        self.authorize = authorize
     }
 }
 

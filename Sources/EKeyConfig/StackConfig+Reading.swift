@@ -266,10 +266,74 @@ enum SectionReader {
         let dpop = dpop(m.map(Key.DPoP.block))
         let timeouts = timeouts(m.map(ConfigKeys.Timeouts.block), base: TimeoutsConfig())
         let routes = routes(m, timeouts: timeouts)
+        let authorize = m.has(Key.Authorize.block) ? authorize(m.map(Key.Authorize.block), gatewayListen: listen) : nil
         guard m.context.errors.count == before, let tls, let issuer, let jwks else { return nil }
         return GatewayConfig(
             listen: listen, adminListen: adminListen, tls: tls, issuer: issuer, jwks: jwks, clockSkew: clockSkew,
-            dpop: dpop, timeouts: timeouts, routes: routes)
+            dpop: dpop, timeouts: timeouts, routes: routes, authorize: authorize)
+    }
+
+    /// `gateway.authorize`: its own listener (TLS, or plaintext on loopback only) and the
+    /// callers it answers; identities need client certificates to be asked for.
+    static func authorize(_ m: MapReader, gatewayListen: ListenAddress) -> AuthorizeConfig? {
+        typealias Key = ConfigKeys.Gateway.Authorize
+        let before = m.context.errors.count
+        let listen = m[Key.listen]
+        if listen == gatewayListen {
+            m.context.error(
+                m.childPath(Key.listen), "is gateway.listen too; the authorize listener needs its own address (e.g. 127.0.0.1:9444), never the public one",
+                m.raw(Key.listen))
+        }
+        let tls = tls(m)
+        if tls == TLSSettings.none && !listen.isLoopback {
+            m.context.error(
+                m.childPath(ConfigKeys.TLS.block),
+                "none is allowed only on a loopback listen address (127.0.0.1, ::1, localhost), not \(listen); listen on loopback or give {cert, key, client_ca, client_auth: required}",
+                m.raw(ConfigKeys.TLS.block))
+        }
+        if m.has(Key.grpcListen) {
+            m.context.error(
+                m.childPath(Key.grpcListen),
+                "the gRPC Check service is not available in this version; remove grpc_listen and point Envoy's ext_authz http_service at listen (with path_prefix)",
+                m.raw(Key.grpcListen))
+        }
+        m.missing(Key.trustedClients)
+        var trusted: [TrustedClient] = []
+        for (index, text) in (m.value(Key.trustedClients) ?? []).enumerated() {
+            guard let entry = TrustedClient(parsing: text.trimmingWhitespace()) else {
+                m.context.error(
+                    "\(m.childPath(Key.trustedClients)).\(index)",
+                    "\"\(text)\" is neither an identity (spiffe://trust-domain/path, or x509:<CN> for a certificate without a SPIFFE ID) nor an address range (127.0.0.1/32, 10.0.0.0/8, ::1/128)",
+                    m.raw(Key.trustedClients))
+                continue
+            }
+            trusted.append(entry)
+        }
+        if m.isEmptyList(Key.trustedClients) {
+            m.context.error(m.childPath(Key.trustedClients), "must list at least one identity or address range; nobody would be answered", m.raw(Key.trustedClients))
+        }
+        if let identity = trusted.first(where: \.isIdentity), (tls?.files?.clientAuth ?? ClientAuthMode.none) == .none {
+            m.context.error(
+                m.childPath(Key.trustedClients),
+                "names the identity \(identity) but gateway.authorize.tls asks for no client certificate; add client_ca and client_auth: required, or trust address ranges",
+                m.raw(Key.trustedClients))
+        }
+        var pathPrefix = m[Key.pathPrefix]?.trimmingWhitespace()
+        if let text = pathPrefix {
+            while pathPrefix?.hasSuffix("/") == true { pathPrefix?.removeLast() }
+            let segments = (pathPrefix ?? "").split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            let plain = segments.allSatisfy { segment in
+                !segment.isEmpty && segment != "." && segment != ".."
+                    && segment.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._~".contains($0)) }
+            }
+            if !text.hasPrefix("/") || segments.isEmpty || !plain {
+                m.context.error(
+                    m.childPath(Key.pathPrefix), "\"\(text)\" must be a path of plain segments starting with / (e.g. /ext_authz), not / alone",
+                    m.raw(Key.pathPrefix))
+            }
+        }
+        guard m.context.errors.count == before, let tls else { return nil }
+        return AuthorizeConfig(listen: listen, tls: tls, trustedClients: trusted, pathPrefix: pathPrefix)
     }
 
     static func jwksClient(_ parent: MapReader) -> JWKSClientConfig? {

@@ -24,6 +24,8 @@ public struct Gateway: Sendable {
     let responder: GatewayResponder
     /// The main listener: requests answered from the channel pipeline, no per-stream async bridge.
     let listener: InlineHTTPChannel
+    /// `gateway.authorize`: the verify-only listener on the same data path, and its TLS.
+    let authorize: (listener: InlineHTTPChannel, tls: ServerTLS?)?
     let metrics: MetricsRegistry
     let logger: Logger
     /// Shown in `/readyz` after the verdict (the in-memory store standing by default).
@@ -64,6 +66,14 @@ public struct Gateway: Sendable {
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
         self.responder = responder
         listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", handler: responder.answer(_:origin:))
+        authorize = try config.authorize.map { settings -> (listener: InlineHTTPChannel, tls: ServerTLS?) in
+            let authorizer = AuthorizeResponder(gateway: responder, trustedClients: settings.trustedClients, pathPrefix: settings.pathPrefix)
+            let authorizeTLS = try ServiceStartup.serverTLS(settings.tls, key: "gateway.authorize.tls")
+            let listener = InlineHTTPChannel(tls: authorizeTLS, serverName: "ekey-gateway") { request, origin in
+                await authorizer.respond(to: request, origin: origin)
+            }
+            return (listener: listener, tls: authorizeTLS)
+        }
     }
 
     /// Reads `gateway.dpop.nonce_secret_file`: at least 32 bytes, used as read, one
@@ -114,6 +124,21 @@ public struct Gateway: Sendable {
         var services: [any Service] = [keys, ForwarderShutdown(forwarder: forwarder)] + namedListeners(main: server, admin: admin)
         var reloadable: [any ReloadableTLS] = []
         if let tls { reloadable.append(tls) }
+        if let authorize, let settings = config.authorize {
+            let authorizeServer = Server(
+                childChannelSetup: authorize.listener,
+                configuration: .init(address: .hostname(settings.listen.host, port: settings.listen.port), serverName: "ekey-gateway"),
+                onServerRunning: { channel in await onRunning("authorize", channel.localAddress?.port ?? 0) },
+                eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                logger: logger)
+            services.append(NamedListener(authorizeServer, key: "gateway.authorize.listen", host: settings.listen.host, port: settings.listen.port))
+            if let authorizeTLS = authorize.tls {
+                reloadable.append(authorizeTLS)
+                metrics.onScrape { authorizeTLS.expiryExposition(listener: "authorize") }
+            } else {
+                logger.warning("gateway.authorize.tls is none: the authorize listener on \(settings.listen) is plaintext (loopback only); tokens and proofs cross it in clear text")
+            }
+        }
         if let jwksTLS { reloadable.append(jwksTLS) }
         if !reloadable.isEmpty {
             services.append(TLSReloadService(reloadable, logger: logger))

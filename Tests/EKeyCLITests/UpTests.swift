@@ -236,6 +236,53 @@ struct UpTests {
         }
     }
 
+    @Test("ekey up --authorize opens the authorize listener and prints an nginx config that works in front of the demo API")
+    func testAuthorizePrintsAWorkingNginxConfig() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ports = try Ports.pick()
+        let authorizePort = try FreePort.pick()
+        let up = try ServiceProcess(
+            "ekey", ["up", "--dir", dir, "--authorize", "--authorize-port", "\(authorizePort)"] + ports.arguments, environment: ports.environment)
+        do {
+            try await Self.waitUntilRunning(up)
+            let stack = try String(contentsOfFile: "\(dir)/stack.yaml", encoding: .utf8)
+            #expect(stack.contains("listen: 127.0.0.1:\(authorizePort)"), "\(stack)")
+            // The printed nginx config, from its first comment line to the server block's end.
+            var output = up.output
+            for _ in 0..<100 where !output.contains("location @ekey_refused") {
+                try await Task.sleep(for: .milliseconds(50))
+                output = up.output
+            }
+            let start = try #require(output.range(of: "# E-Key verify-only mode behind nginx"), "\(output)")
+            let refused = try #require(output.range(of: "location @ekey_refused", range: start.upperBound..<output.endIndex))
+            let end = try #require(output.range(of: "\n}\n", range: refused.upperBound..<output.endIndex))
+            var site = String(output[start.lowerBound..<end.upperBound])
+            #expect(site.contains("server 127.0.0.1:\(authorizePort);"))
+            #expect(site.contains("proxy_pass http://127.0.0.1:\(ports.upstream)"))
+            let nginxPort = try FreePort.pick()
+            site = site.replacingOccurrences(of: "listen 127.0.0.1:8480 ", with: "listen 127.0.0.1:\(nginxPort) ")
+            let nginx = try await Nginx(site: site, port: nginxPort, folder: "\(dir)/nginx")
+            defer { nginx.stop() }
+
+            // An mTLS-bound call through nginx: nginx checks the certificate, E-Key the token, the
+            // demo API answers with the subject nginx copied from E-Key's answer.
+            let mtls = try CLI.run(["call", "--dir", dir, "GET", "https://localhost:\(nginxPort)/payments/42", "--bind", "mTLS"])
+            #expect(mtls.status == 0, "\(mtls.all)\n\(nginx.errorLog)\n\(up.output)")
+            #expect(mtls.stdout.contains("spiffe://example.org/demo/checkout"), "\(mtls.all)")
+            #expect(up.output.contains("\"mode\":\"authorize\""), "the decision is audited as verify-only")
+            // A DPoP proof names nginx's URL, not the route's public_origin: refused, and nginx relays the 401.
+            let dpop = try CLI.run(["call", "--dir", dir, "POST", "https://localhost:\(nginxPort)/payments", "-d", #"{"amount":1}"#])
+            #expect(dpop.status == 1)
+            #expect(dpop.stderr.contains("401"), "\(dpop.all)")
+        } catch {
+            up.signal(SIGKILL)
+            throw error
+        }
+        up.signal(SIGTERM)
+        #expect(try await up.waitForExit(timeout: .seconds(30)) == 0, "\(up.output)")
+    }
+
     @Test("a port in use is named, with the flag and variable that change it")
     func testPortTaken() async throws {
         let dir = try CLI.temporaryDirectory()

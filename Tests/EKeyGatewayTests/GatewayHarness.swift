@@ -195,13 +195,15 @@ struct GatewayHarness {
         var upstream: Int
         var gateways: [Int]
         var admins: [Int]
+        /// Each gateway's `gateway.authorize` listener, when the run turned it on.
+        var authorizes: [Int] = []
         /// The publisher's key store, for tests that rotate or revoke keys.
         var publishedKeys: StoreBackedKeys
     }
 
     /// The gateway config for this harness.
     func gatewayConfig(
-        port: Int, adminPort: Int, publisherPort: Int, upstream: String, upstreamCA: String? = nil, nonce: Bool = false, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2))
+        port: Int, adminPort: Int, publisherPort: Int, upstream: String, upstreamCA: String? = nil, nonce: Bool = false, authorize: AuthorizeConfig? = nil, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2))
     ) -> GatewayConfig {
         GatewayConfig(
             listen: ListenAddress(host: "127.0.0.1", port: port), adminListen: ListenAddress(host: "127.0.0.1", port: adminPort),
@@ -214,13 +216,14 @@ struct GatewayHarness {
                 RouteConfig(
                     prefix: "/", upstream: URL(string: upstream)!, audience: Self.audience, publicOrigin: URL(string: Self.audience)!, upstreamCA: upstreamCA,
                     timeouts: timeouts)
-            ])
+            ],
+            authorize: authorize)
     }
 
     /// Runs publisher, upstream and `gateways` gateways sharing `storeURL`; registers the
     /// signing key before `body` runs. `jwksClock` times the gateways' key-set caches.
     func run<R: Sendable>(
-        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
+        gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, authorize: AuthorizeConfig? = nil, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
         jwksMaxAge: Duration = .seconds(30), jwksClock: any Clock<Duration> = ContinuousClock(), _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
@@ -266,12 +269,12 @@ struct GatewayHarness {
                 let config = gatewayConfig(
                     port: 0, adminPort: 0, publisherPort: publisherPort,
                     upstream: upstreamProtocol.url(port: upstreamPort),
-                    upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce)
+                    upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce, authorize: authorize)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy, jwksClock: jwksClock)
                 gatewaySet.append(GatewayServices(gateway: gateway, index: index))
-                gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"])
+                gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"] + (authorize == nil ? [] : ["authorize-\(index)"]))
             }
             return try await LiveServices.with(roles: gatewayRoles, { report in
                 gatewaySet.flatMap { $0.make(report) }
@@ -279,6 +282,7 @@ struct GatewayHarness {
                 let ports = Ports(
                     publisher: publisherPort, upstream: upstreamPort,
                     gateways: (0..<gateways).map { gatewayPorts["gateway-\($0)"]! }, admins: (0..<gateways).map { gatewayPorts["admin-\($0)"]! },
+                    authorizes: authorize == nil ? [] : (0..<gateways).map { gatewayPorts["authorize-\($0)"]! },
                     publishedKeys: publisherKeys)
                 do {
                     return .success(try await body(ports))

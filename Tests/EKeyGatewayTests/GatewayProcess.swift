@@ -11,13 +11,16 @@ final class GatewayProcess: @unchecked Sendable {
     let upstream: String
     let port: Int
     let adminPort: Int
+    /// Lines added to the `gateway:` section, indented by two spaces (e.g. `  authorize: {...}`).
+    let extraGatewayYAML: String
     private var process: ServiceProcess?
     private var configPath = ""
 
-    init(harness: GatewayHarness, publisherPort: Int, upstream: String) throws {
+    init(harness: GatewayHarness, publisherPort: Int, upstream: String, extraGatewayYAML: String = "") throws {
         self.harness = harness
         self.publisherPort = publisherPort
         self.upstream = upstream
+        self.extraGatewayYAML = extraGatewayYAML
         port = try FreePort.pick()
         adminPort = try FreePort.pick()
     }
@@ -38,6 +41,7 @@ final class GatewayProcess: @unchecked Sendable {
               jwks: {url: "https://localhost:\(publisherPort)/.well-known/jwks.json", ca: \(files.path("ca.crt"))}
               timeouts: {connect: 1s, first_byte: 3s, idle: 2s}
               routes: [{prefix: /, upstream: "\(upstream)", audience: "\(GatewayHarness.audience)", public_origin: "\(GatewayHarness.audience)"\(upstreamCA)}]
+            \(extraGatewayYAML)
             """)
         try await launch()
     }
@@ -88,6 +92,9 @@ final class GatewayProcess: @unchecked Sendable {
         try await launch()
         return described
     }
+
+    /// Everything the process wrote so far (its log and audit lines).
+    var output: String { process?.output ?? "" }
 
     func stop() async {
         guard let process else { return }

@@ -56,6 +56,12 @@ struct StackPorts: Sendable {
     var issuerAdmin = 9101
     var gatewayAdmin = 9102
     var jwksAdmin = 9103
+    /// The gateway's authorize listener (`ekey up --authorize`); `nil`: off.
+    var authorize: Int?
+
+    static let defaultAuthorize = 9444
+    /// The nginx port of the snippet `ekey up --authorize` prints.
+    static let nginxExample = 8480
 }
 
 /// Writes the `stack.yaml` of `ekey up` (docs/configuration.md).
@@ -108,7 +114,18 @@ enum StackFile {
               dpop: {max_age: 5s, nonce: false, nonce_secret_file: pki/dpop-nonce.key}
               routes:
                 - {prefix: /, upstream: "http://127.0.0.1:\(ports.upstream)", audience: "\(StackLayout.demoAudience)", public_origin: "https://localhost:\(ports.gateway)"}
-
+            \(ports.authorize.map(authorizeSection) ?? "")
             """
+    }
+
+    /// `gateway.authorize` for a proxy on this machine: plaintext on loopback, loopback callers only.
+    static func authorizeSection(port: Int) -> String {
+        """
+          authorize:
+            listen: 127.0.0.1:\(port)
+            tls: none
+            trusted_clients: ["127.0.0.1/32", "::1/128"]
+
+        """
     }
 }

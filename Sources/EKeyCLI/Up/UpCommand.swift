@@ -27,6 +27,10 @@ struct UpCommand: AsyncParsableCommand {
             Every port can also be set by environment: EKEY_UP_ISSUER_PORT, EKEY_UP_GATEWAY_PORT,
             EKEY_UP_JWKS_PORT, EKEY_UP_UPSTREAM_PORT, EKEY_UP_ISSUER_ADMIN_PORT,
             EKEY_UP_GATEWAY_ADMIN_PORT, EKEY_UP_JWKS_ADMIN_PORT; and EKEY_UP_STORE, EKEY_UP_DIR.
+
+            --authorize also opens the gateway's verify-only listener (gateway.authorize, plaintext on
+            127.0.0.1, answering loopback callers only) and prints an nginx configuration that puts
+            the demo API behind nginx auth_request (docs/authorize.md).
             """
     )
 
@@ -43,6 +47,10 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Issuer admin port (default 9101).") var issuerAdminPort: Int?
     @Option(help: "Gateway admin port (default 9102).") var gatewayAdminPort: Int?
     @Option(help: "JWKS publisher admin port (default 9103).") var jwksAdminPort: Int?
+
+    @Flag(help: "Also open the gateway's authorize listener for a proxy in front (verify-only mode) and print an nginx config for it.")
+    var authorize = false
+    @Option(help: "Authorize listener port with --authorize (default 9444). Env: EKEY_UP_AUTHORIZE_PORT.") var authorizePort: Int?
 
     @Option(help: "SPIFFE trust domain of a new PKI.")
     var trustDomain = "example.org"
@@ -74,7 +82,11 @@ struct UpCommand: AsyncParsableCommand {
             upstream: port(upstreamPort, "EKEY_UP_UPSTREAM_PORT", defaults.upstream),
             issuerAdmin: port(issuerAdminPort, "EKEY_UP_ISSUER_ADMIN_PORT", defaults.issuerAdmin),
             gatewayAdmin: port(gatewayAdminPort, "EKEY_UP_GATEWAY_ADMIN_PORT", defaults.gatewayAdmin),
-            jwksAdmin: port(jwksAdminPort, "EKEY_UP_JWKS_ADMIN_PORT", defaults.jwksAdmin))
+            jwksAdmin: port(jwksAdminPort, "EKEY_UP_JWKS_ADMIN_PORT", defaults.jwksAdmin),
+            authorize: authorize ? port(authorizePort, "EKEY_UP_AUTHORIZE_PORT", StackPorts.defaultAuthorize) : nil)
+        if authorizePort != nil && !authorize {
+            throw ValidationError("--authorize-port needs --authorize")
+        }
         let stack = Stack(
             layout: StackLayout(dir ?? environment["EKEY_UP_DIR"] ?? StackLayout.defaultDirectory),
             ports: ports, store: store ?? environment["EKEY_UP_STORE"] ?? "memory://", trustDomain: trustDomain,
@@ -175,7 +187,8 @@ final class Stack: @unchecked Sendable {
         let name: String
         let executable: String
         let arguments: [String]
-        let listeners: [(port: Int, what: String, flag: String, variable: String)]
+        typealias Listener = (port: Int, what: String, flag: String, variable: String)
+        let listeners: [Listener]
         let readyURL: String?
     }
 
@@ -198,16 +211,17 @@ final class Stack: @unchecked Sendable {
         /// A service's role: its executable beside `ekey`, its two listeners with the
         /// `--<section>-port` and `--<section>-admin-port` flags (`EKEY_UP_<SECTION>_PORT`, ...)
         /// that move them, ready once its admin listener's `/readyz` answers.
-        func service<Section: ServiceSection>(_ section: Section, _ title: String) -> Role {
+        func service<Section: ServiceSection>(_ section: Section, _ title: String, more: [Role.Listener] = []) -> Role {
             let variable = "EKEY_UP_\(Section.name.uppercased())"
             return Role(
                 name: Section.name, executable: binaries + "/ekey-\(Section.name)", arguments: configArguments,
                 listeners: [
                     (section.listen.port, title, "--\(Section.name)-port", "\(variable)_PORT"),
                     (section.adminListen.port, "\(title)'s admin listener", "--\(Section.name)-admin-port", "\(variable)_ADMIN_PORT"),
-                ], readyURL: "http://127.0.0.1:\(section.adminListen.port)/readyz")
+                ] + more, readyURL: "http://127.0.0.1:\(section.adminListen.port)/readyz")
         }
-        roles += [service(jwks, "the JWKS publisher"), service(issuer, "the issuer"), service(gateway, "the gateway")]
+        let authorize = gateway.authorize.map { [($0.listen.port, "the gateway's authorize listener", "--authorize-port", "EKEY_UP_AUTHORIZE_PORT")] } ?? []
+        roles += [service(jwks, "the JWKS publisher"), service(issuer, "the issuer"), service(gateway, "the gateway", more: authorize)]
         for role in roles where !FileManager.default.isExecutableFile(atPath: role.executable) {
             throw CLIError(
                 "\(role.executable) not found: ekey up runs the services next to the ekey binary; build them with "
@@ -378,6 +392,28 @@ final class Stack: @unchecked Sendable {
 
             """
         OutputLock.shared.write(text)
+        if let gateway = config.gateway, let authorize = gateway.authorize {
+            OutputLock.shared.write(authorizeBanner(gateway, authorize))
+        }
+    }
+
+    /// The authorize listener and an nginx config that uses it for the demo API (docs/authorize.md).
+    private func authorizeBanner(_ gateway: GatewayConfig, _ authorize: AuthorizeConfig) -> String {
+        let folder = URL(fileURLWithPath: layout.pkiDirectory).standardizedFileURL.path
+        let upstream = gateway.routes.first?.upstream.absoluteString ?? "http://127.0.0.1:\(requestedPorts.upstream)"
+        let origin = gateway.routes.first?.publicOrigin.absoluteString ?? ""
+        let snippet = AuthorizeSnippets.nginx(
+            authorize: authorize.listen.description, listen: "127.0.0.1:\(StackPorts.nginxExample)", upstream: upstream, certificateFolder: folder)
+        return """
+            Verify-only mode: the gateway answers proxies on http://\(authorize.listen) (trusted: \
+            \(authorize.trustedClients.map(\.description).joined(separator: ", "))).
+            An nginx config for it (inside http {}; docs/authorize.md explains each line). DPoP proofs name the
+            route's public_origin (\(origin)): to call through nginx with DPoP, set gateway.routes[0].public_origin
+            to https://localhost:\(StackPorts.nginxExample) in \(layout.configPath) (and delete its first line).
+
+            \(snippet)
+
+            """
     }
 
     // MARK: Helpers

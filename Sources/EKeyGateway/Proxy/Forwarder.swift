@@ -95,11 +95,7 @@ public final class Forwarder: Sendable {
         var target = verified.target.path
         if let query = verified.target.query { target += "?" + query }
         var fields = HeaderPolicy.upstreamHeaders(from: request.headers)
-        let claims = verified.token.claims
-        fields.append(("X-EKey-Sub", claims.subject))
-        fields.append(("X-EKey-Trace", claims.trace))
-        fields.append(("X-EKey-Action", verified.action.description))
-        fields.append(("X-EKey-Use", "\(verified.used)/\(verified.limit)"))
+        fields += verified.identityFields
         fields.append(("Forwarded", HeaderPolicy.forwarded(clientAddress: clientAddress, host: request.head.authority, proto: "https")))
         if ServiceTracing.isEnabled {
             // The upstream continues the gateway's span, not the client's.

@@ -26,6 +26,13 @@ public struct PeerIdentity: Sendable, Hashable {
         }
     }
 
+    /// Creates an identity known only by what a trusted proxy vouches for: the certificate's
+    /// SHA-256 (Envoy's XFCC `Hash=`), named `identity`.
+    public init(identity: String, certificateSHA256: [UInt8]) {
+        self.identity = identity
+        self.certificateSHA256 = certificateSHA256
+    }
+
     /// The first `spiffe://` URI in the subject alternative names, if any.
     private static func spiffeID(of certificate: Certificate) -> String? {
         guard let names = try? certificate.extensions.subjectAlternativeNames else { return nil }
