@@ -102,21 +102,24 @@ struct StoreBehaviourTests {
     func countersAndProofsExpire(_ backend: StoreBackend) async throws {
         try await backend.withStores { s in
             let trace = StoreUnderTest.randomTrace()
-            let lifetime = Duration.milliseconds(150)
+            // Lifetimes of a second, not less: the store refuses a counter whose expiry has
+            // passed by the time the call arrives, and a loaded CI machine once delayed a
+            // call past a 150 ms one.
+            let lifetime = Duration.seconds(1)
             _ = try await s.stores.usage.consume(s.request(trace, jti: "a", limit: 1, counterLife: lifetime, window: lifetime))
             let spent = try await s.stores.usage.consume(s.request(trace, jti: "b", limit: 1, counterLife: .seconds(60), window: lifetime))
             #expect(spent == .limitReached(limit: 1), "a later request's expiry does not replace the counter's")
-            try await s.elapse(.milliseconds(450))
+            try await s.elapse(.milliseconds(2500))
             let again = try await s.stores.usage.consume(s.request(trace, jti: "a", limit: 1, counterLife: lifetime, window: lifetime))
             #expect(again == .allowed(used: 1, limit: 1), "after the counter's absolute expiry the counter and the jti are gone")
 
             let proofTrace = StoreUnderTest.randomTrace()
             let long = Duration.seconds(30)
-            let short = Duration.milliseconds(150)
+            let short = Duration.seconds(1)
             _ = try await s.stores.usage.consume(s.request(proofTrace, jti: "p", limit: 5, counterLife: long, window: short))
             let replay = try await s.stores.usage.consume(s.request(proofTrace, jti: "p", limit: 5, counterLife: long, window: short))
             #expect(replay == .replayedProof)
-            try await s.elapse(.milliseconds(300))
+            try await s.elapse(.milliseconds(2500))
             let later = try await s.stores.usage.consume(s.request(proofTrace, jti: "p", limit: 5, counterLife: long, window: short))
             #expect(later == .allowed(used: 2, limit: 5), "the jti is forgotten after the proof window, the counter is not")
         }
