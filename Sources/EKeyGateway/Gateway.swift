@@ -8,7 +8,7 @@ import Hummingbird
 import NIOPosix
 import HummingbirdCore
 public import Logging
-public import NIOSSL
+import NIOSSL
 public import ServiceLifecycle
 
 /// `ekey-gateway` assembled from its config: the verifying reverse proxy on the main
@@ -69,9 +69,8 @@ public struct Gateway: Sendable {
         authorize = try config.authorize.map { settings -> (listener: InlineHTTPChannel, tls: ServerTLS?) in
             let authorizer = AuthorizeResponder(gateway: responder, trustedClients: settings.trustedClients, pathPrefix: settings.pathPrefix)
             let authorizeTLS = try ServiceStartup.serverTLS(settings.tls, key: "gateway.authorize.tls")
-            let listener = InlineHTTPChannel(tls: authorizeTLS, serverName: "ekey-gateway") { request, origin in
-                await authorizer.respond(to: request, origin: origin)
-            }
+            authorizer.gateway.metrics.increment(AuthorizeResponder.untrustedCounter, by: 0)
+            let listener = InlineHTTPChannel(tls: authorizeTLS, serverName: "ekey-gateway", handler: authorizer.answer(_:origin:))
             return (listener: listener, tls: authorizeTLS)
         }
     }

@@ -5,7 +5,7 @@ public import EKeyStore
 import Foundation
 public import Hummingbird
 public import HTTPTypes
-public import NIOCore
+import NIOCore
 public import Logging
 
 /// Answers every request on the gateway's listener: the verification steps, then the
@@ -104,7 +104,7 @@ public struct GatewayResponder: HTTPResponder {
             return response
         }
         // The server span continues the client's traceparent; every step is a child of it.
-        return try await withSpan("gateway.request", context: ServiceTracing.context(of: request.headers), ofKind: .server) { span in
+        return await withSpan("gateway.request", context: ServiceTracing.context(of: request.headers), ofKind: .server) { span in
             span.attributes["http.request.method"] = request.method.rawValue
             span.attributes["url.path"] = String((request.head.path ?? "").prefix { $0 != "?" }.prefix(512))
             let (response, routed) = await verifyAndForward(request, context: context, started: started)

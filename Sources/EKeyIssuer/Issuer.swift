@@ -7,7 +7,7 @@ import HTTPTypes
 public import Hummingbird
 import HummingbirdCore
 public import Logging
-public import NIOSSL
+import NIOSSL
 public import ServiceLifecycle
 
 /// `ekey-issuer` assembled (docs/spec/issuer.md): the TLS listener with `POST /token` and the RFC

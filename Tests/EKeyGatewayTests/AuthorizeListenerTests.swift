@@ -117,10 +117,15 @@ import Testing
             let port = ports.authorizes[0]
             let token = try harness.mtlsToken(limit: 1)
             let forged = [("Authorization", "EKey \(token)"), ("X-Forwarded-Client-Cert", "Hash=\(Self.hex(harness.workloadCertificateSHA256))")]
+            let before = try await harness.adminGet(port: ports.admins[0], "/metrics")
+            #expect(before.contains("ekey_authorize_untrusted_total 0"), "exported from start")
             let refused = try await harness.send(stranger, port: port, .POST, "/ext_authz/payments", headers: forged)
             #expect(refused.status == 403)
             #expect(refused.error == "access_denied")
             #expect(refused.headers["x-ekey-sub"].isEmpty)
+            let after = try await harness.adminGet(port: ports.admins[0], "/metrics")
+            #expect(after.contains("ekey_authorize_untrusted_total 1"))
+            #expect(!after.contains("reason=\"untrusted_client\""), "an untrusted call is not a verification failure")
             // Nothing was counted: the trusted proxy still gets the token's only use.
             #expect(try await harness.send(envoy, port: port, .POST, "/ext_authz/payments", headers: forged).status == 200)
         }

@@ -382,7 +382,7 @@ struct GatewayTests {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
         let client = try harness.client()
-        try await harness.run { ports in
+        _ = try await harness.run { ports in
             try await expectBodiesCrossBothWays(harness, client, port: ports.gateways[0], upload: 24 << 20, downloadMiB: 16)
         }
     }

@@ -136,7 +136,7 @@ struct SecureListenerTests {
 
     @Test func tls12IsRefusedByDefaultAndAcceptedWhenConfigured() async throws {
         defer { files.remove() }
-        try await LiveServer.with({ try makeApp(.optional, onRunning: $0) }) { port in
+        _ = try await LiveServer.with({ try makeApp(.optional, onRunning: $0) }) { port in
             await #expect(throws: (any Error).self) { _ = try await get(try client(certificate: nil, maximumTLS: .tlsv12), port: port) }
         }
         try await LiveServer.with({ try makeApp(.optional, minimum: .tls12, onRunning: $0) }) { port in

@@ -33,7 +33,9 @@ public final class ServiceProcess: @unchecked Sendable {
             throw Failure(description: "\(binary.path) is missing; build it first (`swift build --build-tests` builds every product)")
         }
         outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("ekey-\(executable)-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: outputFile.path, contents: nil)
+        guard FileManager.default.createFile(atPath: outputFile.path, contents: nil) else {
+            throw Failure(description: "cannot create the log file \(outputFile.path); check that the temporary directory is writable")
+        }
         let handle = try FileHandle(forWritingTo: outputFile)
         if let cpus {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")

@@ -1,5 +1,6 @@
 import EKeyProtocol
-import HTTPTypes
+public import HTTPTypes
+public import NIOCore
 public import Hummingbird
 public import ServiceLifecycle
 import Synchronization
@@ -45,12 +46,17 @@ public final class InFlightRequests: Sendable {
     /// over HTTP/1.1 `Connection: close`. HTTP/2 forbids `Connection` (RFC 9113 §8.2.2; a
     /// stream carrying it is reset), and its connection ends with the server's GOAWAY.
     public static func refusal(overHTTP2: Bool) -> Response {
-        var response = Response.error(.init(.temporarilyUnavailable, "the service is shutting down; retry on another replica"))
+        Response(refusalParts(overHTTP2: overHTTP2))
+    }
+
+    /// ``refusal(overHTTP2:)`` as a head and a body, for a response written on the event loop.
+    public static func refusalParts(overHTTP2: Bool) -> (HTTPResponse, ByteBuffer) {
+        var (head, body) = HTTPResponse.error(.init(.temporarilyUnavailable, "the service is shutting down; retry on another replica"))
         if !overHTTP2 {
-            response.headers[.connection] = "close"
+            head.headerFields[.connection] = "close"
         }
-        response.headers[.retryAfter] = "1"
-        return response
+        head.headerFields[.retryAfter] = "1"
+        return (head, body)
     }
 }
 
