@@ -1,5 +1,5 @@
 import Crypto
-public import EKeyProtocol
+import EKeyProtocol
 
 /// The published key set as it goes on the wire: the JSON bytes and their entity tag.
 ///

@@ -1,10 +1,10 @@
 public import EKeyServer
 public import EKeyStore
 import Foundation
-public import Hummingbird
+import Hummingbird
 import HummingbirdCore
 public import Logging
-public import NIOSSL
+import NIOSSL
 public import ServiceLifecycle
 
 /// `ekey-jwks` assembled: the public/internal listener, the admin listener and the

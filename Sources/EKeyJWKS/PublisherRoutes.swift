@@ -1,4 +1,4 @@
-public import EKeyProtocol
+import EKeyProtocol
 public import EKeyServer
 public import EKeyStore
 import Foundation

@@ -101,6 +101,19 @@ struct JSONLogHandlerTests {
             #expect(object["path"]?.stringValue == value, "round trip of \(value.debugDescription)")
             #expect(object["message"]?.stringValue == value)
             #expect(object["outcome"] == nil, "a value cannot add members")
+
+            // An audit line written straight into the sink's buffer escapes the same way.
+            var event = AuditEvent(event: "verify", outcome: value)
+            event.reason = value
+            event.extra = ["kid": value]
+            let sink = LogSink.memory()
+            AuditLog(sink: sink).record(event)
+            let audit = try StrictJSONParser().parseObject(Array(try #require(sink.lines.first).utf8))
+            #expect(audit["message"]?.stringValue == "verify \(value)")
+            #expect(audit["outcome"]?.stringValue == value)
+            #expect(audit["reason"]?.stringValue == value)
+            #expect(audit["kid"]?.stringValue == value)
+            #expect(audit["event"]?.stringValue == "verify", "a value cannot replace members")
         }
     }
 }

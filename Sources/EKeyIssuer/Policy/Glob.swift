@@ -16,8 +16,13 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether `text` matches the whole pattern.
     public func matches(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard parts.count > 1 else { return bytes == parts[0] }
+        var text = text
+        return text.withUTF8(matches(bytes:))
+    }
+
+    /// ``matches(_:)`` over the text's UTF-8, read in place.
+    private func matches(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard parts.count > 1 else { return bytes.elementsEqual(parts[0]) }
         let first = parts[0]
         let last = parts[parts.count - 1]
         guard bytes.count >= first.count + last.count, bytes.starts(with: first), bytes.suffix(last.count).elementsEqual(last)
@@ -33,7 +38,7 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
 
     /// The first index of `needle` in `haystack[from..<before]`, leftmost (greedy-free
     /// matching is exact for `*`-only globs).
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, before end: Int) -> Int? {
+    private static func find(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int, before end: Int) -> Int? {
         guard end - start >= needle.count else { return nil }
         var index = start
         while index + needle.count <= end {

@@ -75,12 +75,8 @@ public struct IssuancePolicy: Sendable {
 
     /// Decides `request` for the authenticated `identity` binding with `bind`.
     public func decide(identity: String, request: TokenRequest) -> Decision {
-        let candidates = templates.filter { template in template.subjects.contains { $0.matches(identity) } }
-        guard !candidates.isEmpty else {
-            return .denied(.unknownIdentity, "no issuance template lists the identity \(identity); ask an operator to add it to issuer.templates")
-        }
         var best: (depth: Int, reason: DenialReason, description: String)?
-        for template in candidates {
+        for template in templates where template.subjects.contains(where: { $0.matches(identity) }) {
             switch evaluate(template, identity: identity, request: request) {
             case .success(let allowance):
                 return .allowed(allowance)
@@ -90,7 +86,10 @@ public struct IssuancePolicy: Sendable {
                 }
             }
         }
-        return .denied(best!.reason, best!.description)
+        guard let best else {
+            return .denied(.unknownIdentity, "no issuance template lists the identity \(identity); ask an operator to add it to issuer.templates")
+        }
+        return .denied(best.reason, best.description)
     }
 
     struct Refusal: Error {

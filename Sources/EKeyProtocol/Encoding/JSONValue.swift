@@ -135,6 +135,23 @@ extension JSONValue {
         return output + "\""
     }
 
+    /// Appends ``quoted(_:)`` of `text` to `bytes`.
+    public static func appendQuoted(_ text: String, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "\""))
+        appendEscaped(text, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends what ``quoted(_:)`` puts between the quotes: `text` as is when nothing in it
+    /// needs an escape (no string is made), else escaped.
+    public static func appendEscaped(_ text: String, to bytes: inout [UInt8]) {
+        guard text.utf8.contains(where: mayNeedEscape) else {
+            bytes.append(contentsOf: text.utf8)
+            return
+        }
+        bytes.append(contentsOf: quoted(text).utf8.dropFirst().dropLast())
+    }
+
     /// Bytes that may need an escape: control characters, `"`, `\`, DEL, and the lead byte
     /// of U+2028/U+2029 (checked precisely on the slow path).
     private static func mayNeedEscape(_ byte: UInt8) -> Bool {

@@ -709,7 +709,8 @@ struct HTTP2StreamResponseWriter: ResponseBodyWriter {
             head = nil
         }
         let drained = eventLoop.makePromise(of: Void.self)
-        eventLoop.execute { connection.value.send(id, head: head, buffer: buffer, end: false, trailers: nil, drained: drained) }
+        let pendingHead = head
+        eventLoop.execute { connection.value.send(id, head: pendingHead, buffer: buffer, end: false, trailers: nil, drained: drained) }
         try await drained.futureResult.get()
     }
 

@@ -73,14 +73,27 @@ public struct AuditLog: Sendable {
             logger.info("\(event.event) \(event.outcome)", metadata: metadata)
         case .lines(let sink, let level):
             guard level <= .info else { return }
-            var members: [(name: String, json: String)] = Self.fields(of: event).map { name, value in
-                switch value {
-                case .text(let text): (name, JSONValue.quoted(text))
-                case .number(let number): (name, number.isFinite ? "\(number)" : JSONValue.quoted(number.description))
+            var members = Self.fields(of: event)
+            members.sort { $0.0 < $1.0 }
+            sink.write { bytes in
+                JSONLogHandler.appendStart(to: &bytes, level: .info, label: "audit")
+                bytes.append(UInt8(ascii: "\""))
+                JSONValue.appendEscaped(event.event, to: &bytes)
+                bytes.append(UInt8(ascii: " "))
+                JSONValue.appendEscaped(event.outcome, to: &bytes)
+                bytes.append(UInt8(ascii: "\""))
+                for (name, value) in members {
+                    bytes.append(UInt8(ascii: ","))
+                    JSONValue.appendQuoted(name, to: &bytes)
+                    bytes.append(UInt8(ascii: ":"))
+                    switch value {
+                    case .text(let text): JSONValue.appendQuoted(text, to: &bytes)
+                    case .number(let number) where number.isFinite: bytes.append(contentsOf: number.description.utf8)
+                    case .number(let number): JSONValue.appendQuoted(number.description, to: &bytes)
+                    }
                 }
+                bytes.append(contentsOf: "}\n".utf8)
             }
-            members.sort { $0.name < $1.name }
-            sink.write(JSONLogHandler.line(level: .info, label: "audit", message: "\(event.event) \(event.outcome)", members: members))
         }
     }
 
@@ -92,14 +105,20 @@ public struct AuditLog: Sendable {
     /// The event's members by name. An extra member never replaces a field, nor takes one of
     /// the names every line has (`ts`, `level`, `label`, `message`).
     private static func fields(of event: AuditEvent) -> [(String, FieldValue)] {
-        var fields: [(String, FieldValue)] = [("event", .text(event.event)), ("outcome", .text(event.outcome))]
+        var fields: [(String, FieldValue)] = []
         fields.reserveCapacity(10 + event.extra.count)
-        for (name, value) in [
-            ("sub", event.subject), ("trace", event.trace), ("cap_action", event.capabilityAction), ("method", event.method),
-            ("path", event.path), ("client", event.client), ("reason", event.reason),
-        ] {
+        fields.append(("event", .text(event.event)))
+        fields.append(("outcome", .text(event.outcome)))
+        func add(_ name: String, _ value: String?) {
             if let value { fields.append((name, .text(value))) }
         }
+        add("sub", event.subject)
+        add("trace", event.trace)
+        add("cap_action", event.capabilityAction)
+        add("method", event.method)
+        add("path", event.path)
+        add("client", event.client)
+        add("reason", event.reason)
         if let latency = event.latencyMilliseconds {
             fields.append(("latency_ms", .number((latency * 1000).rounded() / 1000)))
         }

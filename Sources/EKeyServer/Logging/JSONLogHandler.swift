@@ -54,15 +54,29 @@ public struct JSONLogHandler: LogHandler {
     /// One log line: `ts`, `level`, `label`, `message`, then `members` (names in order, each
     /// with its value already as JSON).
     static func line(level: Logger.Level, label: String, message: String, members: [(name: String, json: String)]) -> String {
-        var line = "{\"ts\":\""
-        line.reserveCapacity(384)
-        appendTimestamp(to: &line)
-        line += "\",\"level\":" + JSONValue.quoted(level.rawValue) + ",\"label\":" + JSONValue.quoted(label) + ",\"message\":" + JSONValue.quoted(message)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(384)
+        appendStart(to: &bytes, level: level, label: label)
+        JSONValue.appendQuoted(message, to: &bytes)
         for (name, json) in members {
-            line += "," + JSONValue.quoted(name) + ":" + json
+            bytes.append(UInt8(ascii: ","))
+            JSONValue.appendQuoted(name, to: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: json.utf8)
         }
-        line += "}\n"
-        return line
+        bytes.append(contentsOf: "}\n".utf8)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends a line's start up to the value of `message`: `{"ts":"…","level":…,"label":…,"message":`.
+    static func appendStart(to bytes: inout [UInt8], level: Logger.Level, label: String) {
+        bytes.append(contentsOf: "{\"ts\":\"".utf8)
+        appendTimestamp(to: &bytes)
+        bytes.append(contentsOf: "\",\"level\":".utf8)
+        JSONValue.appendQuoted(level.rawValue, to: &bytes)
+        bytes.append(contentsOf: ",\"label\":".utf8)
+        JSONValue.appendQuoted(label, to: &bytes)
+        bytes.append(contentsOf: ",\"message\":".utf8)
     }
 
     /// Members every line has; metadata under these names is dropped.
@@ -93,7 +107,7 @@ public struct JSONLogHandler: LogHandler {
     private static let lastSecond = Mutex<(second: Int, prefix: String)>((-1, ""))
 
     /// Appends the current time as RFC 3339 UTC with milliseconds, without the quotes.
-    private static func appendTimestamp(to line: inout String) {
+    private static func appendTimestamp(to line: inout [UInt8]) {
         let now = Date().timeIntervalSince1970
         let second = Int(now.rounded(.down))
         let milliseconds = min(Int((now - now.rounded(.down)) * 1000), 999)
@@ -103,10 +117,11 @@ public struct JSONLogHandler: LogHandler {
             }
             return last.prefix
         }
-        line += prefix
-        if milliseconds < 100 { line += milliseconds < 10 ? "00" : "0" }
-        line += String(milliseconds)
-        line += "Z"
+        line.append(contentsOf: prefix.utf8)
+        line.append(UInt8(ascii: "0") + UInt8(milliseconds / 100))
+        line.append(UInt8(ascii: "0") + UInt8(milliseconds / 10 % 10))
+        line.append(UInt8(ascii: "0") + UInt8(milliseconds % 10))
+        line.append(UInt8(ascii: "Z"))
     }
 
     private static func secondsText(_ second: Int) -> String {
@@ -172,13 +187,20 @@ public final class LogSink: Sendable {
     public var lines: [String] { collected.withLockedValue { $0 } }
 
     func write(_ line: String) {
+        write { $0.append(contentsOf: line.utf8) }
+    }
+
+    /// Writes the line `writeLine` appends, straight into the batch: no string in between.
+    func write(lineBy writeLine: (inout [UInt8]) -> Void) {
         if collects {
-            collected.withLockedValue { $0.append(line) }
+            var bytes: [UInt8] = []
+            writeLine(&bytes)
+            collected.withLockedValue { $0.append(String(decoding: bytes, as: UTF8.self)) }
             return
         }
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
         let scheduleFlush = batch.withLockedValue { batch -> Bool in
-            batch.bytes.append(contentsOf: line.utf8)
+            writeLine(&batch.bytes)
             if loop == nil || batch.bytes.count >= Self.batchBytes {
                 Self.writeOut(&batch.bytes)
                 return false

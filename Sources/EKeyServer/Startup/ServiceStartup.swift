@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 public import Logging
-public import NIOSSL
+import NIOSSL
 import ServiceLifecycle
 public import UnixSignals
 
