@@ -3,6 +3,7 @@ import EKeyServer
 import Foundation
 import HTTPTypes
 import NIOSSL
+import Synchronization
 
 /// What a trusted proxy's authorization request says about the request it holds: the
 /// original method and target, and the client certificate it terminated (docs/authorize.md).
@@ -135,15 +136,44 @@ struct ForwardedRequest: Sendable {
         return identities
     }
 
-    /// A URL-encoded PEM certificate (its first one: the leaf).
+    /// A URL-encoded PEM certificate (its first one: the leaf), parsed once per distinct value.
     private static func fromEscapedPEM(_ value: String, header: String) throws(Rejection) -> PeerIdentity {
-        guard let pem = value.removingPercentEncoding, pem.contains("-----BEGIN CERTIFICATE-----"),
-            let certificate = try? NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)).first,
+        if let known = parsedCertificates.identity(for: value) { return known }
+        guard let pem = percentDecoded(value), containsPEMHeader(pem),
+            let certificate = try? NIOSSLCertificate.fromPEMBytes(pem).first,
             let identity = try? PeerIdentity(certificate: certificate)
         else {
             throw refusal("\(header) is not a URL-encoded PEM certificate")
         }
+        parsedCertificates.remember(identity, for: value)
         return identity
+    }
+
+    /// The identities of the certificate header values seen last: a proxy sends the same
+    /// client certificate with each of that client's calls, and decoding and parsing a PEM
+    /// costs more than the rest of the checks together.
+    static let parsedCertificates = ParsedCertificates(capacity: 1024)
+
+    /// `text` with its `%XX` escapes decoded, as bytes; `nil` when an escape is malformed.
+    static func percentDecoded(_ text: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
+    private static func containsPEMHeader(_ bytes: [UInt8]) -> Bool {
+        let marker = Array("-----BEGIN CERTIFICATE-----".utf8)
+        guard bytes.count >= marker.count else { return false }
+        return (0...(bytes.count - marker.count)).contains { bytes[$0..<($0 + marker.count)].elementsEqual(marker) }
     }
 
     /// `text` split on `separator` outside double quotes (XFCC quotes values holding `,;=`).
@@ -207,4 +237,29 @@ struct ForwardedRequest: Sendable {
     private static func refusal(_ reason: String) -> Rejection {
         Rejection(EKeyError(.invalidRequest, reason), scheme: nil, outcome: .invalidRequest)
     }
+}
+
+/// A bounded memo of certificate header values and the identities parsed from them. Only
+/// values that parsed are kept; when full, it starts again empty.
+final class ParsedCertificates: Sendable {
+    private let entries = Mutex<[String: PeerIdentity]>([:])
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func identity(for value: String) -> PeerIdentity? {
+        entries.withLock { $0[value] }
+    }
+
+    func remember(_ identity: PeerIdentity, for value: String) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[value] = identity
+        }
+    }
+
+    /// How many values are remembered.
+    var count: Int { entries.withLock { $0.count } }
 }

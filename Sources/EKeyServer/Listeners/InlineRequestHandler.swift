@@ -258,7 +258,8 @@ final class InlineRequestHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 headerFields: [.contentType: "application/json", .contentLength: String(payload.readableBytes), .connection: "close"])
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(payload)), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
             return
         }
         context.close(promise: nil)
@@ -370,14 +371,17 @@ final class ResponseEnd {
     var written: EventLoopFuture<Void>?
 }
 
-/// Writes a response's body to the channel: the head goes out with the first part; a body
-/// of known length is flushed once, with its end; a streamed body is flushed part by part
-/// and waits for the channel to drain whenever it stops being writable. The end is written
-/// without waiting for it: its future goes to ``ResponseEnd``.
+/// Writes a response's body to the channel from the responder's task: a body of known
+/// length goes out with its head and end in one hop to the event loop, flushed once; a
+/// streamed body is flushed part by part and waits for the channel to drain whenever it
+/// stops being writable. The end is written without waiting for it: its future goes to
+/// ``ResponseEnd``.
 struct ChannelResponseBodyWriter: ResponseBodyWriter {
     let channel: any Channel
     var head: HTTPResponse?
     var remaining: Int?
+    /// The part that completed a body of known length, written with the end.
+    var held: ByteBuffer?
     let end: ResponseEnd
 
     init(channel: any Channel, head: HTTPResponse, length: Int?, end: ResponseEnd) {
@@ -388,28 +392,35 @@ struct ChannelResponseBodyWriter: ResponseBodyWriter {
     }
 
     mutating func write(_ buffer: ByteBuffer) async throws {
-        if let head {
-            channel.write(HTTPResponsePart.head(head), promise: nil)
-            self.head = nil
-        }
         if let remaining {
             self.remaining = remaining - buffer.readableBytes
         }
-        if remaining == 0 {
-            channel.write(HTTPResponsePart.body(buffer), promise: nil)
+        if remaining == 0, held == nil {
+            held = buffer
             return
         }
+        let (channel, head, held) = (self.channel, self.head, self.held)
+        self.head = nil
+        self.held = nil
         let written = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(HTTPResponsePart.body(buffer), promise: written)
+        channel.eventLoop.execute {
+            if let head { channel.write(HTTPResponsePart.head(head), promise: nil) }
+            if let held { channel.write(HTTPResponsePart.body(held), promise: nil) }
+            channel.writeAndFlush(HTTPResponsePart.body(buffer), promise: written)
+        }
         if !channel.isWritable {
             try await written.futureResult.get()
         }
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-        if let head {
-            channel.write(HTTPResponsePart.head(head), promise: nil)
+        let (channel, head, held) = (self.channel, self.head, self.held)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        channel.eventLoop.execute {
+            if let head { channel.write(HTTPResponsePart.head(head), promise: nil) }
+            if let held { channel.write(HTTPResponsePart.body(held), promise: nil) }
+            channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders), promise: written)
         }
-        end.written = channel.writeAndFlush(HTTPResponsePart.end(trailingHeaders))
+        end.written = written.futureResult
     }
 }
