@@ -198,7 +198,7 @@ struct IssuerProcessTests {
             #expect(reply.status == 403, "\(name): \(reply.body)")
             #expect(reply.error == "access_denied", "\(name)")
             #expect(reply.json["token"] == nil)
-            #expect(stack.issuers[0].process.output.contains("\"reason\":\"\(reason)\""), "\(name) is audited with reason \(reason)")
+            #expect(await stack.issuers[0].process.output(contains: "\"reason\":\"\(reason)\""), "\(name) is audited with reason \(reason)")
         }
         // A concrete instance of a templated action is allowed.
         let instance = try await stack.token(workload, IssuerStack.request(action: "GET:/payments/42"))
@@ -285,7 +285,7 @@ struct IssuerProcessTests {
         #expect(limited.error == "rate_limited")
         let retryAfter = try #require(limited.headers.first(name: "retry-after").flatMap(Int.init))
         #expect(retryAfter >= 1 && retryAfter <= 20)
-        #expect(stack.issuers[1].process.output.contains("\"outcome\":\"rate_limited\""))
+        #expect(await stack.issuers[1].process.output(contains: "\"outcome\":\"rate_limited\""))
         // Another template's bucket is separate.
         let workload = try stack.client("workload")
         #expect(try await stack.token(workload, IssuerStack.request(), index: 1).status == 201)

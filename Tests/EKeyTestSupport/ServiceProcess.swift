@@ -72,6 +72,17 @@ public final class ServiceProcess: @unchecked Sendable {
         (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
     }
 
+    /// Whether the output contains `text` within `timeout`: a service writes its log lines in
+    /// batches at the end of an event-loop turn, so a line may follow the response it belongs to.
+    public func output(contains text: String, within timeout: Duration = .seconds(5)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !output.contains(text) {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
     /// Waits until `port` on loopback accepts TCP connections; fails early if the process exits.
     public func waitUntilListening(port: Int, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout

@@ -58,51 +58,65 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 extension JSONValue {
     /// Compact JSON with members sorted by name and no insignificant whitespace.
     public func serialized() -> String {
-        var output = ""
-        write(into: &output)
-        return output
+        String(decoding: serializedBytes(), as: UTF8.self)
     }
 
     /// The UTF-8 bytes of ``serialized()``.
     public func serializedBytes() -> [UInt8] {
-        Array(serialized().utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        write(into: &output)
+        return output
     }
 
-    private func write(into output: inout String) {
+    /// Appends ``serializedBytes()`` to `output`.
+    public func write(into output: inout [UInt8]) {
         switch self {
         case .null:
-            output += "null"
+            output.append(contentsOf: "null".utf8)
         case .bool(let value):
-            output += value ? "true" : "false"
+            output.append(contentsOf: (value ? "true" : "false").utf8)
         case .integer(let value):
-            output += String(value)
+            Self.appendDecimal(value, to: &output)
         case .double(let value):
             if value.isFinite, value == value.rounded(), abs(value) < 1e15 {
-                output += String(Int64(value))
+                Self.appendDecimal(Int64(value), to: &output)
             } else if value.isFinite {
-                output += String(describing: value)
+                output.append(contentsOf: String(describing: value).utf8)
             } else {
-                output += "null"
+                output.append(contentsOf: "null".utf8)
             }
         case .string(let value):
-            output += Self.quoted(value)
+            Self.appendQuoted(value, to: &output)
         case .array(let elements):
-            output += "["
+            output.append(UInt8(ascii: "["))
             for (index, element) in elements.enumerated() {
-                if index > 0 { output += "," }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 element.write(into: &output)
             }
-            output += "]"
+            output.append(UInt8(ascii: "]"))
         case .object(let members):
-            output += "{"
-            for (index, name) in members.keys.sorted().enumerated() {
-                if index > 0 { output += "," }
-                output += Self.quoted(name)
-                output += ":"
-                members[name]!.write(into: &output)
+            output.append(UInt8(ascii: "{"))
+            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                Self.appendQuoted(member.key, to: &output)
+                output.append(UInt8(ascii: ":"))
+                member.value.write(into: &output)
             }
-            output += "}"
+            output.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// Appends `value` in decimal, without making a string.
+    static func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = output.count
+        repeat {
+            output.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        output[start...].reverse()
     }
 
     /// `text` as a JSON string literal, the one way E-Key writes strings, on the wire and in
