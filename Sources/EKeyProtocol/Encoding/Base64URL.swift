@@ -16,9 +16,15 @@ public enum Base64URL {
 
     /// Encodes bytes as base64url without padding.
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let input = Array(bytes)
         var output = [UInt8]()
-        output.reserveCapacity((input.count * 4 + 2) / 3)
+        encode(bytes, appendingTo: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Appends the base64url encoding of `bytes`, without padding, to `output`.
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes, appendingTo output: inout [UInt8]) where Bytes.Element == UInt8 {
+        let input = Array(bytes)
+        output.reserveCapacity(output.count + (input.count * 4 + 2) / 3)
         var index = 0
         while index + 3 <= input.count {
             let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
@@ -41,7 +47,6 @@ public enum Base64URL {
         default:
             break
         }
-        return String(decoding: output, as: UTF8.self)
     }
 
     /// Decodes strict base64url text.

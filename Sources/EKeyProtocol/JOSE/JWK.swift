@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// A JSON Web Key (RFC 7517) as E-Key reads and writes it.
 ///

@@ -95,9 +95,14 @@ public struct JWSCompact: Sendable {
     ) throws -> String {
         var protectedHeader = header
         protectedHeader["alg"] = .string(key.algorithm.rawValue)
-        let signingInput =
-            Base64URL.encode(JSONValue.object(protectedHeader).serializedBytes()) + "." + Base64URL.encode(payload)
-        let signature = try key.signature(for: Array(signingInput.utf8))
-        return signingInput + "." + Base64URL.encode(signature)
+        var compact: [UInt8] = []
+        compact.reserveCapacity(128 + payload.count * 4 / 3 + 90)
+        Base64URL.encode(JSONValue.object(protectedHeader).serializedBytes(), appendingTo: &compact)
+        compact.append(UInt8(ascii: "."))
+        Base64URL.encode(payload, appendingTo: &compact)
+        let signature = try key.signature(for: compact)
+        compact.append(UInt8(ascii: "."))
+        Base64URL.encode(signature, appendingTo: &compact)
+        return String(decoding: compact, as: UTF8.self)
     }
 }
