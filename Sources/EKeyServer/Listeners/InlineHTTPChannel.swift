@@ -6,7 +6,7 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOHTTPTypesHTTP1
 import NIOPosix
-public import NIOSSL
+import NIOSSL
 import NIOTLS
 
 /// A listener whose requests are answered from the connection's pipeline instead of
