@@ -1,4 +1,4 @@
-public import EKeyProtocol
+import EKeyProtocol
 public import EKeyStore
 
 /// The publisher's keys and tombstones in the E-Key store: Redis (shared by every

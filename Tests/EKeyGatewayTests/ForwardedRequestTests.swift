@@ -1,4 +1,5 @@
 import Crypto
+import EKeyProtocol
 import EKeyServer
 import Foundation
 import HTTPTypes
@@ -29,7 +30,7 @@ import Testing
         let expected = Array(SHA256.hash(data: issued.certificateDER))
 
         let first = try ForwardedRequest(headers: Self.certificateHeaders(escaped), method: "GET", target: "/", pathPrefix: nil)
-        #expect(ForwardedRequest.parsedCertificates.identity(for: escaped) != nil, "remembered after the first parse")
+        #expect(ForwardedRequest.parsedCertificates.value(for: escaped) != nil, "remembered after the first parse")
         let second = try ForwardedRequest(headers: Self.certificateHeaders(escaped), method: "GET", target: "/", pathPrefix: nil)
         #expect(first.certificate?.certificateSHA256 == expected)
         #expect(second.certificate == first.certificate)
@@ -44,17 +45,17 @@ import Testing
             #expect(throws: Rejection.self, "\(value.prefix(40))") {
                 try ForwardedRequest(headers: Self.certificateHeaders(value), method: "GET", target: "/", pathPrefix: nil)
             }
-            #expect(ForwardedRequest.parsedCertificates.identity(for: value) == nil)
+            #expect(ForwardedRequest.parsedCertificates.value(for: value) == nil)
         }
     }
 
     @Test func theMemoStaysWithinItsCapacity() {
-        let memo = ParsedCertificates(capacity: 3)
+        let memo = BoundedMemo<PeerIdentity>(capacity: 3)
         let identity = PeerIdentity(identity: "x509:a", certificateSHA256: Array(repeating: 1, count: 32))
         for index in 0..<10 {
             memo.remember(identity, for: "value-\(index)")
             #expect(memo.count <= 3)
         }
-        #expect(memo.identity(for: "value-9") == identity, "the latest value is kept")
+        #expect(memo.value(for: "value-9") == identity, "the latest value is kept")
     }
 }

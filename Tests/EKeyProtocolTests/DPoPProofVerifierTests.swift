@@ -281,10 +281,10 @@ struct DPoPProofVerifierTests {
         let cache = DPoPProofKeyCache(capacity: 2)
         for index in 0..<3 {
             let jwk = PrivateSigningKey(generating: .es256).publicKey.jwk
-            cache.insert(.init(jwk: jwk, key: try jwk.publicKey(), thumbprint: jwk.thumbprint), forHeader: "header-\(index)")
+            cache.remember(DPoPProofKey(jwk: jwk, key: try jwk.publicKey(), thumbprint: jwk.thumbprint), for: "header-\(index)")
         }
         #expect(cache.count == 1)
-        #expect(cache.entry(forHeader: "header-2") != nil)
-        #expect(cache.entry(forHeader: "header-0") == nil)
+        #expect(cache.value(for: "header-2") != nil)
+        #expect(cache.value(for: "header-0") == nil)
     }
 }

@@ -3,7 +3,6 @@ import EKeyServer
 import Foundation
 import HTTPTypes
 import NIOSSL
-import Synchronization
 
 /// What a trusted proxy's authorization request says about the request it holds: the
 /// original method and target, and the client certificate it terminated (docs/authorize.md).
@@ -138,7 +137,7 @@ struct ForwardedRequest: Sendable {
 
     /// A URL-encoded PEM certificate (its first one: the leaf), parsed once per distinct value.
     private static func fromEscapedPEM(_ value: String, header: String) throws(Rejection) -> PeerIdentity {
-        if let known = parsedCertificates.identity(for: value) { return known }
+        if let known = parsedCertificates.value(for: value) { return known }
         guard let pem = percentDecoded(value), containsPEMHeader(pem),
             let certificate = try? NIOSSLCertificate.fromPEMBytes(pem).first,
             let identity = try? PeerIdentity(certificate: certificate)
@@ -152,7 +151,7 @@ struct ForwardedRequest: Sendable {
     /// The identities of the certificate header values seen last: a proxy sends the same
     /// client certificate with each of that client's calls, and decoding and parsing a PEM
     /// costs more than the rest of the checks together.
-    static let parsedCertificates = ParsedCertificates(capacity: 1024)
+    static let parsedCertificates = BoundedMemo<PeerIdentity>(capacity: 1024)
 
     /// `text` with its `%XX` escapes decoded, as bytes; `nil` when an escape is malformed.
     static func percentDecoded(_ text: String) -> [UInt8]? {
@@ -239,27 +238,3 @@ struct ForwardedRequest: Sendable {
     }
 }
 
-/// A bounded memo of certificate header values and the identities parsed from them. Only
-/// values that parsed are kept; when full, it starts again empty.
-final class ParsedCertificates: Sendable {
-    private let entries = Mutex<[String: PeerIdentity]>([:])
-    let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    func identity(for value: String) -> PeerIdentity? {
-        entries.withLock { $0[value] }
-    }
-
-    func remember(_ identity: PeerIdentity, for value: String) {
-        entries.withLock { entries in
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[value] = identity
-        }
-    }
-
-    /// How many values are remembered.
-    var count: Int { entries.withLock { $0.count } }
-}

@@ -1,4 +1,4 @@
-public import EKeyProtocol
+import EKeyProtocol
 public import HTTPTypes
 
 /// Step 0, with the path check: the request's own framing must be unambiguous (RFC 9112

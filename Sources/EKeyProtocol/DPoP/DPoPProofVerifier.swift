@@ -66,7 +66,7 @@ public struct DPoPProofVerifier: Sendable {
     /// Creates a verifier.
     public init(policy: Policy = Policy()) {
         self.policy = policy
-        self.proofKeys = DPoPProofKeyCache()
+        self.proofKeys = DPoPProofKeyCache(capacity: 1024)
     }
 
     /// Verifies `proof` for `request` at `now` (epoch seconds).
@@ -160,22 +160,22 @@ public struct DPoPProofVerifier: Sendable {
 
     /// The public key in the proof header's `jwk` (public members only), from the cache when
     /// this exact header text was read before.
-    private func key(of jws: JWSCompact, headerText: Substring) throws(EKeyError) -> DPoPProofKeyCache.Entry {
+    private func key(of jws: JWSCompact, headerText: Substring) throws(EKeyError) -> DPoPProofKey {
         let headerText = String(headerText)
-        if let known = proofKeys.entry(forHeader: headerText) {
+        if let known = proofKeys.value(for: headerText) {
             return known
         }
         guard let jwkValue = jws.header["jwk"] else {
             throw .invalidDPoPProof("the DPoP proof header has no \"jwk\"")
         }
-        let entry: DPoPProofKeyCache.Entry
+        let entry: DPoPProofKey
         do {
             let jwk = try JWK(parsing: jwkValue, context: .publicOnly)
             entry = .init(jwk: jwk, key: try jwk.publicKey(), thumbprint: jwk.thumbprint)
         } catch {
             throw .invalidDPoPProof("the DPoP proof is refused: \(error.reason)")
         }
-        proofKeys.insert(entry, forHeader: headerText)
+        proofKeys.remember(entry, for: headerText)
         return entry
     }
 
