@@ -105,7 +105,7 @@ public struct Issuer: Sendable {
                 let started = ContinuousClock.now
                 guard
                     let answer = endpoint.answerAtOnce(
-                        body: body, peer: peer, proofs: head.headerFields[values: .dpop], clientAddress: origin.connection.remoteAddress?.ipAddress)
+                        body: body, peer: peer, proofs: head.headerFields[values: .dpop], clientAddress: origin.clientAddress)
                 else { return inTask }
                 metrics.recordRequest(route: "/token", status: answer.0.status.code, ContinuousClock.now - started)
                 return .immediate(answer.0, answer.1)

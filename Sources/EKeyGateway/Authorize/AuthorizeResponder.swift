@@ -59,7 +59,7 @@ struct AuthorizeResponder: Sendable {
             return .decided((head, body))
         }
         let started = ContinuousClock.now
-        let client = origin.connection.remoteAddress?.ipAddress
+        let client = origin.clientAddress
         let ownTarget = head.path ?? ""
         guard trusts(peer: origin.peer, address: client) else {
             defer { gateway.inFlight.leave() }

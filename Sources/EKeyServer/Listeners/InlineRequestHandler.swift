@@ -28,6 +28,11 @@ public struct InlineRequestOrigin: Sendable {
         self.body = body
     }
 
+    /// The client's IP address, as audit events name it (`client`).
+    public var clientAddress: String? {
+        connection.remoteAddress?.ipAddress
+    }
+
     /// The whole request body when it arrived with the head and is at most `limit` bytes,
     /// so the request can be answered on the event loop; `nil` otherwise (then the body is
     /// read in the request's task). The body stays readable either way.
