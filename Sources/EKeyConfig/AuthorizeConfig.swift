@@ -11,16 +11,19 @@ public struct AuthorizeConfig: Sendable, Hashable {
     public var trustedClients: [TrustedClient]
     /// `path_prefix`: removed from the listener's own request path (Envoy ext_authz HTTP), without a trailing `/`.
     public var pathPrefix: String?
+    /// `grpc_listen`: Envoy ext_authz gRPC `Check` with the same `tls` and `trusted_clients`; `nil`: off.
+    public var grpcListen: ListenAddress?
 
     /// Creates authorize settings.
     public init(
         listen: ListenAddress = ConfigKeys.Gateway.Authorize.listen.defaultValue, tls: TLSSettings, trustedClients: [TrustedClient],
-        pathPrefix: String? = nil
+        pathPrefix: String? = nil, grpcListen: ListenAddress? = nil
     ) {
         self.listen = listen
         self.tls = tls
         self.trustedClients = trustedClients
         self.pathPrefix = pathPrefix
+        self.grpcListen = grpcListen
     }
 }
 

@@ -241,7 +241,7 @@ enum ConfigKeys {
                 doc: "the authorization listener proxies call; never the public one")
             static let grpcListen = ConfigKey(
                 "grpc_listen", ValueType.address.optional, default: nil, shownDefault: "none",
-                doc: "Envoy ext_authz gRPC `Check`: not available in this version, leave it out")
+                doc: "Envoy ext_authz gRPC `Check` (`envoy.service.auth.v3.Authorization`), with the same `tls` and `trusted_clients`; absent: off")
             static let trustedClients = RequiredKey(
                 "trusted_clients", ValueType.strings.described("non-empty list of identities or CIDRs"),
                 doc: "the proxies answered: TLS identities (spiffe://..., x509:<CN>) or address ranges (127.0.0.1/32)")

@@ -291,11 +291,20 @@ enum SectionReader {
                 "none is allowed only on a loopback listen address (127.0.0.1, ::1, localhost), not \(listen); listen on loopback or give {cert, key, client_ca, client_auth: required}",
                 m.raw(ConfigKeys.TLS.block))
         }
-        if m.has(Key.grpcListen) {
-            m.context.error(
-                m.childPath(Key.grpcListen),
-                "the gRPC Check service is not available in this version; remove grpc_listen and point Envoy's ext_authz http_service at listen (with path_prefix)",
-                m.raw(Key.grpcListen))
+        let grpcListen = m[Key.grpcListen]
+        if let grpcListen {
+            if grpcListen == listen || grpcListen == gatewayListen {
+                m.context.error(
+                    m.childPath(Key.grpcListen),
+                    "is \(grpcListen == listen ? "gateway.authorize.listen" : "gateway.listen") too; the gRPC Check service needs its own address (e.g. 127.0.0.1:9445)",
+                    m.raw(Key.grpcListen))
+            }
+            if tls == TLSSettings.none && !grpcListen.isLoopback {
+                m.context.error(
+                    m.childPath(Key.grpcListen),
+                    "\(grpcListen) is not a loopback address and gateway.authorize.tls is none; plaintext gRPC is allowed only on loopback (127.0.0.1, ::1, localhost), so listen there or give tls {cert, key, client_ca, client_auth: required}",
+                    m.raw(Key.grpcListen))
+            }
         }
         m.missing(Key.trustedClients)
         var trusted: [TrustedClient] = []
@@ -333,7 +342,7 @@ enum SectionReader {
             }
         }
         guard m.context.errors.count == before, let tls else { return nil }
-        return AuthorizeConfig(listen: listen, tls: tls, trustedClients: trusted, pathPrefix: pathPrefix)
+        return AuthorizeConfig(listen: listen, tls: tls, trustedClients: trusted, pathPrefix: pathPrefix, grpcListen: grpcListen)
     }
 
     static func jwksClient(_ parent: MapReader) -> JWKSClientConfig? {

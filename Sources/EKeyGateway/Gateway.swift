@@ -24,8 +24,9 @@ public struct Gateway: Sendable {
     let responder: GatewayResponder
     /// The main listener: requests answered from the channel pipeline, no per-stream async bridge.
     let listener: InlineHTTPChannel
-    /// `gateway.authorize`: the verify-only listener on the same data path, and its TLS.
-    let authorize: (listener: InlineHTTPChannel, tls: ServerTLS?)?
+    /// `gateway.authorize`: the verify-only listener on the same data path, its TLS, and the
+    /// decision it shares with the gRPC `Check` service (`grpc_listen`).
+    let authorize: (listener: InlineHTTPChannel, tls: ServerTLS?, authorizer: AuthorizeResponder)?
     let metrics: MetricsRegistry
     let logger: Logger
     /// Shown in `/readyz` after the verdict (the in-memory store standing by default).
@@ -66,12 +67,12 @@ public struct Gateway: Sendable {
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
         self.responder = responder
         listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", handler: responder.answer(_:origin:))
-        authorize = try config.authorize.map { settings -> (listener: InlineHTTPChannel, tls: ServerTLS?) in
+        authorize = try config.authorize.map { settings -> (listener: InlineHTTPChannel, tls: ServerTLS?, authorizer: AuthorizeResponder) in
             let authorizer = AuthorizeResponder(gateway: responder, trustedClients: settings.trustedClients, pathPrefix: settings.pathPrefix)
             let authorizeTLS = try ServiceStartup.serverTLS(settings.tls, key: "gateway.authorize.tls")
             authorizer.gateway.metrics.increment(AuthorizeResponder.untrustedCounter, by: 0)
             let listener = InlineHTTPChannel(tls: authorizeTLS, serverName: "ekey-gateway", handler: authorizer.answer(_:origin:))
-            return (listener: listener, tls: authorizeTLS)
+            return (listener: listener, tls: authorizeTLS, authorizer: authorizer)
         }
     }
 
@@ -136,6 +137,18 @@ public struct Gateway: Sendable {
                 metrics.onScrape { authorizeTLS.expiryExposition(listener: "authorize") }
             } else {
                 logger.warning("gateway.authorize.tls is none: the authorize listener on \(settings.listen) is plaintext (loopback only); tokens and proofs cross it in clear text")
+            }
+            if let grpcListen = settings.grpcListen {
+                let check = EnvoyCheckServer(
+                    service: EnvoyCheckService(authorizer: authorize.authorizer), address: grpcListen, tls: settings.tls.files,
+                    onRunning: { port in await onRunning("authorize_grpc", port) })
+                services.append(NamedListener(check, key: "gateway.authorize.grpc_listen", host: grpcListen.host, port: grpcListen.port))
+                if let files = settings.tls.files {
+                    logger.notice(
+                        "gateway.authorize.grpc_listen \(grpcListen): grpc-swift's transport accepts TLS 1.2 and 1.3 whatever tls.min_version (\(files.minVersion.rawValue)) says, treats client_auth: optional as required, and reads the certificate files once; restart the gateway to rotate them")
+                } else {
+                    logger.warning("gateway.authorize.tls is none: the gRPC Check service on \(grpcListen) is plaintext (loopback only); tokens and proofs cross it in clear text")
+                }
             }
         }
         if let jwksTLS { reloadable.append(jwksTLS) }

@@ -22,6 +22,14 @@ final class AuthorizeConfigTests: XCTestCase {
         XCTAssertEqual(authorize.tls, .none)
         XCTAssertEqual(authorize.pathPrefix, "/ext_authz", "a trailing / is dropped")
         XCTAssertEqual(authorize.trustedClients.map(\.description), ["127.0.0.1/32", "::1/128", "10.1.0.0/16"])
+        XCTAssertNil(authorize.grpcListen, "the gRPC Check service is off unless grpc_listen is set")
+    }
+
+    func testGRPCListenIsReadAndNeedsItsOwnAddress() throws {
+        let yaml = minimalGateway + "\n  authorize: {tls: none, grpc_listen: 127.0.0.1:9445, trusted_clients: [\"127.0.0.1/32\"]}"
+        XCTAssertEqual(try load(yaml).config.gateway?.authorize?.grpcListen, ListenAddress(host: "127.0.0.1", port: 9445))
+        let same = minimalGateway + "\n  authorize: {listen: 127.0.0.1:9444, tls: none, grpc_listen: 127.0.0.1:9444, trusted_clients: [\"127.0.0.1/32\"]}"
+        assertError(loadErrors(same), at: "gateway.authorize.grpc_listen", contains: "its own address")
     }
 
     func testTheDefaultListenerIsLoopback9444() throws {
@@ -35,13 +43,13 @@ final class AuthorizeConfigTests: XCTestCase {
               authorize:
                 listen: 0.0.0.0:9444
                 tls: none
-                grpc_listen: 127.0.0.1:9445
+                grpc_listen: 0.0.0.0:9445
                 trusted_clients: ["spiffe://example.org/edge", "envoy", "10.0.0.0/33"]
                 path_prefix: ext_authz
             """
         let errors = loadErrors(yaml)
         assertError(errors, at: "gateway.authorize.tls", contains: "only on a loopback listen address")
-        assertError(errors, at: "gateway.authorize.grpc_listen", contains: "not available in this version")
+        assertError(errors, at: "gateway.authorize.grpc_listen", contains: "plaintext gRPC is allowed only on loopback")
         assertError(errors, at: "gateway.authorize.trusted_clients.1", contains: "\"envoy\" is neither an identity")
         assertError(errors, at: "gateway.authorize.trusted_clients.2", contains: "address range")
         assertError(errors, at: "gateway.authorize.trusted_clients", contains: "asks for no client certificate")

@@ -197,6 +197,8 @@ struct GatewayHarness {
         var admins: [Int]
         /// Each gateway's `gateway.authorize` listener, when the run turned it on.
         var authorizes: [Int] = []
+        /// Each gateway's gRPC `Check` service (`gateway.authorize.grpc_listen`), when the run turned it on.
+        var authorizeGRPC: [Int] = []
         /// The publisher's key store, for tests that rotate or revoke keys.
         var publishedKeys: StoreBackedKeys
     }
@@ -275,6 +277,7 @@ struct GatewayHarness {
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy, jwksClock: jwksClock)
                 gatewaySet.append(GatewayServices(gateway: gateway, index: index))
                 gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"] + (authorize == nil ? [] : ["authorize-\(index)"]))
+                if authorize?.grpcListen != nil { gatewayRoles.insert("authorize_grpc-\(index)") }
             }
             return try await LiveServices.with(roles: gatewayRoles, { report in
                 gatewaySet.flatMap { $0.make(report) }
@@ -283,6 +286,7 @@ struct GatewayHarness {
                     publisher: publisherPort, upstream: upstreamPort,
                     gateways: (0..<gateways).map { gatewayPorts["gateway-\($0)"]! }, admins: (0..<gateways).map { gatewayPorts["admin-\($0)"]! },
                     authorizes: authorize == nil ? [] : (0..<gateways).map { gatewayPorts["authorize-\($0)"]! },
+                    authorizeGRPC: authorize?.grpcListen == nil ? [] : (0..<gateways).map { gatewayPorts["authorize_grpc-\($0)"]! },
                     publishedKeys: publisherKeys)
                 do {
                     return .success(try await body(ports))

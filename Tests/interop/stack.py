@@ -94,13 +94,17 @@ class Stack:
             [str(BIN_DIR / "ekey"), *arguments], cwd=self.folder.parent,
             capture_output=True, text=True, check=check, timeout=timeout)
 
-    def start(self, ready_timeout: float = 90) -> "Stack":
-        command = [str(BIN_DIR / "ekey"), "up", "--dir", str(self.folder)]
+    def start(self, ready_timeout: float = 90, arguments: tuple[str, ...] = (),
+              overrides: dict[str, str] | None = None) -> "Stack":
+        """Runs `ekey up` with the stack's ports and `arguments`; `overrides` are EKEY_*
+        config variables for the services (such as EKEY_GATEWAY_AUTHORIZE_GRPC_LISTEN)."""
+        command = [str(BIN_DIR / "ekey"), "up", "--dir", str(self.folder), *arguments]
         for flag in PORT_FLAGS:
             command += [f"--{flag}", str(self.ports[flag])]
         # EKEY_* variables override config keys in the services; the harness's own
         # (EKEY_BIN_DIR, EKEY_PYTHON) are not for them.
         environment = {name: value for name, value in os.environ.items() if not name.startswith("EKEY_")}
+        environment.update(overrides or {})
         self.process = subprocess.Popen(
             command, cwd=self.folder.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True, env=environment)

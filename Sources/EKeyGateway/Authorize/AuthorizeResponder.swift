@@ -138,7 +138,7 @@ struct AuthorizeResponder: Sendable {
     }
 
     /// The gateway's refusal, counted and audited as the gateway does.
-    private func refuse(_ rejection: Rejection, event: inout AuditEvent, route: String, started: ContinuousClock.Instant) -> (HTTPResponse, ByteBuffer) {
+    func refuse(_ rejection: Rejection, event: inout AuditEvent, route: String, started: ContinuousClock.Instant) -> (HTTPResponse, ByteBuffer) {
         gateway.record(rejection, event: &event, started: started)
         let refusal = GatewayResponder.refusal(for: rejection)
         gateway.metrics.recordRequest(route: route, status: refusal.0.status.code, ContinuousClock.now - started)
@@ -170,7 +170,7 @@ struct AuthorizeResponder: Sendable {
     static let untrustedCounter = "ekey_authorize_untrusted_total"
 
     /// The start of a decision's audit event.
-    private static func event(method: String, target: String, client: String?) -> AuditEvent {
+    static func event(method: String, target: String, client: String?) -> AuditEvent {
         var event = AuditEvent(event: "verify", outcome: VerificationOutcome.allowed.rawValue)
         event.extra["mode"] = mode
         event.method = method

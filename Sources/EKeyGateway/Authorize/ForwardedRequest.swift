@@ -47,10 +47,30 @@ struct ForwardedRequest: Sendable {
             self.method = method
             self.target = try Self.strip(pathPrefix, from: target)
         }
-        guard !self.method.isEmpty, self.method.utf8.count <= 32, self.method.utf8.allSatisfy(Self.isTokenByte) else {
+        try Self.checkMethod(self.method)
+        self.certificate = try Self.certificate(headers)
+    }
+
+    /// The original request as Envoy's gRPC `Check` names it: `method` and `path` from the
+    /// CheckRequest's `attributes.request.http` (the forwarded-request headers play no part),
+    /// the client certificate from `sourceCertificate` (URL-encoded PEM,
+    /// `attributes.source.certificate` with `include_peer_certificate`) and the certificate
+    /// headers among `headers`, which must all name the same certificate.
+    init(checkMethod method: String, path: String, headers: HTTPFields, sourceCertificate: String) throws(Rejection) {
+        guard !path.isEmpty else {
+            throw Self.refusal("the CheckRequest names no original request: attributes.request.http has no path")
+        }
+        try Self.checkMethod(method)
+        self.method = method
+        self.target = path
+        let source = sourceCertificate.isEmpty ? nil : try Self.fromEscapedPEM(sourceCertificate, header: "attributes.source.certificate")
+        self.certificate = try Self.certificate(headers, alongside: source)
+    }
+
+    private static func checkMethod(_ method: String) throws(Rejection) {
+        guard !method.isEmpty, method.utf8.count <= 32, method.utf8.allSatisfy(Self.isTokenByte) else {
             throw Self.refusal("the original method is not an HTTP method token")
         }
-        self.certificate = try Self.certificate(headers)
     }
 
     /// A method header and its URI header: both or neither, each at most once.
@@ -86,9 +106,10 @@ struct ForwardedRequest: Sendable {
     }
 
     /// The client certificate from `X-Forwarded-Client-Cert` (`Hash=`, `Cert=`) or
-    /// `X-SSL-Client-Cert` (URL-encoded PEM); when several are given they must agree.
-    private static func certificate(_ headers: HTTPFields) throws(Rejection) -> PeerIdentity? {
-        var found: [PeerIdentity] = []
+    /// `X-SSL-Client-Cert` (URL-encoded PEM), and `alongside` (the gRPC `Check`'s
+    /// `attributes.source.certificate`); when several are given they must agree.
+    private static func certificate(_ headers: HTTPFields, alongside: PeerIdentity? = nil) throws(Rejection) -> PeerIdentity? {
+        var found: [PeerIdentity] = alongside.map { [$0] } ?? []
         if let xfcc = try single(headers, forwardedClientCert) {
             found += try fromXFCC(xfcc)
         }
