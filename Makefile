@@ -3,7 +3,7 @@
 #   make test   run the whole test suite (installs what it needs first)
 #   make deploy-check   only the deployment checks (compose, k8s renders, alert rules)
 
-APT_PACKAGES := libhiredis-dev libnghttp2-dev pkg-config redis-server redis-tools openssl python3 python3-venv nginx
+APT_PACKAGES := libhiredis-dev libnghttp2-dev pkg-config redis-server redis-tools openssl python3 python3-venv nginx curl
 PYTHON_PACKAGES := joserfc==1.6.5 "httpx[http2]==0.28.1" pytest==9.2.0 openapi-core==0.23.1 opentelemetry-proto==1.45.2 grpcio==1.85.4 grpcio-tools==1.85.4
 VENV := .build-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -140,12 +140,12 @@ public struct Gateway: Sendable {
             }
             if let grpcListen = settings.grpcListen {
                 let check = EnvoyCheckServer(
-                    service: EnvoyCheckService(authorizer: authorize.authorizer), address: grpcListen, tls: settings.tls.files,
+                    service: EnvoyCheckService(authorizer: authorize.authorizer), address: grpcListen, tls: settings.tls.files, logger: logger,
                     onRunning: { port in await onRunning("authorize_grpc", port) })
                 services.append(NamedListener(check, key: "gateway.authorize.grpc_listen", host: grpcListen.host, port: grpcListen.port))
                 if let files = settings.tls.files {
                     logger.notice(
-                        "gateway.authorize.grpc_listen \(grpcListen): grpc-swift's transport accepts TLS 1.2 and 1.3 whatever tls.min_version (\(files.minVersion.rawValue)) says, treats client_auth: optional as required, and reads the certificate files once; restart the gateway to rotate them")
+                        "gateway.authorize.grpc_listen \(grpcListen): grpc-swift's transport treats client_auth: optional as required (client_auth is \(files.clientAuth.rawValue)) and reads the certificate files once; restart the gateway to rotate them")
                 } else {
                     logger.warning("gateway.authorize.tls is none: the gRPC Check service on \(grpcListen) is plaintext (loopback only); tokens and proofs cross it in clear text")
                 }

@@ -255,6 +255,38 @@ import Testing
         }
     }
 
+    /// curl (an independent HTTP/2 and TLS client) sends an empty CheckRequest over TLS 1.3
+    /// and over TLS 1.2: with `min_version: "1.3"`, only the first is answered.
+    @Test func aTLS12ConnectionGetsNoAnswerWhenTheMinimumIs13() async throws {
+        let harness = try GatewayHarness()
+        defer { harness.files.remove() }
+        let settings = try Self.envoyAuthorize(harness)
+        #expect(settings.tls.files?.minVersion == .tls13, "the default minimum")
+        try await harness.run(authorize: settings) { ports in
+            func call(_ versionFlags: [String]) throws -> (status: Int32, output: String) {
+                let frame = harness.files.path("empty-check.bin")
+                try Data([0, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: frame))
+                let curl = Process()
+                curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+                curl.arguments =
+                    ["-sS", "--http2", "--max-time", "10", "--cacert", harness.files.path("ca.crt"), "--cert", harness.files.path("edge.crt"),
+                     "--key", harness.files.path("edge.key"), "-H", "content-type: application/grpc", "-H", "te: trailers",
+                     "--data-binary", "@\(frame)", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"]
+                    + versionFlags + ["https://localhost:\(ports.authorizeGRPC[0])/envoy.service.auth.v3.Authorization/Check"]
+                let output = Pipe()
+                curl.standardOutput = output
+                curl.standardError = output
+                try curl.run()
+                curl.waitUntilExit()
+                return (curl.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            }
+            let modern = try call(["--tlsv1.3"])
+            #expect(modern.status == 0 && modern.output.hasPrefix("200 2"), "TLS 1.3 is answered: \(modern)")
+            let old = try call(["--tlsv1.2", "--tls-max", "1.2"])
+            #expect(old.status != 0 || !old.output.hasPrefix("200"), "TLS 1.2 gets no answer: \(old)")
+        }
+    }
+
     @Test func aTakenPortIsAStartupErrorNamingTheKey() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }

@@ -36,13 +36,21 @@ def free_port() -> int:
     candidates = list(range(max(1024, low - 12000), low))
     random.shuffle(candidates)
     for port in candidates:
+        # Never the same port twice in one run: the ports of one stack are picked before any
+        # is bound, so a free port must not be handed out again for another flag.
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+_handed_out: set[int] = set()
 
 
 @dataclass

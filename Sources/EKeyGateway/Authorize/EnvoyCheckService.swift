@@ -184,7 +184,10 @@ struct EnvoyCheckServer: Service {
     let onRunning: @Sendable (Int) async -> Void
 
     /// A server for `service` on `address` with `tls` (`nil`: plaintext, loopback only by config).
-    init(service: EnvoyCheckService, address: ListenAddress, tls: TLSFiles?, onRunning: @escaping @Sendable (Int) async -> Void) {
+    init(
+        service: EnvoyCheckService, address: ListenAddress, tls: TLSFiles?, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void
+    ) {
         let security: HTTP2ServerTransport.Posix.TransportSecurity
         if let tls {
             security = .tls(
@@ -202,7 +205,11 @@ struct EnvoyCheckServer: Service {
         let socket: GRPCNIOTransportCore.SocketAddress =
             address.host.contains(":")
             ? .ipv6(host: address.host, port: address.port) : .ipv4(host: address.host == "localhost" ? "127.0.0.1" : address.host, port: address.port)
-        transport = HTTP2ServerTransport.Posix(address: socket, transportSecurity: security)
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        if tls?.minVersion == .tls13 {
+            config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in Self.requireTLS13(stream, logger: logger) }
+        }
+        transport = HTTP2ServerTransport.Posix(address: socket, transportSecurity: security, config: config)
         server = GRPCServer(transport: transport, services: [service])
         self.onRunning = onRunning
     }
@@ -226,6 +233,31 @@ struct EnvoyCheckServer: Service {
                 server.beginGracefulShutdown()
             }
         }
+    }
+
+    /// Holds `tls.min_version: "1.3"` on a transport whose handshake also accepts TLS 1.2.
+    /// Run as each call's stream is set up, before its first frame reaches gRPC: on a
+    /// connection that negotiated less than TLS 1.3, the stream's frames are dropped ahead
+    /// of gRPC's handler (so no call is read or decided) and the connection is closed.
+    static func requireTLS13(_ stream: any Channel, logger: Logger) -> EventLoopFuture<Void> {
+        stream.eventLoop.makeCompletedFuture {
+            let connection = stream.parent
+            let version = connection.flatMap { try? $0.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion }
+            guard version != .tlsv13 else { return }
+            try stream.pipeline.syncOperations.addHandler(DiscardingInbound(), position: .first)
+            logger.warning(
+                "gateway.authorize.grpc_listen: a client from \(connection?.remoteAddress?.description ?? "an unknown address") negotiated \(version.map { "\($0)" } ?? "no TLS version") while gateway.authorize.tls.min_version is 1.3; its calls are refused and the connection closed (set min_version: \"1.2\" to accept it)")
+            if let connection {
+                connection.eventLoop.execute { connection.close(promise: nil) }
+            }
+        }
+    }
+
+    /// Drops every inbound frame of a stream that must not be read.
+    final class DiscardingInbound: ChannelInboundHandler, Sendable {
+        typealias InboundIn = Any
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
     }
 
     /// The innermost cause of grpc-swift's wrapped errors (the socket's `IOError` on a bind failure).
