@@ -50,6 +50,17 @@ enum ConfigKeys {
                 type: "`none` or a map, see [tls](#tls)", default: "required", doc: "the listener's TLS (`none`: plaintext, local debugging only)"))
     }
 
+    /// A service's `connections`: limits on the downstream connections of its main listener.
+    @usableFromInline
+    enum Connections {
+        @usableFromInline static let handshake = ConfigKey(
+            "handshake", .positiveDuration, default: .seconds(10), doc: "to finish the TLS handshake and protocol negotiation")
+        @usableFromInline static let idle = ConfigKey(
+            "idle", .positiveDuration, default: .seconds(60),
+            doc: "with no request in flight before a connection is closed, and the longest wait for a request's body")
+        static let block = ConfigBlock("connections", .map, [.key(handshake), .key(idle)])
+    }
+
     /// Limits on upstream calls: the gateway's, and a route's own.
     @usableFromInline
     enum Timeouts {
@@ -166,7 +177,7 @@ enum ConfigKeys {
 
         static let block = ConfigBlock("issuer", .map, [
             .key(listen), .key(adminListen), .key(issuerURL), .key(jwksURI), .key(clockSkew), .block(TLS.block),
-            .block(Signing.block), .block(Publisher.block), .block(Client.block), .block(IdP.block), .block(Template.block),
+            .block(Connections.block), .block(Signing.block), .block(Publisher.block), .block(Client.block), .block(IdP.block), .block(Template.block),
         ])
     }
 
@@ -254,7 +265,7 @@ enum ConfigKeys {
         }
 
         static let block = ConfigBlock("gateway", .map, [
-            .key(listen), .key(adminListen), .block(TLS.block), .key(issuer), .block(JWKS.block), .key(clockSkew),
+            .key(listen), .key(adminListen), .block(TLS.block), .block(Connections.block), .key(issuer), .block(JWKS.block), .key(clockSkew),
             .block(DPoP.block), .block(Timeouts.block), .block(Route.block), .block(Authorize.block),
         ])
     }
@@ -278,7 +289,7 @@ enum ConfigKeys {
             "retain", .duration, default: .seconds(86_400),
             doc: "how long a key stays published after its `not_after`, and a revoked kid is refused")
         static let block = ConfigBlock("jwks", .map, [
-            .key(listen), .key(adminListen), .block(TLS.block), .key(authorizedIssuers), .key(admins), .key(cacheMaxAge),
+            .key(listen), .key(adminListen), .block(TLS.block), .block(Connections.block), .key(authorizedIssuers), .key(admins), .key(cacheMaxAge),
             .key(retain),
         ])
     }

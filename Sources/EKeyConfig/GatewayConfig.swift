@@ -8,6 +8,8 @@ public struct GatewayConfig: Sendable, Hashable {
     public var adminListen: ListenAddress
     /// `tls`: the listener's TLS; `client_ca` validates mTLS-bound callers.
     public var tls: TLSSettings
+    /// `connections`: limits on the main listener's downstream connections.
+    public var connections = ConnectionsConfig()
     /// `issuer`: the `iss` that tokens must carry.
     public var issuer: String
     /// `jwks`: where the issuers' public keys are fetched.
@@ -90,6 +92,22 @@ public struct DPoPConfig: Sendable, Hashable {
         self.nonce = nonce
         self.nonceWindow = nonceWindow
         self.nonceSecretFile = nonceSecretFile
+    }
+}
+
+/// A service's `connections`: limits on the downstream connections of its main listener,
+/// so idle or stalled clients cannot pin memory. Keys and defaults: ``ConfigKeys/Connections``.
+public struct ConnectionsConfig: Sendable, Hashable {
+    /// `handshake`: to finish the TLS handshake and protocol negotiation.
+    public var handshake: Duration
+    /// `idle`: with no request in flight before a connection is closed (HTTP/2: GOAWAY, and
+    /// 10 s later a hard close), and the longest wait for a request's body.
+    public var idle: Duration
+
+    /// Creates limits; the defaults are the production ones (10 s, 60 s).
+    public init(handshake: Duration = ConfigKeys.Connections.handshake.defaultValue, idle: Duration = ConfigKeys.Connections.idle.defaultValue) {
+        self.handshake = handshake
+        self.idle = idle
     }
 }
 

@@ -14,6 +14,8 @@ public struct IssuerConfig: Sendable, Hashable {
     public var clockSkew: Duration
     /// `tls`: the listener's TLS; `client_ca` validates mTLS callers.
     public var tls: TLSSettings
+    /// `connections`: limits on the main listener's downstream connections.
+    public var connections = ConnectionsConfig()
     /// `signing`: the token signing key.
     public var signing: SigningConfig
     /// `publisher`: where signing keys are registered (HTTP/2 over mutual TLS).

@@ -6,6 +6,8 @@ public struct JWKSConfig: Sendable, Hashable {
     public var adminListen: ListenAddress
     /// `tls`: the listener's TLS; `client_ca` validates issuers and admins.
     public var tls: TLSSettings
+    /// `connections`: limits on the main listener's downstream connections.
+    public var connections = ConnectionsConfig()
     /// `authorized_issuers`: identity globs allowed to register keys.
     public var authorizedIssuers: [String]
     /// `admins`: identity globs allowed to revoke, export and import keys.

@@ -54,6 +54,12 @@ enum SectionReader {
         return .enabled(TLSFiles(cert: cert, key: key, clientCA: clientCA, clientAuth: clientAuth, minVersion: minVersion))
     }
 
+    /// A service's `connections` block.
+    static func connections(_ parent: MapReader) -> ConnectionsConfig {
+        let m = parent.map(ConfigKeys.Connections.block)
+        return ConnectionsConfig(handshake: m[ConfigKeys.Connections.handshake], idle: m[ConfigKeys.Connections.idle])
+    }
+
     /// A `timeouts` block; absent keys take `base`'s values.
     static func timeouts(_ m: MapReader, base: TimeoutsConfig) -> TimeoutsConfig {
         typealias Key = ConfigKeys.Timeouts
@@ -81,6 +87,7 @@ enum SectionReader {
         }
         let clockSkew = m[Key.clockSkew]
         let tls = tls(m)
+        let connections = connections(m)
         let signing = signing(m.map(Key.Signing.block))
         let publisher = publisher(m)
         var jwksURI = m[Key.jwksURI]
@@ -96,9 +103,11 @@ enum SectionReader {
         guard m.context.errors.count == errorsBefore, let issuerURL, let jwksURI, let tls, let publisher else {
             return nil
         }
-        return IssuerConfig(
+        var config = IssuerConfig(
             listen: listen, adminListen: adminListen, issuerURL: issuerURL, jwksURI: jwksURI, clockSkew: clockSkew,
             tls: tls, signing: signing, publisher: publisher, clients: clients, idps: idps, templates: templates)
+        config.connections = connections
+        return config
     }
 
     static func signing(_ m: MapReader) -> SigningConfig {
@@ -259,6 +268,7 @@ enum SectionReader {
         let listen = m[Key.listen]
         let adminListen = m[Key.adminListen]
         let tls = tls(m)
+        let connections = connections(m)
         m.missing(Key.issuer)
         let issuer = m.value(Key.issuer) == nil ? nil : m.scalar(Key.issuer)?.text.trimmingWhitespace()
         let jwks = jwksClient(m)
@@ -268,9 +278,11 @@ enum SectionReader {
         let routes = routes(m, timeouts: timeouts)
         let authorize = m.has(Key.Authorize.block) ? authorize(m.map(Key.Authorize.block), gatewayListen: listen) : nil
         guard m.context.errors.count == before, let tls, let issuer, let jwks else { return nil }
-        return GatewayConfig(
+        var config = GatewayConfig(
             listen: listen, adminListen: adminListen, tls: tls, issuer: issuer, jwks: jwks, clockSkew: clockSkew,
             dpop: dpop, timeouts: timeouts, routes: routes, authorize: authorize)
+        config.connections = connections
+        return config
     }
 
     /// `gateway.authorize`: its own listener (TLS, or plaintext on loopback only) and the
@@ -439,9 +451,10 @@ enum SectionReader {
         if issuers.isEmpty {
             m.context.warnings.append("jwks.authorized_issuers is empty: no issuer can register a signing key")
         }
-        let config = JWKSConfig(
+        var config = JWKSConfig(
             listen: listen, adminListen: adminListen, tls: tls ?? TLSSettings.none, authorizedIssuers: issuers, admins: admins,
             cacheMaxAge: m[Key.cacheMaxAge], retain: m[Key.retain])
+        config.connections = connections(m)
         guard m.context.errors.count == before, tls != nil else { return nil }
         return config
     }

@@ -66,6 +66,8 @@ public protocol ServiceSection: Sendable {
     var adminListen: ListenAddress { get }
     /// `tls`: the main listener's TLS.
     var tls: TLSSettings { get }
+    /// `connections`: limits on the main listener's downstream connections.
+    var connections: ConnectionsConfig { get }
 }
 
 extension IssuerConfig: ServiceSection {

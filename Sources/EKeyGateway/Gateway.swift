@@ -66,7 +66,7 @@ public struct Gateway: Sendable {
             usage: UsageAccounting(store: store, proofWindow: proofWindow, clockSkew: config.clockSkew, metrics: metrics))
         let responder = GatewayResponder(verifier: verifier, forwarder: forwarder, metrics: metrics, logger: logger, now: now)
         self.responder = responder
-        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", handler: responder.answer(_:origin:))
+        listener = InlineHTTPChannel(tls: tls, serverName: "ekey-gateway", connections: config.connections, handler: responder.answer(_:origin:))
         authorize = try config.authorize.map { settings -> (listener: InlineHTTPChannel, tls: ServerTLS?, authorizer: AuthorizeResponder) in
             let authorizer = AuthorizeResponder(gateway: responder, trustedClients: settings.trustedClients, pathPrefix: settings.pathPrefix)
             let authorizeTLS = try ServiceStartup.serverTLS(settings.tls, key: "gateway.authorize.tls")
@@ -96,7 +96,8 @@ public struct Gateway: Sendable {
     /// Where it listens: `gateway.listen` with `gateway.tls`, and `gateway.admin_listen`.
     public var listeners: ServiceListeners {
         ServiceListeners(
-            host: config.listen.host, port: config.listen.port, tls: tls, adminHost: config.adminListen.host, adminPort: config.adminListen.port)
+            host: config.listen.host, port: config.listen.port, tls: tls, adminHost: config.adminListen.host, adminPort: config.adminListen.port,
+            connections: config.connections)
     }
 
     /// The services to run; `onRunning` reports the bound ports (`gateway`, `admin`).

@@ -124,7 +124,7 @@ public struct Issuer: Sendable {
         }
         register(on: router)
         let app = InlineHTTPChannel.server(
-            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-issuer", handler: handler(routes: router.buildResponder(), requests: requests)),
+            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-issuer", connections: listeners.connections, handler: handler(routes: router.buildResponder(), requests: requests)),
             host: listeners.host, port: listeners.port, serverName: "ekey-issuer",
             plaintextWarning: "TLS IS OFF (issuer.tls: none): no client certificates, tokens travel in clear text; use this for local debugging only",
             logger: logger, onRunning: { port in await onRunning("issuer", port) })

@@ -43,7 +43,7 @@ public struct Publisher: Sendable {
         }
         routes.register(on: router)
         let app = InlineHTTPChannel.server(
-            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-jwks", responder: router.buildResponder(), logger: logger),
+            InlineHTTPChannel(tls: listeners.tls, serverName: "ekey-jwks", connections: listeners.connections, responder: router.buildResponder(), logger: logger),
             host: listeners.host, port: listeners.port, serverName: "ekey-jwks",
             plaintextWarning: "TLS IS OFF (jwks.tls: none): registrations and key sets travel in clear text; use this for local debugging only",
             logger: logger, onRunning: { port in await onRunning("jwks", port) })

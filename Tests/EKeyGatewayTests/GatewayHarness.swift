@@ -279,7 +279,7 @@ struct GatewayHarness {
                 gatewayRoles.formUnion(["gateway-\(index)", "admin-\(index)"] + (authorize == nil ? [] : ["authorize-\(index)"]))
                 if authorize?.grpcListen != nil { gatewayRoles.insert("authorize_grpc-\(index)") }
             }
-            return try await LiveServices.with(roles: gatewayRoles, { report in
+            let gatewaysOutcome = try await LiveServices.with(roles: gatewayRoles, { report in
                 gatewaySet.flatMap { $0.make(report) }
             }) { gatewayPorts in
                 let ports = Ports(
@@ -288,12 +288,19 @@ struct GatewayHarness {
                     authorizes: authorize == nil ? [] : (0..<gateways).map { gatewayPorts["authorize-\($0)"]! },
                     authorizeGRPC: authorize?.grpcListen == nil ? [] : (0..<gateways).map { gatewayPorts["authorize_grpc-\($0)"]! },
                     publishedKeys: publisherKeys)
+                let outcome: Result<R, any Error>
                 do {
-                    return .success(try await body(ports))
+                    outcome = .success(try await body(ports))
                 } catch {
-                    return .failure(error)
+                    outcome = .failure(error)
                 }
+                // Clients first: a server's graceful shutdown waits for the connections
+                // still open to it (up to ConnectionLimits.idleCloseGrace for HTTP/2).
+                await clients.shutdownAll()
+                return outcome
             }
+            try? await jwksClient.shutdown()
+            return gatewaysOutcome
         }
         await clients.shutdownAll()
         try? await jwksClient.shutdown()

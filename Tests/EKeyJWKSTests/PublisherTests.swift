@@ -30,6 +30,8 @@ struct PublisherTests {
         try files.write("intruder", pki.issueClient(commonName: "intruder", spiffeID: "spiffe://example.org/intruder"))
     }
 
+    /// Runs `body` against a publisher in this process. A test shuts its clients down at the
+    /// end of `body`: the publisher's graceful shutdown waits for connections still open to it.
     func withPublisher<R: Sendable>(
         keys: any PublishedKeyStore = PublisherTests.memoryKeys(), now: @escaping @Sendable () -> Int64 = WallClock.epochSeconds,
         metrics: MetricsRegistry = MetricsRegistry(), _ body: (Int, Int) async throws -> R
@@ -129,9 +131,9 @@ struct PublisherTests {
             #expect(metrics.body.contains("ekey_jwks_registrations_total{outcome=\"created\"} 2"))
             #expect(metrics.body.contains("ekey_jwks_requests_total{route=\"jwks\"} 3"))
             #expect(try await send(anonymous, .GET, "http://127.0.0.1:\(admin)/readyz").status == 200)
+            try await issuer.shutdown()
+            try await anonymous.shutdown()
         }
-        try await issuer.shutdown()
-        try await anonymous.shutdown()
     }
 
     @Test func internalRoutesNeedACertificateAndAnAuthorisedIdentity() async throws {
@@ -153,8 +155,8 @@ struct PublisherTests {
             #expect(try await send(intruder, .GET, base).status == 403)
             #expect(try await send(intruder, .DELETE, base + "/k1").status == 403)
             #expect(try await send(intruder, .PUT, base, body: "{\"keys\":[]}").status == 403)
+            for client in [anonymous, intruder, admin] { try await client.shutdown() }
         }
-        for client in [anonymous, intruder, admin] { try await client.shutdown() }
     }
 
     @Test func hostileRegistrationsAreRefused() async throws {
@@ -187,8 +189,8 @@ struct PublisherTests {
             let conflict = try await send(issuer, .POST, url, body: Self.newKey("k1").registration)
             #expect(conflict.status == 409)
             #expect(conflict.body.contains("different key"))
+            try await issuer.shutdown()
         }
-        try await issuer.shutdown()
     }
 
     @Test func revocationAndExportImportRoundTrip() async throws {
@@ -219,8 +221,8 @@ struct PublisherTests {
             #expect(try await send(admin, .GET, base + "/internal/v1/keys").body == export.body)
             let duplicate = "{\"keys\":[\(records[0].serialized()),\(records[0].serialized())]}"
             #expect(try await send(admin, .PUT, base + "/internal/v1/keys", body: duplicate).status == 400)
+            for client in [issuer, admin, anonymous] { try await client.shutdown() }
         }
-        for client in [issuer, admin, anonymous] { try await client.shutdown() }
     }
 
     @Test(arguments: ["memory", "redis"])
@@ -350,9 +352,9 @@ struct PublisherTests {
             clock.now = 1_000_070
             let after = try await publishedKeyIDs(anonymous, base)
             #expect(after.isEmpty)
+            try await issuer.shutdown()
+            try await anonymous.shutdown()
         }
-        try await issuer.shutdown()
-        try await anonymous.shutdown()
     }
 
     @Test func cacheRefreshesOnUnknownKidServesStaleOnErrorAndDropsRevokedKeys() async throws {
@@ -437,9 +439,9 @@ struct PublisherTests {
             let failure = await #expect(throws: KeyRegistrationClient.Failure.self) { try await refused.registerWithRetry(registration) }
             #expect(failure?.status == 403)
             #expect(failure?.description.contains("jwks.authorized_issuers") == true)
+            try await issuer.shutdown()
+            try await intruder.shutdown()
         }
-        try await issuer.shutdown()
-        try await intruder.shutdown()
     }
 }
 

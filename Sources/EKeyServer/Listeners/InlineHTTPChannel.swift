@@ -1,3 +1,4 @@
+public import EKeyConfig
 public import Hummingbird
 public import HummingbirdCore
 public import Logging
@@ -15,8 +16,8 @@ import NIOTLS
 /// ``InlineRequestHandler``.
 ///
 /// TLS with client certificates per `client_auth` and the ``PeerIdentityHandler``, ALPN
-/// `h2` or `http/1.1`, the limits of ``ConnectionLimits`` (handshake deadline, idle GOAWAY
-/// and close, stream idle, header lists), and graceful quiescing at shutdown. Without TLS
+/// `h2` or `http/1.1`, the limits of `connections` (handshake deadline, idle GOAWAY and
+/// close, stream idle) and of ``ConnectionLimits`` (header lists), and graceful quiescing at shutdown. Without TLS
 /// (`tls: none`) it serves plaintext HTTP/1.1.
 public struct InlineHTTPChannel: ServerChildChannel {
     public struct Value: ServerChildChannelValue {
@@ -26,19 +27,21 @@ public struct InlineHTTPChannel: ServerChildChannel {
     private let tls: ServerTLS?
     private let handler: InlineHandler
     private let serverName: String
+    private let connections: ConnectionsConfig
 
     /// Creates the listener's child channel; each new connection takes `tls`'s current
     /// context (ALPN `h2`, `http/1.1`); `nil` means plaintext HTTP/1.1. `handler` decides
-    /// each request's answer on the event loop.
-    public init(tls: ServerTLS?, serverName: String, handler: @escaping InlineHandler) {
+    /// each request's answer on the event loop. `connections` bounds the handshake and idle times.
+    public init(tls: ServerTLS?, serverName: String, connections: ConnectionsConfig = ConnectionsConfig(), handler: @escaping InlineHandler) {
         self.tls = tls
         self.handler = handler
         self.serverName = serverName
+        self.connections = connections
     }
 
     /// A listener whose every request is answered by `responder` in a task.
-    public init(tls: ServerTLS?, serverName: String, responder: @escaping InlineResponder) {
-        self.init(tls: tls, serverName: serverName, handler: InlineService.inTask(responder))
+    public init(tls: ServerTLS?, serverName: String, connections: ConnectionsConfig = ConnectionsConfig(), responder: @escaping InlineResponder) {
+        self.init(tls: tls, serverName: serverName, connections: connections, handler: InlineService.inTask(responder))
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -50,7 +53,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
             }
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             try sync.addHandler(PeerIdentityHandler())
-            let handshakeDeadline = channel.eventLoop.scheduleTask(in: ConnectionLimits.handshakeTimeout) {
+            let handshakeDeadline = channel.eventLoop.scheduleTask(in: TimeAmount(connections.handshake)) {
                 channel.close(promise: nil)
             }
             let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
@@ -80,11 +83,11 @@ public struct InlineHTTPChannel: ServerChildChannel {
         try? await value.channel.closeFuture.get()
     }
 
-    private var streamIdleLimit: TimeAmount { .seconds(ConnectionLimits.idleTimeout.components.seconds) }
+    private var streamIdleLimit: TimeAmount { TimeAmount(connections.idle) }
 
     private func configureHTTP2(_ channel: any Channel, logger: Logger) throws {
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2ServerConnection(responder: InlineService(handle: handler, serverName: serverName, logger: logger), idleLimit: ConnectionLimits.idleTimeout))
+            HTTP2ServerConnection(responder: InlineService(handle: handler, serverName: serverName, logger: logger), idleLimit: connections.idle))
     }
 
     private func configureHTTP1(_ channel: any Channel, secure: Bool, logger: Logger) throws {
@@ -109,8 +112,10 @@ public struct InlineHTTPChannel: ServerChildChannel {
 extension InlineHTTPChannel {
     /// A listener answering with `responder` in an ``EKeyRequestContext`` that carries the
     /// connection's TLS identity and whether the request came over HTTP/2.
-    public init(tls: ServerTLS?, serverName: String, responder: some HTTPResponder<EKeyRequestContext>, logger: Logger) {
-        self.init(tls: tls, serverName: serverName) { request, origin in
+    public init(
+        tls: ServerTLS?, serverName: String, connections: ConnectionsConfig = ConnectionsConfig(), responder: some HTTPResponder<EKeyRequestContext>, logger: Logger
+    ) {
+        self.init(tls: tls, serverName: serverName, connections: connections) { request, origin in
             try await responder.respond(to: request, context: EKeyRequestContext(origin: origin, logger: logger))
         }
     }

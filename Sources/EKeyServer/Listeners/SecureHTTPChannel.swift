@@ -1,3 +1,4 @@
+import EKeyConfig
 public import HummingbirdCore
 public import HummingbirdHTTP2
 public import Logging
@@ -119,10 +120,12 @@ extension HTTPServerBuilder {
 /// Hummingbird's defaults (80 KiB per field and per list, 1,000 fields), and HTTP/2 frame
 /// abuse (reset floods, CONTINUATION floods) by SwiftNIO's HTTP/2 handler.
 public enum ConnectionLimits {
-    /// Time allowed for the TLS handshake and protocol negotiation.
-    public static let handshakeTimeout: TimeAmount = .seconds(10)
-    /// Time an HTTP/1.1 keep-alive connection or an HTTP/2 connection without open streams may stay idle.
-    public static let idleTimeout: Duration = .seconds(60)
+    /// Time allowed for the TLS handshake and protocol negotiation: the default of a
+    /// service's `connections.handshake`.
+    public static let handshakeTimeout = TimeAmount(ConnectionsConfig().handshake)
+    /// Time an HTTP/1.1 keep-alive connection or an HTTP/2 connection without open streams
+    /// may stay idle: the default of a service's `connections.idle`.
+    public static let idleTimeout: Duration = ConnectionsConfig().idle
     /// Time an idle HTTP/2 client has, after the graceful GOAWAY and PING sent at
     /// ``idleTimeout``, to close; then the connection is closed without waiting for it.
     public static let idleCloseGrace: Duration = .seconds(10)
