@@ -64,7 +64,7 @@ struct VerificationOutcomeTests {
         let port = try FreePort.pick()
         let client = HTTPClient(
             eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
-            configuration: .init(tlsConfiguration: .makeClientConfiguration(), timeout: .init(connect: .milliseconds(500))))
+            configuration: .init(tlsConfiguration: .makeClientConfiguration(), timeout: .init(connect: .seconds(5))))
         var caught: (any Error)?
         do {
             _ = try await client.execute(HTTPClientRequest(url: "https://\(host):\(port)/"), timeout: .seconds(10))

@@ -146,20 +146,32 @@ struct PublisherProcessTests {
         request.body = .stream(chunks, length: .unknown)
         let pending = Task { try await admin.execute(request, timeout: .seconds(20)) }
         feed.yield(ByteBuffer(string: "{\"keys\":"))
-        try await Task.sleep(for: .milliseconds(300))
+        // Time for the connection, the TLS handshake and the head to reach the publisher on
+        // a loaded machine: the request must be in flight when SIGTERM arrives.
+        try await Task.sleep(for: .seconds(2))
         publisher.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(500))
         #expect(publisher.isRunning, "the in-flight request holds the shutdown")
         let latecomer = try client(nil, http1: true)
-        let refused = try await send(latecomer, .GET, "https://localhost:\(port)/.well-known/jwks.json")
+        let refused: (Int, HTTPVersion, HTTPHeaders, String)
+        do {
+            refused = try await send(latecomer, .GET, "https://localhost:\(port)/.well-known/jwks.json")
+        } catch {
+            // Shut the clients down before failing: a client left open aborts the test process.
+            try? await latecomer.shutdown()
+            feed.finish()
+            _ = await pending.result
+            try? await admin.shutdown()
+            throw error
+        }
         try await latecomer.shutdown()
         #expect(refused.0 == 503, "a request arriving during the drain is refused cleanly")
         #expect(refused.2.first(name: "connection") == "close")
         feed.yield(ByteBuffer(string: "[]}"))
         feed.finish()
         let outcome = await pending.result
-        let status = try await publisher.waitForExit()
         try await admin.shutdown()
+        let status = try await publisher.waitForExit()
         let response = try outcome.get()
         #expect(response.status == .ok)
         #expect(status == 0)
