@@ -18,7 +18,7 @@ final class ValidationTests: XCTestCase {
             """
         let errors = loadErrors(yaml)
         assertError(errors, at: "stores", contains: "unknown key 'stores' (valid: store, issuer, gateway, jwks, tracing)")
-        assertError(errors, at: "gateway.lisen", contains: "valid: listen, admin_listen, tls, issuer, jwks, clock_skew, dpop, timeouts, routes")
+        assertError(errors, at: "gateway.lisen", contains: "valid: listen, admin_listen, tls, connections, issuer, jwks, clock_skew, dpop, timeouts, routes")
         let tls = errors.first { $0.path == "gateway.tls.clientca" }
         XCTAssertEqual(
             tls?.message,
