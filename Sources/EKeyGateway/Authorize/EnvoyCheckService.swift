@@ -11,9 +11,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
-import SwiftASN1
 import Tracing
-import X509
 
 /// Envoy's ext_authz gRPC service, `envoy.service.auth.v3.Authorization/Check`, on
 /// `gateway.authorize.grpc_listen` (docs/authorize.md): the same decision as the HTTP
@@ -101,11 +99,7 @@ struct EnvoyCheckService: Envoy_Service_Auth_V3_Authorization.SimpleServiceProto
         guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
             let certificate = transport.peerCertificate
         else { return nil }
-        var serializer = DER.Serializer()
-        guard (try? serializer.serialize(certificate)) != nil,
-            let nioCertificate = try? NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
-        else { return nil }
-        return try? PeerIdentity(certificate: nioCertificate)
+        return try? PeerIdentity(certificate: certificate)
     }
 
     /// The IP address of grpc-swift's peer description (`ipv4:127.0.0.1:5000`,

@@ -1,7 +1,7 @@
 import Crypto
 public import NIOSSL
 import SwiftASN1
-import X509
+public import X509
 
 /// Who is on the other end of a mutually authenticated TLS connection.
 ///
@@ -16,8 +16,19 @@ public struct PeerIdentity: Sendable, Hashable {
     /// Creates an identity from a validated leaf certificate.
     public init(certificate: NIOSSLCertificate) throws {
         let der = try certificate.toDERBytes()
+        self.init(der: der, parsed: try Certificate(derEncoded: der))
+    }
+
+    /// Creates an identity from a validated leaf certificate already parsed (as gRPC's
+    /// transport hands it over), without parsing it again.
+    public init(certificate: Certificate) throws {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        self.init(der: serializer.serializedBytes, parsed: certificate)
+    }
+
+    private init(der: [UInt8], parsed: Certificate) {
         self.certificateSHA256 = Array(SHA256.hash(data: der))
-        let parsed = try Certificate(derEncoded: der)
         if let spiffe = Self.spiffeID(of: parsed) {
             self.identity = spiffe
         } else {
