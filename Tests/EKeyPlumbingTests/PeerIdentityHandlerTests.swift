@@ -19,56 +19,16 @@ struct PeerIdentityHandlerTests {
         server = try pki.issueServer(commonName: "localhost", dnsNames: ["localhost"])
     }
 
-    static func certificate(_ issued: DevelopmentPKI.Issued) throws -> NIOSSLCertificate {
-        try NIOSSLCertificate(bytes: issued.certificateDER, format: .der)
-    }
-
-    static func key(_ issued: DevelopmentPKI.Issued) throws -> NIOSSLPrivateKey {
-        try NIOSSLPrivateKey(bytes: Array(issued.privateKeyPEM.utf8), format: .pem)
-    }
-
     /// Runs a handshake between a client presenting `client` (or nothing) and a server that
     /// asks for a certificate signed by the test CA; returns the server's handler and the
     /// events that passed it.
     func handshake(presenting client: DevelopmentPKI.Issued?) throws -> (handler: PeerIdentityHandler, events: [String]) {
-        var serverTLS = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try Self.certificate(server))], privateKey: .privateKey(try Self.key(server)))
-        serverTLS.minimumTLSVersion = .tlsv13
-        serverTLS.certificateVerification = .optionalVerification
-        serverTLS.trustRoots = .certificates([try NIOSSLCertificate(bytes: pki.authority.certificateDER, format: .der)])
-        var clientTLS = TLSConfiguration.makeClientConfiguration()
-        clientTLS.trustRoots = .certificates([try NIOSSLCertificate(bytes: pki.authority.certificateDER, format: .der)])
-        if let client {
-            clientTLS.certificateChain = [.certificate(try Self.certificate(client))]
-            clientTLS.privateKey = .privateKey(try Self.key(client))
-        }
-
+        let tls = try InMemoryTLS(pki: pki, server: server, client: client)
         let serverChannel = EmbeddedChannel()
         let handler = PeerIdentityHandler()
         let recorder = TLSEventRecorder()
-        try serverChannel.pipeline.syncOperations.addHandlers([
-            NIOSSLServerHandler(context: try NIOSSLContext(configuration: serverTLS)), handler, recorder,
-        ])
-        let clientChannel = EmbeddedChannel()
-        try clientChannel.pipeline.syncOperations.addHandler(
-            try NIOSSLClientHandler(context: try NIOSSLContext(configuration: clientTLS), serverHostname: "localhost"))
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 443)
-        try serverChannel.connect(to: address).wait()
-        try clientChannel.connect(to: address).wait()
-
-        // Hand each side's bytes to the other until neither has more to say.
-        for _ in 0..<20 {
-            var moved = false
-            while let bytes = try clientChannel.readOutbound(as: ByteBuffer.self) {
-                try serverChannel.writeInbound(bytes)
-                moved = true
-            }
-            while let bytes = try serverChannel.readOutbound(as: ByteBuffer.self) {
-                try clientChannel.writeInbound(bytes)
-                moved = true
-            }
-            if !moved { break }
-        }
+        try serverChannel.pipeline.syncOperations.addHandlers([try tls.serverHandler(), handler, recorder])
+        try InMemoryTLS.connect(serverChannel, to: try tls.clientChannel())
         return (handler, recorder.events)
     }
 

@@ -51,7 +51,7 @@ public struct InlineHTTPChannel: ServerChildChannel {
                 try configureHTTP1(channel, secure: false, logger: logger)
                 return Value(channel: channel)
             }
-            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+            try TLSCloseShortcut.addHandlers(around: NIOSSLServerHandler(context: tls.context), to: sync)
             try sync.addHandler(PeerIdentityHandler())
             let handshakeDeadline = channel.eventLoop.scheduleTask(in: TimeAmount(connections.handshake)) {
                 channel.close(promise: nil)

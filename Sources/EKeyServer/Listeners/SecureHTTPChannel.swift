@@ -37,7 +37,7 @@ public struct SecureHTTPChannel: ServerChildChannel {
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+            try TLSCloseShortcut.addHandlers(around: NIOSSLServerHandler(context: tls.context), to: sync)
             try sync.addHandler(PeerIdentityHandler())
             let negotiation = NIOTypedApplicationProtocolNegotiationHandler<
                 NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>
