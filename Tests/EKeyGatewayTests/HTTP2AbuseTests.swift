@@ -243,22 +243,28 @@ struct HTTP2AbuseTests {
         var before: Double
         var after: Double
         var closedByServer: Bool
+        /// How long the abuse and the checks after it took.
+        var took: Duration = .zero
         var description: String {
-            String(format: "%@ %@: RSS %.1f -> %.1f MiB, connection closed by the server: %@", target, abuse, before, after, closedByServer ? "yes" : "no")
+            String(
+                format: "%@ %@: RSS %.1f -> %.1f MiB, connection closed by the server: %@, %.1f s", target, abuse, before, after,
+                closedByServer ? "yes" : "no", Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
         }
     }
 
     static let memoryBoundMiB = 64.0
 
     func check(_ stack: Stack, _ target: String, _ abuse: String, _ body: () async throws -> Bool) async throws -> Figures {
+        let started = ContinuousClock.now
         let before = stack.residentMiB(target)
         let closed = try await body()
         try await Task.sleep(for: .milliseconds(300))
-        let figures = Figures(target: target, abuse: abuse, before: before, after: stack.residentMiB(target), closedByServer: closed)
-        print("HTTP/2 abuse: \(figures)")
+        var figures = Figures(target: target, abuse: abuse, before: before, after: stack.residentMiB(target), closedByServer: closed)
         #expect(stack.processes[target]!.isRunning, "\(target) survives \(abuse)")
         #expect(figures.after - figures.before < Self.memoryBoundMiB, "\(figures)")
         #expect(try await stack.legitimateRequestSucceeds(target), "\(target) still serves legitimate requests after \(abuse)")
+        figures.took = ContinuousClock.now - started
+        print("HTTP/2 abuse: \(figures)")
         return figures
     }
 

@@ -45,6 +45,7 @@ struct HTTP2ServerConnectionTests {
         let channel = try await NIOAsyncTestingChannel { channel in
             try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
         }
+        try await channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 443))
         try await send(Self.opening, to: channel)
         return channel
     }
@@ -54,6 +55,7 @@ struct HTTP2ServerConnectionTests {
         let channel = EmbeddedChannel()
         let service = InlineService(handle: handler, serverName: "test", logger: Logger(label: "test"))
         try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnection(responder: service, idleLimit: .seconds(60)))
+        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
         try channel.writeInbound(ByteBuffer(bytes: opening))
         channel.pipeline.fireChannelReadComplete()
         return channel
@@ -177,6 +179,47 @@ struct HTTP2ServerConnectionTests {
         #expect(second.map { String(decoding: $0.payload, as: UTF8.self) } == ["too large"], "decided with nil once over the limit, before the end")
         #expect(decided.withLockedValue { $0 } == ["abcdef", nil])
         _ = try? channel.finish()
+    }
+
+    /// A client that finished sending (TLS `close_notify` or TCP FIN) gets no more waiting:
+    /// without streams the connection closes at once; a request whose body can no longer
+    /// arrive is reset, and an answer being written still goes out before the close.
+    @Test func aClientThatFinishedSendingIsAnsweredAndThenClosed() throws {
+        let idle = try Self.connection(handler: { _, _ in .immediate(HTTPResponse(status: .ok), ByteBuffer()) })
+        _ = try Self.written(idle)
+        #expect(idle.isActive)
+        idle.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(!idle.isActive, "an idle connection closes when the client stops sending")
+
+        let waiting = try Self.connection(handler: { _, _ in
+            .afterBody(upTo: 1024) { _ in .immediate(HTTPResponse(status: .created), ByteBuffer(string: "late")) }
+        })
+        _ = try Self.written(waiting)
+        try waiting.writeInbound(ByteBuffer(bytes: Self.frame(type: 0x1, flags: 0x4, stream: 1, payload: Self.requestBlock())))
+        waiting.pipeline.fireChannelReadComplete()
+        #expect(waiting.isActive)
+        waiting.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        let frames = try Self.written(waiting)
+        #expect(frames.contains { $0.type == 0x3 && $0.stream == 1 }, "the request whose body cannot end is reset: \(frames.map(\.type))")
+        #expect(!waiting.isActive, "closed once no stream is left")
+    }
+
+    @Test func anAnswerInTheMakingStillGoesOutAfterTheClientFinishedSending() async throws {
+        let release = AsyncStream<Void>.makeStream()
+        let channel = try await Self.connection { _, _ in
+            for await _ in release.stream { break }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "answer")))
+        }
+        try await Self.send(Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.requestBlock(method: "GET", path: "/a")), to: channel)
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        #expect(channel.isActive, "open while its one request is being answered")
+        release.continuation.yield()
+        let frames = try await Self.frames(of: channel) { $0.contains { $0.type == 0x0 && $0.stream == 1 } }
+        #expect(frames.filter { $0.stream == 1 }.last.map { String(decoding: $0.payload, as: UTF8.self) } == "answer")
+        try await Task.sleep(for: .milliseconds(50))
+        await channel.testingEventLoop.run()
+        #expect(!channel.isActive, "closed after the answer")
+        _ = try? await channel.finish()
     }
 
     /// Window goes back to the client only as the responder reads the body: while it holds

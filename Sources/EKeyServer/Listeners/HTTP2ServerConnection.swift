@@ -51,6 +51,8 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     private var inRead = false
     private var flushScheduled = false
     private var quiescing = false
+    /// The client sent its TLS `close_notify` or TCP FIN: the connection ends with its last stream.
+    private var clientFinished = false
     private var closing = false
     private var ticker: RepeatedTask?
     /// Ticks of one second since the connection began; activity is stamped in ticks.
@@ -225,7 +227,26 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             quiesce()
             return
         }
+        if case ChannelEvent.inputClosed = event {
+            clientFinishedSending()
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The client sends nothing more (its TLS `close_notify` or TCP FIN): no stream can
+    /// start, and a request still arriving can never end, so that stream is reset; the
+    /// answers already in the making go out, then the connection closes. Without this a
+    /// client that closes politely leaves its connection open until the idle limit.
+    private func clientFinishedSending() {
+        guard let session, !clientFinished else { return }
+        clientFinished = true
+        for (id, stream) in streams where !stream.requestEnded {
+            stream.body?.finish(ChannelError.eof)
+            stream.body = nil
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_CANCEL.rawValue)
+        }
+        if streams.isEmpty { closing = true }
+        flushOutput()
     }
 
     /// Shutdown: new streams are refused with `GOAWAY`, the ones in flight finish, then the connection closes.
@@ -350,7 +371,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         for promise in drained { promise.fail(HTTP2StreamResetError(code: errorCode)) }
         if streams.isEmpty {
             idleSince = tick
-            if quiescing { closing = true }
+            if quiescing || clientFinished { closing = true }
         }
     }
 
