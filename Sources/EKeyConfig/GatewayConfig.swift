@@ -9,7 +9,7 @@ public struct GatewayConfig: Sendable, Hashable {
     /// `tls`: the listener's TLS; `client_ca` validates mTLS-bound callers.
     public var tls: TLSSettings
     /// `connections`: limits on the main listener's downstream connections.
-    public var connections = ConnectionsConfig()
+    public var connections: ConnectionsConfig
     /// `issuer`: the `iss` that tokens must carry.
     public var issuer: String
     /// `jwks`: where the issuers' public keys are fetched.
@@ -29,13 +29,14 @@ public struct GatewayConfig: Sendable, Hashable {
     public init(
         listen: ListenAddress = ConfigKeys.Gateway.listen.defaultValue,
         adminListen: ListenAddress = ConfigKeys.Gateway.adminListen.defaultValue, tls: TLSSettings,
-        issuer: String, jwks: JWKSClientConfig, clockSkew: Duration = ConfigKeys.Gateway.clockSkew.defaultValue,
+        connections: ConnectionsConfig = ConnectionsConfig(), issuer: String, jwks: JWKSClientConfig, clockSkew: Duration = ConfigKeys.Gateway.clockSkew.defaultValue,
         dpop: DPoPConfig = DPoPConfig(),
         timeouts: TimeoutsConfig = TimeoutsConfig(), routes: [RouteConfig], authorize: AuthorizeConfig? = nil
     ) {
         self.listen = listen
         self.adminListen = adminListen
         self.tls = tls
+        self.connections = connections
         self.issuer = issuer
         self.jwks = jwks
         self.clockSkew = clockSkew

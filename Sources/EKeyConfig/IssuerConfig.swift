@@ -15,7 +15,7 @@ public struct IssuerConfig: Sendable, Hashable {
     /// `tls`: the listener's TLS; `client_ca` validates mTLS callers.
     public var tls: TLSSettings
     /// `connections`: limits on the main listener's downstream connections.
-    public var connections = ConnectionsConfig()
+    public var connections: ConnectionsConfig
     /// `signing`: the token signing key.
     public var signing: SigningConfig
     /// `publisher`: where signing keys are registered (HTTP/2 over mutual TLS).
@@ -32,7 +32,7 @@ public struct IssuerConfig: Sendable, Hashable {
         listen: ListenAddress = ConfigKeys.Issuer.listen.defaultValue,
         adminListen: ListenAddress = ConfigKeys.Issuer.adminListen.defaultValue,
         issuerURL: URL, jwksURI: URL, clockSkew: Duration = ConfigKeys.Issuer.clockSkew.defaultValue, tls: TLSSettings,
-        signing: SigningConfig = SigningConfig(), publisher: PublisherClientConfig, clients: [ClientConfig] = [],
+        connections: ConnectionsConfig = ConnectionsConfig(), signing: SigningConfig = SigningConfig(), publisher: PublisherClientConfig, clients: [ClientConfig] = [],
         idps: [IdPConfig] = [], templates: [TemplateConfig] = []
     ) {
         self.listen = listen
@@ -41,6 +41,7 @@ public struct IssuerConfig: Sendable, Hashable {
         self.jwksURI = jwksURI
         self.clockSkew = clockSkew
         self.tls = tls
+        self.connections = connections
         self.signing = signing
         self.publisher = publisher
         self.clients = clients

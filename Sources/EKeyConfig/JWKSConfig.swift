@@ -7,7 +7,7 @@ public struct JWKSConfig: Sendable, Hashable {
     /// `tls`: the listener's TLS; `client_ca` validates issuers and admins.
     public var tls: TLSSettings
     /// `connections`: limits on the main listener's downstream connections.
-    public var connections = ConnectionsConfig()
+    public var connections: ConnectionsConfig
     /// `authorized_issuers`: identity globs allowed to register keys.
     public var authorizedIssuers: [String]
     /// `admins`: identity globs allowed to revoke, export and import keys.
@@ -22,7 +22,7 @@ public struct JWKSConfig: Sendable, Hashable {
     public init(
         listen: ListenAddress = ConfigKeys.JWKS.listen.defaultValue,
         adminListen: ListenAddress = ConfigKeys.JWKS.adminListen.defaultValue, tls: TLSSettings,
-        authorizedIssuers: [String] = ConfigKeys.JWKS.authorizedIssuers.defaultValue,
+        connections: ConnectionsConfig = ConnectionsConfig(), authorizedIssuers: [String] = ConfigKeys.JWKS.authorizedIssuers.defaultValue,
         admins: [String] = ConfigKeys.JWKS.admins.defaultValue,
         cacheMaxAge: Duration = ConfigKeys.JWKS.cacheMaxAge.defaultValue,
         retain: Duration = ConfigKeys.JWKS.retain.defaultValue
@@ -30,6 +30,7 @@ public struct JWKSConfig: Sendable, Hashable {
         self.listen = listen
         self.adminListen = adminListen
         self.tls = tls
+        self.connections = connections
         self.authorizedIssuers = authorizedIssuers
         self.admins = admins
         self.cacheMaxAge = cacheMaxAge

@@ -103,11 +103,9 @@ enum SectionReader {
         guard m.context.errors.count == errorsBefore, let issuerURL, let jwksURI, let tls, let publisher else {
             return nil
         }
-        var config = IssuerConfig(
+        return IssuerConfig(
             listen: listen, adminListen: adminListen, issuerURL: issuerURL, jwksURI: jwksURI, clockSkew: clockSkew,
-            tls: tls, signing: signing, publisher: publisher, clients: clients, idps: idps, templates: templates)
-        config.connections = connections
-        return config
+            tls: tls, connections: connections, signing: signing, publisher: publisher, clients: clients, idps: idps, templates: templates)
     }
 
     static func signing(_ m: MapReader) -> SigningConfig {
@@ -278,11 +276,9 @@ enum SectionReader {
         let routes = routes(m, timeouts: timeouts)
         let authorize = m.has(Key.Authorize.block) ? authorize(m.map(Key.Authorize.block), gatewayListen: listen) : nil
         guard m.context.errors.count == before, let tls, let issuer, let jwks else { return nil }
-        var config = GatewayConfig(
-            listen: listen, adminListen: adminListen, tls: tls, issuer: issuer, jwks: jwks, clockSkew: clockSkew,
+        return GatewayConfig(
+            listen: listen, adminListen: adminListen, tls: tls, connections: connections, issuer: issuer, jwks: jwks, clockSkew: clockSkew,
             dpop: dpop, timeouts: timeouts, routes: routes, authorize: authorize)
-        config.connections = connections
-        return config
     }
 
     /// `gateway.authorize`: its own listener (TLS, or plaintext on loopback only) and the
@@ -451,10 +447,9 @@ enum SectionReader {
         if issuers.isEmpty {
             m.context.warnings.append("jwks.authorized_issuers is empty: no issuer can register a signing key")
         }
-        var config = JWKSConfig(
-            listen: listen, adminListen: adminListen, tls: tls ?? TLSSettings.none, authorizedIssuers: issuers, admins: admins,
-            cacheMaxAge: m[Key.cacheMaxAge], retain: m[Key.retain])
-        config.connections = connections(m)
+        let config = JWKSConfig(
+            listen: listen, adminListen: adminListen, tls: tls ?? TLSSettings.none, connections: connections(m), authorizedIssuers: issuers,
+            admins: admins, cacheMaxAge: m[Key.cacheMaxAge], retain: m[Key.retain])
         guard m.context.errors.count == before, tls != nil else { return nil }
         return config
     }
