@@ -8,16 +8,16 @@ every process it started when the `with` block ends.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from free_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("EKEY_BIN_DIR", REPO / ".build" / "debug"))
@@ -26,31 +26,6 @@ PORT_FLAGS = (
     "issuer-port", "gateway-port", "jwks-port", "upstream-port",
     "issuer-admin-port", "gateway-admin-port", "jwks-admin-port",
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing uses right now, below the kernel's ephemeral
-    range: a port handed out by bind(0) can be taken meanwhile as the source port of an
-    outgoing connection, and a stack started twice must find its ports free again."""
-    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    candidates = list(range(max(1024, low - 12000), low))
-    random.shuffle(candidates)
-    for port in candidates:
-        # Never the same port twice in one run: the ports of one stack are picked before any
-        # is bound, so a free port must not be handed out again for another flag.
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free TCP port below the ephemeral range")
-
-
-_handed_out: set[int] = set()
 
 
 @dataclass

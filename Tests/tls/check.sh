@@ -45,9 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-JWKS=$(port); JWKS_ADMIN=$(port); ISS=$(port); ISS_ADMIN=$(port)
-GW=$(port); GW_ADMIN=$(port); GW12=$(port); GW12_ADMIN=$(port); UP=$(port)
+# Distinct free ports below the kernel's ephemeral range (Tests/interop/free_ports.py): one
+# that bind(0) hands out can be taken meanwhile as an outgoing connection's source port.
+read -r JWKS JWKS_ADMIN ISS ISS_ADMIN GW GW_ADMIN GW12 GW12_ADMIN UP <<< "$(python3 Tests/interop/free_ports.py 9)"
 
 "$BIN/ekey" pki init --dir "$WORK/pki" --host localhost >/dev/null
 PKI=$WORK/pki
