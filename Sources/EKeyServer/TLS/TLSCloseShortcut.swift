@@ -14,52 +14,47 @@ import NIOSSL
 enum TLSCloseShortcut {
     /// Adds the pair around `tls` (the server's TLS handler), first in the pipeline.
     static func addHandlers(around tls: NIOSSLServerHandler, to pipeline: ChannelPipeline.SynchronousOperations) throws {
-        let state = State()
-        try pipeline.addHandler(SocketSide(state: state))
+        let socketSide = SocketSide()
+        try pipeline.addHandler(socketSide)
         try pipeline.addHandler(tls)
-        try pipeline.addHandler(ApplicationSide(state: state))
+        try pipeline.addHandler(ApplicationSide(socketSide: socketSide))
     }
 
-    /// What both halves know; touched on the channel's event loop only.
-    final class State {
-        var closeRequested = false
-        var peerFinished = false
-        var socketSide: SocketSide?
-    }
-
-    /// Below TLS: learns that the peer finished sending, and closes the socket.
+    /// Below TLS: knows whether the peer finished sending and whether the application asked
+    /// to close, and closes the socket when both hold.
     final class SocketSide: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = NIOAny
-        let state: State
         private var context: ChannelHandlerContext?
+        private var peerFinished = false
+        private var closeRequested = false
         private var closing = false
-
-        init(state: State) {
-            self.state = state
-        }
 
         func handlerAdded(context: ChannelHandlerContext) {
             self.context = context
-            state.socketSide = self
         }
 
         func handlerRemoved(context: ChannelHandlerContext) {
             self.context = nil
-            state.socketSide = nil
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if case ChannelEvent.inputClosed = event {
-                state.peerFinished = true
-                if state.closeRequested { closeAfterPendingWrites() }
+                peerFinished = true
+                closeIfBothDone()
             }
             context.fireUserInboundEventTriggered(event)
         }
 
+        /// The application asked to close (``ApplicationSide``).
+        func applicationClosed() {
+            closeRequested = true
+            closeIfBothDone()
+        }
+
         /// Closes the socket once everything written so far (the TLS `close_notify` last)
         /// has reached it; the close skips the TLS handler's wait.
-        func closeAfterPendingWrites() {
-            guard !closing, let context else { return }
+        private func closeIfBothDone() {
+            guard peerFinished, closeRequested, !closing, let context else { return }
             closing = true
             context.writeAndFlush(NIOAny(ByteBuffer())).whenComplete { _ in
                 context.close(promise: nil)
@@ -67,20 +62,18 @@ enum TLSCloseShortcut {
         }
     }
 
-    /// Above TLS: learns that the application asked to close.
+    /// Above TLS: tells ``SocketSide`` that the application asked to close.
     final class ApplicationSide: ChannelOutboundHandler, RemovableChannelHandler {
         typealias OutboundIn = NIOAny
-        let state: State
+        let socketSide: SocketSide
 
-        init(state: State) {
-            self.state = state
+        init(socketSide: SocketSide) {
+            self.socketSide = socketSide
         }
 
         func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
             context.close(mode: mode, promise: promise)
-            guard mode == .all else { return }
-            state.closeRequested = true
-            if state.peerFinished { state.socketSide?.closeAfterPendingWrites() }
+            if mode == .all { socketSide.applicationClosed() }
         }
     }
 }
