@@ -253,7 +253,7 @@ public struct TokenEndpoint: Sendable {
         let response = TokenResponse(
             token: token, tokenType: TokenResponse.tokenType(for: tokenRequest.bind), expiresIn: allowance.ttl, expiresAt: claims.expiresAt,
             trace: claims.trace, confirmation: confirmation, keyID: signing.keyID)
-        return HTTPResponse.json(response.jsonValue, status: .created)
+        return HTTPResponse.json(serialized: response.serializedBytes(), status: .created)
     }
 
     /// What the token is bound to (docs/spec/issuer.md): mTLS → the caller's certificate; DPoP →

@@ -58,4 +58,17 @@ public struct TokenResponse: Sendable, Hashable {
             "kid": .string(keyID),
         ])
     }
+
+    /// ``jsonValue``'s bytes, written directly.
+    public func serializedBytes() -> [UInt8] {
+        var writer = JSONObjectWriter(capacity: token.utf8.count + 192)
+        writer.value("cnf") { $0.append(contentsOf: confirmation.serializedBytes()) }
+        writer.integer("expires_at", expiresAt)
+        writer.integer("expires_in", expiresIn)
+        writer.string("kid", keyID)
+        writer.string("token", token)
+        writer.string("token_type", tokenType)
+        writer.string("trace", trace)
+        return writer.finish()
+    }
 }

@@ -71,6 +71,20 @@ public struct Capability: Sendable, Hashable {
         return .object(members)
     }
 
+    /// ``jsonValue``'s bytes, written directly.
+    public func serializedBytes() -> [UInt8] {
+        var writer = JSONObjectWriter(capacity: 64)
+        writer.string("action", action.description)
+        writer.integer("limit", Int64(limit))
+        if let scope { writer.string("scope", scope) }
+        if !subcapabilities.isEmpty {
+            writer.value("subcap") { bytes in
+                JSONValue.array(subcapabilities.map { .string($0.description) }).write(into: &bytes)
+            }
+        }
+        return writer.finish()
+    }
+
     /// Every action this capability allows: ``action`` first, then ``subcapabilities``.
     public var allActions: [CapabilityAction] { [action] + subcapabilities }
 

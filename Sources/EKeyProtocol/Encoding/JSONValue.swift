@@ -124,7 +124,7 @@ extension JSONValue {
     /// characters, DEL, U+2028 and U+2029 as `\u` escapes, so no value can end a log line,
     /// add members to it, or end a JavaScript string early.
     public static func quoted(_ text: String) -> String {
-        if !text.utf8.contains(where: mayNeedEscape) {
+        if !mayNeedEscape(text) {
             return "\"" + text + "\""
         }
         var output = "\""
@@ -159,15 +159,25 @@ extension JSONValue {
     /// Appends what ``quoted(_:)`` puts between the quotes: `text` as is when nothing in it
     /// needs an escape (no string is made), else escaped.
     public static func appendEscaped(_ text: String, to bytes: inout [UInt8]) {
-        guard text.utf8.contains(where: mayNeedEscape) else {
+        guard mayNeedEscape(text) else {
             bytes.append(contentsOf: text.utf8)
             return
         }
         bytes.append(contentsOf: quoted(text).utf8.dropFirst().dropLast())
     }
 
-    /// Bytes that may need an escape: control characters, `"`, `\`, DEL, and the lead byte
-    /// of U+2028/U+2029 (checked precisely on the slow path).
+    /// Whether `text` has a byte that may need an escape: a control character, `"`, `\`,
+    /// DEL, or the lead byte of U+2028/U+2029 (checked precisely on the slow path). Native
+    /// strings are scanned in their own storage, a byte at a time without a closure call.
+    private static func mayNeedEscape(_ text: String) -> Bool {
+        if let found = text.utf8.withContiguousStorageIfAvailable({ bytes in bytes.contains(where: mayNeedEscape) }) {
+            return found
+        }
+        return text.utf8.contains(where: mayNeedEscape)
+    }
+
+    /// One byte of the scan above.
+    @inline(__always)
     private static func mayNeedEscape(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte == 0x7F || byte == 0xE2
     }

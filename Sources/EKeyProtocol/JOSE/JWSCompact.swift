@@ -95,9 +95,15 @@ public struct JWSCompact: Sendable {
     ) throws -> String {
         var protectedHeader = header
         protectedHeader["alg"] = .string(key.algorithm.rawValue)
+        return try sign(protectedHeader: JSONValue.object(protectedHeader).serializedBytes(), payload: payload, using: key)
+    }
+
+    /// Signs `payload` under `protectedHeader`, the header's JSON bytes as given; the
+    /// caller's header names `key`'s `alg`.
+    public static func sign(protectedHeader: [UInt8], payload: [UInt8], using key: PrivateSigningKey) throws -> String {
         var compact: [UInt8] = []
-        compact.reserveCapacity(128 + payload.count * 4 / 3 + 90)
-        Base64URL.encode(JSONValue.object(protectedHeader).serializedBytes(), appendingTo: &compact)
+        compact.reserveCapacity((protectedHeader.count + payload.count) * 4 / 3 + 96)
+        Base64URL.encode(protectedHeader, appendingTo: &compact)
         compact.append(UInt8(ascii: "."))
         Base64URL.encode(payload, appendingTo: &compact)
         let signature = try key.signature(for: compact)

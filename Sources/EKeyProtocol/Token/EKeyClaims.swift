@@ -81,6 +81,20 @@ public struct EKeyClaims: Sendable, Hashable {
         ])
     }
 
+    /// ``jsonValue``'s bytes, written directly: the payload the issuer signs.
+    public func serializedBytes() -> [UInt8] {
+        var writer = JSONObjectWriter(capacity: 320)
+        writer.string("aud", audience)
+        writer.value("cap") { $0.append(contentsOf: capability.serializedBytes()) }
+        writer.value("cnf") { $0.append(contentsOf: confirmation.serializedBytes()) }
+        writer.integer("exp", expiresAt)
+        writer.integer("iat", issuedAt)
+        writer.string("iss", issuer)
+        writer.string("sub", subject)
+        writer.string("trace", trace)
+        return writer.finish()
+    }
+
     /// Whether `text` is a well-formed trace: 32 lowercase hex characters.
     public static func isTrace(_ text: String) -> Bool {
         text.utf8.count == 32

@@ -132,10 +132,12 @@ public struct EKeyToken: Sendable {
     public static func sign(
         _ claims: EKeyClaims, keyID: String, bind: BindingMode, using key: PrivateSigningKey
     ) throws -> String {
-        try JWSCompact.sign(
-            header: ["typ": .string(type), "kid": .string(keyID), "bind": .string(bind.rawValue)],
-            payload: claims.jsonValue.serializedBytes(),
-            using: key)
+        var header = JSONObjectWriter(capacity: 96)
+        header.string("alg", key.algorithm.rawValue)
+        header.string("bind", bind.rawValue)
+        header.string("kid", keyID)
+        header.string("typ", type)
+        return try JWSCompact.sign(protectedHeader: header.finish(), payload: claims.serializedBytes(), using: key)
     }
 
     /// `base64url(SHA-256(token))`, the DPoP `ath` (RFC 9449 §4.2).

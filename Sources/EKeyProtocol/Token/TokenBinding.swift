@@ -34,6 +34,16 @@ public enum Confirmation: Sendable, Hashable {
         case .certificateThumbprint(let value): .object(["x5t#S256": .string(value)])
         }
     }
+
+    /// ``jsonValue``'s bytes, written directly.
+    public func serializedBytes() -> [UInt8] {
+        var writer = JSONObjectWriter(capacity: 64)
+        switch self {
+        case .jwkThumbprint(let value): writer.string("jkt", value)
+        case .certificateThumbprint(let value): writer.string("x5t#S256", value)
+        }
+        return writer.finish()
+    }
 }
 
 /// What the gateway must check for the token's holder, after `bind` and `cnf` agreed.

@@ -25,12 +25,17 @@ extension HTTPResponse {
     /// ``Response/json(_:status:headers:)`` as a head and a body, for a response written
     /// on the event loop.
     public static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> (HTTPResponse, ByteBuffer) {
+        json(serialized: value.serializedBytes(), status: status, headers: headers)
+    }
+
+    /// ``json(_:status:headers:)`` of a body already written as JSON bytes.
+    public static func json(serialized body: [UInt8], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> (HTTPResponse, ByteBuffer) {
         var fields = headers
         fields[.contentType] = "application/json"
         if fields[.cacheControl] == nil {
             fields[.cacheControl] = "no-store"
         }
-        return (HTTPResponse(status: status, headerFields: fields), ByteBuffer(bytes: value.serializedBytes()))
+        return (HTTPResponse(status: status, headerFields: fields), ByteBuffer(bytes: body))
     }
 
     /// ``Response/error(_:scheme:challenge:)`` as a head and a body, for a response written
