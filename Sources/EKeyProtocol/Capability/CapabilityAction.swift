@@ -35,12 +35,16 @@ public struct CapabilityAction: Sendable, Hashable, CustomStringConvertible {
         guard !path.contains("?") else { throw Self.invalid(text, "the path must not carry a query") }
         let rawSegments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
         var segments: [Segment] = []
+        segments.reserveCapacity(rawSegments.count)
+        var hasPattern = false
         for (position, raw) in rawSegments.enumerated() {
             let isLast = position == rawSegments.count - 1
             if raw == "*" {
                 guard isLast else { throw Self.invalid(text, "'*' may only be the final segment") }
                 segments.append(.rest)
-            } else if raw.hasPrefix(":") {
+                hasPattern = true
+            } else if raw.first == ":" {
+                hasPattern = true
                 let name = raw.dropFirst()
                 guard !name.isEmpty,
                     name.utf8.allSatisfy({ RequestTarget.isPathCharacter($0) && $0 != UInt8(ascii: "/") })
@@ -50,10 +54,14 @@ public struct CapabilityAction: Sendable, Hashable, CustomStringConvertible {
                 segments.append(.literal(String(raw)))
             }
         }
-        let literalPath = "/" + segments.map { segment -> String in
-            if case .literal(let value) = segment { return value }
-            return "x"
-        }.joined(separator: "/")
+        // The path with every pattern segment replaced by a stand-in literal must be one a
+        // request could send; without pattern segments, that is the path itself.
+        let literalPath =
+            hasPattern
+            ? "/" + segments.map { segment -> String in
+                if case .literal(let value) = segment { return value }
+                return "x"
+            }.joined(separator: "/") : path
         do {
             _ = try RequestTarget(validating: literalPath)
         } catch {

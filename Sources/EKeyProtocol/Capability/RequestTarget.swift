@@ -64,11 +64,12 @@ public struct RequestTarget: Sendable, Hashable {
             if segment.isEmpty, position != segments.count - 1 {
                 throw Self.rejected("the request path has an empty segment ('//')")
             }
-            let name = segment.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            // The segment's name: what comes before its first ';' parameter, if any.
+            let name = segment.firstIndex(of: ";").map { segment[..<$0] } ?? segment
             if name == "." || name == ".." {
                 throw Self.rejected("the request path has a dot segment ('.' or '..')")
             }
-            if name.isEmpty, segment.contains(";") {
+            if name.isEmpty, segment.first == ";" {
                 throw Self.rejected("the request path has a segment empty before its ';' parameter")
             }
         }
