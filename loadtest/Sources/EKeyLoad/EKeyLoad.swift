@@ -45,6 +45,15 @@ struct EKeyLoad: AsyncParsableCommand {
         case mixed
     }
 
+    /// How the timed phase sends.
+    enum Engine: String, ExpressibleByArgument, CaseIterable {
+        /// AsyncHTTPClient, a task per request, at most `--concurrency` in flight.
+        case client
+        /// ``PacedHTTP2Load``: one event loop, a stream per request sent at its scheduled
+        /// time (`--rate`), whatever is still in flight; for latency at a rate.
+        case paced
+    }
+
     @Option(help: "Target URL (for dpop and mtls: the gateway URL of the protected route).")
     var url: String
     @Option(help: "What to send: \(Mode.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -83,6 +92,8 @@ struct EKeyLoad: AsyncParsableCommand {
     var duration: Double?
     @Option(help: "At most this many requests per second, paced from the start (0: as fast as the concurrency allows).")
     var rate: Double = 0
+    @Option(help: "How the timed phase sends: client (AsyncHTTPClient, --concurrency in flight) or paced (one event loop, each request at its time; needs --rate and an https URL).")
+    var engine: Engine = .client
     @Option(help: "mixed mode: percentage of requests that replay an accepted proof.")
     var replayPercent = 20
     @Option(help: "mixed mode: percentage of requests with an invalid token.")
@@ -91,6 +102,11 @@ struct EKeyLoad: AsyncParsableCommand {
     func validate() throws {
         if duration != nil, mode != .mixed { throw ValidationError("--duration is only for --mode mixed") }
         if mode == .mixed, duration == nil { throw ValidationError("--mode mixed needs --duration") }
+        if engine == .paced {
+            guard rate > 0 else { throw ValidationError("--engine paced sends at a fixed rate: give --rate") }
+            guard url.hasPrefix("https://") else { throw ValidationError("--engine paced speaks HTTP/2 over TLS only: give an https:// --url") }
+            guard mode != .flow, mode != .mixed else { throw ValidationError("--engine paced sends prepared requests; use --engine client for --mode \(mode.rawValue)") }
+        }
         guard replayPercent >= 0, invalidPercent >= 0, replayPercent + invalidPercent <= 100 else {
             throw ValidationError("--replay-percent and --invalid-percent must be >= 0 and add up to at most 100")
         }
@@ -108,7 +124,13 @@ struct EKeyLoad: AsyncParsableCommand {
         configuration.httpVersion = .automatic
         let clients = (0..<max(1, connections)).map { _ in HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration) }
         do {
-            if mode == .mixed { try await soak(clients) } else { try await measure(clients) }
+            if mode == .mixed {
+                try await soak(clients)
+            } else if engine == .paced {
+                try await measurePaced(clients[0], tls: tls)
+            } else {
+                try await measure(clients)
+            }
         } catch {
             for client in clients { try? await client.shutdown() }
             throw error
@@ -179,6 +201,34 @@ struct EKeyLoad: AsyncParsableCommand {
             p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
             p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
             statuses: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), failures: failures)
+        try emit(report)
+    }
+
+    /// The timed phase on ``PacedHTTP2Load``: credentials prepared as for the client engine.
+    func measurePaced(_ client: HTTPClient, tls: TLSConfiguration) async throws {
+        let prepared = try await prepare(client: client)
+        guard let target = URL(string: url), let host = target.host else { throw ValidationError("--url \(url) is not a URL") }
+        let port = target.port ?? 443
+        let path = (target.path.isEmpty ? "/" : target.path) + (target.query.map { "?" + $0 } ?? "")
+        var http2 = tls
+        http2.applicationProtocols = ["h2"]
+        let load = PacedHTTP2Load(host: host, port: port, authority: "\(host):\(port)", tls: http2, connections: max(1, connections))
+        let body = Array(prepared.body.utf8)
+        let method = prepared.method.rawValue
+        let outcome = try await load.run(rate: rate, count: requests) { index in
+            var headers = prepared.headers(index)
+            if !body.isEmpty { headers.append(("content-type", "application/json")) }
+            return .init(method: method, path: path, headers: headers, body: body)
+        }
+        let histogram = outcome.histogram
+        var report = Report(
+            label: label, mode: mode.rawValue, requests: requests, concurrency: 0, connections: connections, seconds: outcome.seconds,
+            requestsPerSecond: Double(requests) / outcome.seconds,
+            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
+            p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
+            statuses: Dictionary(uniqueKeysWithValues: outcome.statuses.map { (String($0.key), $0.value) }), failures: outcome.failures)
+        report.lateSends = outcome.lateSends
+        report.maximumLatenessMilliseconds = outcome.maximumLatenessMilliseconds
         try emit(report)
     }
 
@@ -453,9 +503,14 @@ struct Report: Encodable {
     let failures: Int
     /// mixed mode: statuses by kind of request (`valid`, `replay`, `invalid`; -1 = no answer).
     var kinds: [String: [String: Int]]? = nil
+    /// The paced engine: sends later than 1 ms after their time, and the latest one's lateness.
+    var lateSends: Int? = nil
+    var maximumLatenessMilliseconds: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case label, mode, requests, concurrency, connections, seconds, statuses, failures, kinds
+        case lateSends = "late_sends"
+        case maximumLatenessMilliseconds = "max_lateness_ms"
         case requestsPerSecond = "rps"
         case p50 = "p50_ms"
         case p90 = "p90_ms"
