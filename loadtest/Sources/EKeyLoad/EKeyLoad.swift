@@ -195,13 +195,10 @@ struct EKeyLoad: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let report = Report(
-            label: label, mode: mode.rawValue, requests: requests, concurrency: concurrency, connections: connections, seconds: seconds,
-            requestsPerSecond: Double(requests) / seconds,
-            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
-            p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
-            statuses: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), failures: failures)
-        try emit(report)
+        try emit(
+            Report(
+                label: label, mode: mode.rawValue, requests: requests, concurrency: concurrency, connections: connections, seconds: seconds,
+                histogram: histogram, statuses: statuses, failures: failures))
     }
 
     /// The timed phase on ``PacedHTTP2Load``: credentials prepared as for the client engine.
@@ -220,13 +217,9 @@ struct EKeyLoad: AsyncParsableCommand {
             if !body.isEmpty { headers.append(("content-type", "application/json")) }
             return .init(method: method, path: path, headers: headers, body: body)
         }
-        let histogram = outcome.histogram
         var report = Report(
             label: label, mode: mode.rawValue, requests: requests, concurrency: 0, connections: connections, seconds: outcome.seconds,
-            requestsPerSecond: Double(requests) / outcome.seconds,
-            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
-            p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
-            statuses: Dictionary(uniqueKeysWithValues: outcome.statuses.map { (String($0.key), $0.value) }), failures: outcome.failures)
+            histogram: outcome.histogram, statuses: outcome.statuses, failures: outcome.failures)
         report.lateSends = outcome.lateSends
         report.maximumLatenessMilliseconds = outcome.maximumLatenessMilliseconds
         try emit(report)
@@ -454,15 +447,12 @@ struct EKeyLoad: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let report = Report(
+        var report = Report(
             label: label, mode: mode.rawValue, requests: sent, concurrency: concurrency, connections: connections, seconds: seconds,
-            requestsPerSecond: Double(sent) / seconds,
-            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
-            p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
-            statuses: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), failures: failures,
-            kinds: Dictionary(uniqueKeysWithValues: byKind.map { kind, codes in
-                (kind.rawValue, Dictionary(uniqueKeysWithValues: codes.map { (String($0.key), $0.value) }))
-            }))
+            histogram: histogram, statuses: statuses, failures: failures)
+        report.kinds = Dictionary(uniqueKeysWithValues: byKind.map { kind, codes in
+            (kind.rawValue, Dictionary(uniqueKeysWithValues: codes.map { (String($0.key), $0.value) }))
+        })
         try emit(report)
     }
 
@@ -523,5 +513,20 @@ struct Report: Encodable {
         return String(
             format: "%@ %@: %.0f req/s over %.2f s, p50 %.2f ms p90 %.2f ms p99 %.2f ms p99.9 %.2f ms, statuses %@, failures %d",
             label, mode, requestsPerSecond, seconds, p50, p90, p99, p999, codes, failures)
+    }
+}
+
+extension Report {
+    /// A report of `requests` answered in `seconds`, latencies (µs) in `histogram`.
+    init(
+        label: String, mode: String, requests: Int, concurrency: Int, connections: Int, seconds: Double, histogram: Histogram<UInt64>,
+        statuses: [Int: Int], failures: Int
+    ) {
+        self.init(
+            label: label, mode: mode, requests: requests, concurrency: concurrency, connections: connections, seconds: seconds,
+            requestsPerSecond: Double(requests) / seconds,
+            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
+            p99: Double(histogram.valueAtPercentile(99)) / 1000, p999: Double(histogram.valueAtPercentile(99.9)) / 1000,
+            statuses: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), failures: failures)
     }
 }
