@@ -1,4 +1,4 @@
-import EKeyProtocol
+@testable import EKeyProtocol
 import Testing
 
 /// The capability model and matcher (docs/spec/token.md).
@@ -83,5 +83,40 @@ struct CapabilityTests {
         #expect(throws: EKeyError.self) { try Capability(json: ["action": "POST:/p", "limit": 1, "subcap": "GET:/p"]) }
         let capability = try Capability(json: ["action": "POST:/p", "limit": 2, "scope": "create:payment", "subcap": ["GET:/p/:id"]])
         #expect(try Capability(json: capability.jsonValue) == capability)
+    }
+}
+
+/// `CapabilityAction.parsed(_:)`, the cached parse the issuer and the gateway use per request.
+struct ParsedCapabilityActionTests {
+    @Test(arguments: ["POST:/payments", "GET:/payments/:id", "GET:/files/*", "GET:/", "GET:/a%20b"])
+    func givesWhatTheParserGives(text: String) throws {
+        let first = try CapabilityAction.parsed(text)
+        #expect(first == (try CapabilityAction(parsing: text)))
+        #expect(try CapabilityAction.parsed(text) == first)
+    }
+
+    /// Text canonically equivalent to a cached action, but with other bytes, is still refused:
+    /// KELVIN SIGN (U+212A) equals "K" and GREEK QUESTION MARK (U+037E) equals ";" as Swift strings.
+    @Test(arguments: [("POST:/K", "POST:/\u{212A}"), ("GET:/a;b", "GET:/a\u{037E}b")])
+    func equivalentTextWithOtherBytesIsRefused(cached: String, lookalike: String) throws {
+        #expect(cached == lookalike, "the two strings are equal for Swift")
+        _ = try CapabilityAction.parsed(cached)
+        #expect(throws: EKeyError.self) { try CapabilityAction.parsed(lookalike) }
+    }
+
+    @Test func malformedActionsAreRefusedEveryTime() {
+        for _ in 0..<3 {
+            #expect(throws: EKeyError.self) { try CapabilityAction.parsed("POST:/a/../b") }
+            #expect(throws: EKeyError.self) { try CapabilityAction.parsed("post:/payments") }
+        }
+    }
+
+    /// Many distinct actions (more than the cache holds) all parse right, before and after
+    /// the cache starts afresh.
+    @Test func manyDistinctActionsStayCorrect() throws {
+        for index in 0..<(CapabilityAction.parsedCacheCapacity * 2 + 7) {
+            let text = "GET:/items/\(index)"
+            #expect(try CapabilityAction.parsed(text).path == "/items/\(index)")
+        }
     }
 }

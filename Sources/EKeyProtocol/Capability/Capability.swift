@@ -52,14 +52,14 @@ public struct Capability: Sendable, Hashable {
                 guard let text = entry.stringValue else {
                     throw EKeyError(.invalidRequest, "cap.subcap entries must be strings METHOD:/path")
                 }
-                subcapabilities.append(try CapabilityAction(parsing: text))
+                subcapabilities.append(try CapabilityAction.parsed(text))
             }
         }
         guard limit >= 1, limit <= Int64(Self.maximumLimit) else {
             throw EKeyError(.invalidRequest, "cap.limit must be between 1 and \(Self.maximumLimit), not \(limit)")
         }
         try self.init(
-            action: try CapabilityAction(parsing: actionText), scope: scope, limit: Int(limit),
+            action: try CapabilityAction.parsed(actionText), scope: scope, limit: Int(limit),
             subcapabilities: subcapabilities)
     }
 

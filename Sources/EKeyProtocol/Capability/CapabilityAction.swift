@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One capability entry, `METHOD:/path` (docs/spec/token.md).
 ///
 /// Path segments `:name` match exactly one non-empty segment; a final `/*` matches any
@@ -71,6 +73,28 @@ public struct CapabilityAction: Sendable, Hashable, CustomStringConvertible {
         self.path = path
         self.segments = segments
     }
+
+    /// ``init(parsing:)``, answered from a bounded cache of the actions parsed lately: the
+    /// issuer and the gateway read the same few actions in every request and token. Only
+    /// actions that parsed are kept (a malformed one is parsed, and refused, each time), and
+    /// the cache starts afresh once it holds ``parsedCacheCapacity`` actions, so no input can
+    /// grow it. Only ASCII text is looked up: `String` equality is canonical equivalence, so
+    /// `POST:/\u{212A}` (KELVIN SIGN) equals `POST:/K`, while an action compares byte for
+    /// byte. Every action that parses is ASCII, so other text goes to the parser, which refuses it.
+    public static func parsed(_ text: String) throws(EKeyError) -> CapabilityAction {
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return try CapabilityAction(parsing: text) }
+        if let known = parsedCache.withLock({ $0[text] }) { return known }
+        let action = try CapabilityAction(parsing: text)
+        parsedCache.withLock { cache in
+            if cache.count >= parsedCacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[text] = action
+        }
+        return action
+    }
+
+    /// How many parsed actions ``parsed(_:)`` keeps.
+    static let parsedCacheCapacity = 512
+    private static let parsedCache = Mutex<[String: CapabilityAction]>([:])
 
     private static func invalid(_ text: String, _ reason: String) -> EKeyError {
         EKeyError(.invalidRequest, "the capability action \"\(text.prefix(64))\" is malformed: \(reason) (form: METHOD:/path)")
