@@ -26,6 +26,11 @@ import Testing
     typealias CheckResponse = Envoy_Service_Auth_V3_CheckResponse
 
     /// Envoy-style: TLS with required client certificates, answering only Envoy's SPIFFE ID.
+    /// `dpop.max_age` for the tests that send one proof in several `Check` calls, each on
+    /// a new gRPC connection: on a loaded machine those calls took over the default 5 s
+    /// (the proof was then refused as stale, not as replayed).
+    static let reusedProofMaxAge: Duration = .seconds(60)
+
     static func envoyAuthorize(_ harness: GatewayHarness) throws -> AuthorizeConfig {
         var settings = try AuthorizeListenerTests.envoyAuthorize(harness)
         settings.grpcListen = ListenAddress(host: "127.0.0.1", port: 0)
@@ -116,7 +121,7 @@ import Testing
     @Test func everyRefusalIsTheGatewaysStatusHeadersAndBody() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
-        try await harness.run(authorize: try Self.envoyAuthorize(harness)) { ports in
+        try await harness.run(authorize: try Self.envoyAuthorize(harness), proofMaxAge: Self.reusedProofMaxAge) { ports in
             let key = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(key, limit: 5)
             func ask(method: String = "POST", path: String = "/payments", _ headers: [(String, String)]) async throws -> CheckResponse {
@@ -169,7 +174,7 @@ import Testing
     @Test func untrustedCallersAreRefusedByIdentityAndByAddress() async throws {
         let harness = try GatewayHarness()
         defer { harness.files.remove() }
-        try await harness.run(authorize: try Self.envoyAuthorize(harness)) { ports in
+        try await harness.run(authorize: try Self.envoyAuthorize(harness), proofMaxAge: Self.reusedProofMaxAge) { ports in
             let key = PrivateSigningKey(generating: .es256)
             let token = try harness.dpopToken(key, limit: 1)
             let request = Self.request(headers: [("Authorization", "DPoP \(token)"), ("DPoP", try harness.proof(key, token: token))])

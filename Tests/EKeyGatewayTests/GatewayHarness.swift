@@ -205,14 +205,15 @@ struct GatewayHarness {
 
     /// The gateway config for this harness.
     func gatewayConfig(
-        port: Int, adminPort: Int, publisherPort: Int, upstream: String, upstreamCA: String? = nil, nonce: Bool = false, authorize: AuthorizeConfig? = nil, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2))
+        port: Int, adminPort: Int, publisherPort: Int, upstream: String, upstreamCA: String? = nil, nonce: Bool = false, authorize: AuthorizeConfig? = nil, timeouts: TimeoutsConfig = .init(connect: .seconds(1), firstByte: .seconds(3), idle: .seconds(2)),
+        proofMaxAge: Duration = DPoPConfig().maxAge
     ) -> GatewayConfig {
         GatewayConfig(
             listen: ListenAddress(host: "127.0.0.1", port: port), adminListen: ListenAddress(host: "127.0.0.1", port: adminPort),
             tls: .enabled(TLSFiles(cert: files.path("server.crt"), key: files.path("server.key"), clientCA: files.path("ca.crt"), clientAuth: .optional)),
             issuer: Self.issuer,
             jwks: JWKSClientConfig(url: URL(string: "https://localhost:\(publisherPort)/.well-known/jwks.json")!, ca: files.path("ca.crt")),
-            dpop: DPoPConfig(nonce: nonce, nonceSecretFile: files.path("nonce.key")),
+            dpop: DPoPConfig(maxAge: proofMaxAge, nonce: nonce, nonceSecretFile: files.path("nonce.key")),
             timeouts: timeouts,
             routes: [
                 RouteConfig(
@@ -226,7 +227,8 @@ struct GatewayHarness {
     /// signing key before `body` runs. `jwksClock` times the gateways' key-set caches.
     func run<R: Sendable>(
         gateways: Int = 1, storeURL: String = "memory://", nonce: Bool = false, authorize: AuthorizeConfig? = nil, upstreamUp: Bool = true, upstream upstreamProtocol: UpstreamProtocol = .http1,
-        jwksMaxAge: Duration = .seconds(30), jwksClock: any Clock<Duration> = ContinuousClock(), _ body: (Ports) async throws -> R
+        jwksMaxAge: Duration = .seconds(30), jwksClock: any Clock<Duration> = ContinuousClock(),
+        proofMaxAge: Duration = DPoPConfig().maxAge, _ body: (Ports) async throws -> R
     ) async throws -> R {
         let logger = Logger(label: "test")
         let publisherTLS = try TLSSetup.server(
@@ -271,7 +273,7 @@ struct GatewayHarness {
                 let config = gatewayConfig(
                     port: 0, adminPort: 0, publisherPort: publisherPort,
                     upstream: upstreamProtocol.url(port: upstreamPort),
-                    upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce, authorize: authorize)
+                    upstreamCA: upstreamProtocol.isTLS ? files.path("ca.crt") : nil, nonce: nonce, authorize: authorize, proofMaxAge: proofMaxAge)
                 let gateway = try Gateway(
                     config: config, tls: try ServiceStartup.serverTLS(config.tls), store: stores.usage,
                     jwksClient: jwksClient, logger: logger, jwksPolicy: policy, jwksClock: jwksClock)
