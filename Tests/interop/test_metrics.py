@@ -32,6 +32,9 @@ def test_request_latency_process_and_build_metrics_on_every_service(stack):
     assert gateway['ekey_request_seconds_count{route="/",status_class="2xx"}'] == 1
     assert gateway['ekey_request_seconds_count{route="/",status_class="4xx"}'] == 1
     assert issuer['ekey_request_seconds_count{route="/token",status_class="2xx"}'] >= 1
+    # Each token issued is counted under its template and timed once.
+    issued = sum(value for key, value in issuer.items() if key.startswith("ekey_issue_count_total{"))
+    assert issued >= 1 and issuer["ekey_issue_latency_seconds_count"] >= issued
     assert any(key.startswith('ekey_request_seconds_count{route="/internal/v1/keys/:kid"') for key in jwks)
     for samples, listener in ((gateway, "gateway"), (issuer, "issuer"), (jwks, "jwks")):
         assert samples[f'ekey_build_info{{version="{stack.ekey("--version").stdout.strip()}"}}'] == 1

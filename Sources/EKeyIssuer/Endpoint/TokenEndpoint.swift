@@ -6,6 +6,7 @@ import HTTPTypes
 public import Hummingbird
 public import Logging
 import NIOCore
+import Prometheus
 
 /// `POST /token` (docs/spec/issuer.md): parse, authenticate, bind, apply the policy, count the
 /// rate limit, sign. Every request ends in one audit event and the issuance metrics.
@@ -22,6 +23,10 @@ public struct TokenEndpoint: Sendable {
     let audit: AuditLog
     let logger: Logger
     let now: @Sendable () -> Int64
+    /// `ekey_issue_latency_seconds`, made once.
+    let issueLatency: DurationHistogram
+    /// `ekey_issue_count_total` of each template, made once (each exports 0 from the start).
+    let issuedByTemplate: [String: Counter]
 
     /// Creates the endpoint.
     public init(
@@ -38,6 +43,9 @@ public struct TokenEndpoint: Sendable {
         self.audit = audit
         self.logger = logger
         self.now = now
+        issueLatency = metrics.latency("ekey_issue_latency_seconds")
+        issuedByTemplate = Dictionary(
+            policy.templates.map { ($0.name, metrics.counter("ekey_issue_count_total", [("template", $0.name)])) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// A refusal on the way: the wire error and the reason label.
@@ -130,7 +138,7 @@ public struct TokenEndpoint: Sendable {
             response = refusal
         }
         let elapsed = ContinuousClock.now - started
-        metrics.record("ekey_issue_latency_seconds", elapsed)
+        issueLatency.record(elapsed)
         event.latencyMilliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         audit.record(event)
         return response
@@ -249,7 +257,11 @@ public struct TokenEndpoint: Sendable {
         guard !signing.isRevoked else { throw Self.keyUnavailable }
         event.trace = claims.trace
         event.extra["kid"] = signing.keyID
-        metrics.increment("ekey_issue_count_total", [("template", allowance.template.name)])
+        if let issued = issuedByTemplate[allowance.template.name] {
+            issued.increment()
+        } else {
+            metrics.increment("ekey_issue_count_total", [("template", allowance.template.name)])
+        }
         let response = TokenResponse(
             token: token, tokenType: TokenResponse.tokenType(for: tokenRequest.bind), expiresIn: allowance.ttl, expiresAt: claims.expiresAt,
             trace: claims.trace, confirmation: confirmation, keyID: signing.keyID)
