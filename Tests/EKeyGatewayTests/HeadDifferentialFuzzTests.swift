@@ -77,6 +77,24 @@ struct HeadDifferentialFuzzTests {
         }
     }
 
+    /// One valid call, unmutated and outside the seeded sequence, answered before the inputs
+    /// start: the new gateway process fetches its key set and opens its first upstream
+    /// connection here. On a loaded machine that first call took over the inputs' 1 s
+    /// timeout, and its late arrival upstream was then counted against the next input.
+    static func warmUp(_ gateway: GatewayProcess, harness: GatewayHarness, upstream: RecordingUpstream, caFile: String) async throws {
+        var generator = SeededGenerator(seed: 1)
+        let key = PrivateSigningKey(generating: .es256)
+        let claims = try harness.claims(action: "GET:/payments/42", limit: 5, confirmation: .jwkThumbprint(key.publicKey.jwk.thumbprint))
+        let token = try EKeyToken.sign(claims, keyID: harness.keyID, bind: .dpop, using: harness.signingKey)
+        let proof = try harness.proof(key, token: token, method: "GET", path: "/payments/42")
+        let head = base(method: "GET", path: "/payments/42", credentials: [("Authorization", "DPoP \(token)"), ("DPoP", proof)], using: &generator)
+        let (outcome, _, _) = try await gateway.exercise { port in
+            try await HTTP1Downstream.exchange(head.bytes, port: port, caFile: caFile, timeout: .seconds(30), linger: .milliseconds(20))
+        }
+        await upstream.settle(quiet: .milliseconds(200))
+        #expect(outcome.forwardedCount == 1, "the warm-up call reaches the upstream: \(outcome)")
+    }
+
     static let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
     static let paths = ["/payments", "/payments/42", "/orders/7/items"]
     static let interestingBytes: [UInt8] = [0x00, 0x0D, 0x0A, 0x09, 0x20, 0x2C, 0x3B, 0x3A, 0x22, 0x5F, 0x2D, 0x7F, 0x80, 0xFF, 0x30, 0x61, 0x41]
@@ -233,6 +251,7 @@ struct HeadDifferentialFuzzTests {
             try await harness.run(upstream: .external("http://127.0.0.1:\(upstreamPort)")) { ports in
                 let gateway = try GatewayProcess(harness: harness, publisherPort: ports.publisher, upstream: "http://127.0.0.1:\(upstreamPort)")
                 try await gateway.start()
+                try await Self.warmUp(gateway, harness: harness, upstream: upstream, caFile: caFile)
                 var previousInput = ""
                 func report(_ input: String, _ problems: [String]) {
                     failures += 1
