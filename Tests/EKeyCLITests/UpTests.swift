@@ -183,7 +183,9 @@ struct UpTests {
         }
 
         up.signal(SIGKILL)
-        _ = try await up.waitForExit(timeout: .seconds(10))
+        // As long as the SIGTERM test allows: in a fresh-clone run beside the other suites,
+        // Foundation reported the killed process's end only after more than 10 s.
+        _ = try await up.waitForExit(timeout: .seconds(30))
         // The kernel kills each child (SIGKILL) when ekey up dies.
         let started = ContinuousClock.now
         while pids.contains(where: Self.isLive), ContinuousClock.now - started < .seconds(10) {
