@@ -25,7 +25,8 @@ public struct TokenEndpoint: Sendable {
     let now: @Sendable () -> Int64
     /// `ekey_issue_latency_seconds`, made once.
     let issueLatency: DurationHistogram
-    /// `ekey_issue_count_total` of each template, made once (each exports 0 from the start).
+    /// `ekey_issue_count_total` of each template, made once (each exports 0 from the start);
+    /// every allowance names one of the policy's templates.
     let issuedByTemplate: [String: Counter]
 
     /// Creates the endpoint.
@@ -257,11 +258,7 @@ public struct TokenEndpoint: Sendable {
         guard !signing.isRevoked else { throw Self.keyUnavailable }
         event.trace = claims.trace
         event.extra["kid"] = signing.keyID
-        if let issued = issuedByTemplate[allowance.template.name] {
-            issued.increment()
-        } else {
-            metrics.increment("ekey_issue_count_total", [("template", allowance.template.name)])
-        }
+        issuedByTemplate[allowance.template.name]?.increment()
         let response = TokenResponse(
             token: token, tokenType: TokenResponse.tokenType(for: tokenRequest.bind), expiresIn: allowance.ttl, expiresAt: claims.expiresAt,
             trace: claims.trace, confirmation: confirmation, keyID: signing.keyID)
