@@ -72,24 +72,26 @@ struct PacedHTTP2Load {
     /// One TLS connection, its handshake done and the HTTP/2 multiplexer in place.
     private func connect(on loop: any EventLoop, context: NIOSSLContext) async throws -> (any Channel, NIOHTTP2Handler.StreamMultiplexer) {
         let handshake = loop.makePromise(of: Void.self)
+        let multiplexerPromise = loop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
         let serverName = host.first?.isNumber == true ? nil : host
+        // The HTTP/2 handler is in place before the handshake, so the server's SETTINGS,
+        // which may arrive with the handshake's last bytes, are never read without it.
         let channel = try await ClientBootstrap(group: loop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                    try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: handshake))
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    try sync.addHandler(HandshakeWatcher(promise: handshake))
+                    multiplexerPromise.succeed(
+                        try sync.configureHTTP2Pipeline(mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
+                            stream.eventLoop.makeSucceededVoidFuture()
+                        })
                 }
             }
             .connect(host: host, port: port).get()
         try await handshake.futureResult.get()
-        let multiplexer = try await channel.eventLoop.flatSubmit {
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                    mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
-                ) { stream in stream.eventLoop.makeSucceededVoidFuture() }
-            }
-        }.get()
+        let multiplexer = try await multiplexerPromise.futureResult.get()
         return (channel, multiplexer)
     }
 }
