@@ -43,7 +43,8 @@ import Testing
             let metrics = try await harness.adminGet(port: gateway.adminPort, "/metrics")
             #expect(metrics.contains("ekey_verify_success_total 1"))
             #expect(metrics.contains("ekey_verify_replay_blocked_total 1"))
-            let audit = gateway.output.split(separator: "\n").filter { $0.contains("\"label\":\"audit\"") && $0.contains("\"mode\":\"authorize\"") }
+            let output = await gateway.output { $0.contains("\"outcome\":\"replay_blocked\"") }
+            let audit = output.split(separator: "\n").filter { $0.contains("\"label\":\"audit\"") && $0.contains("\"mode\":\"authorize\"") }
             #expect(audit.contains { $0.contains("\"outcome\":\"allowed\"") && $0.contains("\"path\":\"/payments\"") && $0.contains("\"use\":\"1/1\"") }, "\(audit)")
             #expect(audit.contains { $0.contains("\"outcome\":\"replay_blocked\"") }, "\(audit)")
             #expect(!gateway.output.contains(token), "the token is never logged")

@@ -96,6 +96,12 @@ final class GatewayProcess: @unchecked Sendable {
     /// Everything the process wrote so far (its log and audit lines).
     var output: String { process?.output ?? "" }
 
+    /// The output once `condition` holds for it (log lines are written in batches, so a
+    /// line may follow its response), or as it is after `timeout`.
+    func output(within timeout: Duration = .seconds(5), until condition: (String) -> Bool) async -> String {
+        await process?.output(within: timeout, until: condition) ?? ""
+    }
+
     func stop() async {
         guard let process else { return }
         process.signal(SIGTERM)

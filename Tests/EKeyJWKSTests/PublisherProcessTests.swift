@@ -108,7 +108,7 @@ struct PublisherProcessTests {
         let metrics = try await send(legacy, .GET, "http://127.0.0.1:\(adminPort)/metrics").3
         #expect(metrics.contains("ekey_jwks_registrations_total{outcome=\"created\"} 1"))
         #expect(metrics.contains("ekey_jwks_requests_total{route=\"jwks\"} 1"))
-        #expect(publisher.output.contains("\"label\":\"audit\""), "registrations are audited as JSON lines")
+        #expect(await publisher.output(contains: "\"label\":\"audit\""), "registrations are audited as JSON lines")
         #expect(!publisher.output.contains("\"d\":"), "no private key material in logs")
         publisher.signal(SIGTERM)
         #expect(try await publisher.waitForExit() == 0)
@@ -196,7 +196,7 @@ struct PublisherProcessTests {
             let (_, _, _, set) = try await send(reader, .GET, "https://localhost:\(replica.1)/.well-known/jwks.json")
             #expect(try JWKSet(parsing: Array(set.utf8)).keys.isEmpty)
         }
-        #expect(replicas[0].0.output.contains("\"outcome\":\"denied\""), "the refused registration is audited")
+        #expect(await replicas[0].0.output(contains: "\"outcome\":\"denied\""), "the refused registration is audited")
         for replica in replicas {
             replica.0.signal(SIGTERM)
             #expect(try await replica.0.waitForExit() == 0)

@@ -73,14 +73,22 @@ public final class ServiceProcess: @unchecked Sendable {
     }
 
     /// Whether the output contains `text` within `timeout`: a service writes its log lines in
-    /// batches at the end of an event-loop turn, so a line may follow the response it belongs to.
+    /// batches (at the end of an event-loop turn, at most one batch per few milliseconds), so a
+    /// line may follow the response it belongs to.
     public func output(contains text: String, within timeout: Duration = .seconds(5)) async -> Bool {
+        await output(within: timeout) { $0.contains(text) }.contains(text)
+    }
+
+    /// The output once `condition` holds for it, or as it is when `timeout` has passed.
+    @discardableResult
+    public func output(within timeout: Duration = .seconds(5), until condition: (String) -> Bool) async -> String {
         let deadline = ContinuousClock.now + timeout
-        while !output.contains(text) {
-            guard ContinuousClock.now < deadline else { return false }
+        var text = output
+        while !condition(text), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
+            text = output
         }
-        return true
+        return text
     }
 
     /// Waits until `port` on loopback accepts TCP connections; fails early if the process exits.

@@ -22,7 +22,7 @@ public enum PublicSigningKey: Sendable {
             guard signature.count == 64,
                 let ecdsa = try? P256.Signing.ECDSASignature(rawRepresentation: signature)
             else { return false }
-            return key.isValidSignature(ecdsa, for: message)
+            return key.isValidSignature(ecdsa, for: sha256(message))
         case .ed25519(let key):
             guard signature.count == 64 else { return false }
             return key.isValidSignature(signature, for: message)
@@ -79,7 +79,7 @@ public enum PrivateSigningKey: Sendable {
     /// Signs `message`, giving the raw JWS signature (64 bytes for both algorithms).
     public func signature(for message: [UInt8]) throws -> [UInt8] {
         switch self {
-        case .p256(let key): Array(try key.signature(for: message).rawRepresentation)
+        case .p256(let key): Array(try key.signature(for: sha256(message)).rawRepresentation)
         case .ed25519(let key): Array(try key.signature(for: message))
         }
     }
@@ -93,4 +93,11 @@ public enum PrivateSigningKey: Sendable {
         }
         return JWK(validated: members)
     }
+}
+
+/// The SHA-256 digest of `message`, hashed from its storage (no `DataProtocol` walk).
+func sha256(_ message: [UInt8]) -> SHA256.Digest {
+    var hasher = SHA256()
+    message.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+    return hasher.finalize()
 }

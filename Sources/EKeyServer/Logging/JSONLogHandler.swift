@@ -152,26 +152,39 @@ public struct JSONLogHandler: LogHandler {
 /// Where log lines go: stdout in services, a buffer in tests.
 ///
 /// Stdout is written in batches: a line written on an event loop waits in one buffer until
-/// the end of that loop's current turn (or until the buffer holds ``batchBytes``), so the
-/// lines of all the requests a turn handles leave in one `write(2)` (a gateway writes an
-/// audit line per request); a line written elsewhere is written at once, with whatever
+/// the end of that loop's current turn, or, when the last write was less than
+/// ``flushInterval`` ago, until that interval has passed (or the buffer holds
+/// ``batchBytes``). A quiet service writes each line as its turn ends; a busy one writes
+/// one batch per interval instead of one `write(2)` per request (both services write an
+/// audit line per request). A line written elsewhere is written at once, with whatever
 /// waits before it. Lines never interleave and keep their order; what waits is written at
-/// process exit too, so only SIGKILL in the middle of a turn can lose lines.
+/// process exit too, so only SIGKILL can lose lines: at most one interval's.
 public final class LogSink: Sendable {
     /// Buffered bytes that are written at once.
     static let batchBytes = 32 * 1024
+    /// The shortest time between two writes of lines from an event loop.
+    static let flushInterval = TimeAmount.milliseconds(10)
 
     private struct Batch {
         var bytes: [UInt8] = []
         var flushScheduled = false
+        var lastWrite = NIODeadline.uptimeNanoseconds(0)
+        var writes = 0
     }
 
     private let batch = NIOLockedValueBox(Batch())
     private let collected = NIOLockedValueBox<[String]>([])
     private let collects: Bool
+    private let fileDescriptor: Int32
 
-    private init(collects: Bool) {
+    private init(collects: Bool, fileDescriptor: Int32 = 1) {
         self.collects = collects
+        self.fileDescriptor = fileDescriptor
+    }
+
+    /// A sink writing to `fileDescriptor` in batches, as stdout is written.
+    convenience init(fileDescriptor: Int32) {
+        self.init(collects: false, fileDescriptor: fileDescriptor)
     }
 
     /// Process stdout, flushed at exit.
@@ -179,6 +192,9 @@ public final class LogSink: Sendable {
         atexit { LogSink.standardOutput.flush() }
         return LogSink(collects: false)
     }()
+
+    /// How many `write(2)` batches this sink has written.
+    var batchesWritten: Int { batch.withLockedValue { $0.writes } }
 
     /// A sink that keeps lines in memory, for tests.
     public static func memory() -> LogSink { LogSink(collects: true) }
@@ -199,18 +215,21 @@ public final class LogSink: Sendable {
             return
         }
         let loop = MultiThreadedEventLoopGroup.currentEventLoop
-        let scheduleFlush = batch.withLockedValue { batch -> Bool in
+        let flushDue = batch.withLockedValue { batch -> NIODeadline? in
             writeLine(&batch.bytes)
             if loop == nil || batch.bytes.count >= Self.batchBytes {
-                Self.writeOut(&batch.bytes)
-                return false
+                writeOut(&batch)
+                return nil
             }
-            guard !batch.flushScheduled else { return false }
+            guard !batch.flushScheduled else { return nil }
             batch.flushScheduled = true
-            return true
+            return batch.lastWrite + Self.flushInterval
         }
-        if scheduleFlush, let loop {
+        guard let flushDue, let loop else { return }
+        if flushDue <= .now() {
             loop.execute { self.flush() }
+        } else {
+            loop.scheduleTask(deadline: flushDue) { self.flush() }
         }
     }
 
@@ -218,22 +237,24 @@ public final class LogSink: Sendable {
     public func flush() {
         batch.withLockedValue { batch in
             batch.flushScheduled = false
-            Self.writeOut(&batch.bytes)
+            writeOut(&batch)
         }
     }
 
-    /// Writes `bytes` to stdout (under the batch lock, so batches keep their order) and empties it.
-    private static func writeOut(_ bytes: inout [UInt8]) {
-        guard !bytes.isEmpty else { return }
-        bytes.withUnsafeBufferPointer { buffer in
+    /// Writes the batch out (under the batch lock, so batches keep their order) and empties it.
+    private func writeOut(_ batch: inout Batch) {
+        guard !batch.bytes.isEmpty else { return }
+        batch.lastWrite = .now()
+        batch.writes += 1
+        batch.bytes.withUnsafeBufferPointer { buffer in
             var offset = 0
             while offset < buffer.count {
-                let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                let written = Foundation.write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0, errno == EINTR { continue }
                 if written <= 0 { break }
                 offset += written
             }
         }
-        bytes.removeAll(keepingCapacity: true)
+        batch.bytes.removeAll(keepingCapacity: true)
     }
 }
