@@ -7,6 +7,7 @@ public import Hummingbird
 public import HTTPTypes
 import NIOCore
 public import Logging
+import Prometheus
 
 /// Answers every request on the gateway's listener: the verification steps, then the
 /// upstream (docs/spec/gateway.md). Counts each decision in the metrics of docs/spec/observability.md and writes one
@@ -23,6 +24,9 @@ public struct GatewayResponder: HTTPResponder {
     let now: @Sendable () -> Int64
     /// Requests in flight, drained at shutdown.
     public let inFlight = InFlightRequests()
+    /// `ekey_gateway_upstream_seconds` and `ekey_verify_success_total`, made once.
+    let upstreamSeconds: DurationHistogram
+    let verifySuccesses: Counter
 
     /// Creates the responder.
     public init(
@@ -35,6 +39,8 @@ public struct GatewayResponder: HTTPResponder {
         self.audit = audit
         self.logger = logger
         self.now = now
+        upstreamSeconds = metrics.latency("ekey_gateway_upstream_seconds")
+        verifySuccesses = metrics.counter("ekey_verify_success_total")
         for name in ["ekey_verify_success_total", "ekey_verify_replay_blocked_total", "ekey_verify_invalid_proof_total"] {
             metrics.increment(name, by: 0)
         }
@@ -178,15 +184,15 @@ public struct GatewayResponder: HTTPResponder {
             } else {
                 response = try await forwarder.forward(request, verified: verified, clientAddress: clientAddress, onBodyFailure: onBodyFailure)
             }
-            metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
-            metrics.increment("ekey_verify_success_total")
+            upstreamSeconds.record(ContinuousClock.now - upstreamStarted)
+            verifySuccesses.increment()
             event.extra["status"] = String(response.status.code)
             event.extra["use"] = "\(verified.used)/\(verified.limit)"
             event.latencyMilliseconds = Self.milliseconds(since: started)
             audit.record(event)
             return response
         } catch {
-            metrics.record("ekey_gateway_upstream_seconds", ContinuousClock.now - upstreamStarted)
+            upstreamSeconds.record(ContinuousClock.now - upstreamStarted)
             if error.nothingSent {
                 await verifier.usage.refund(verified.token, logger: logger)
             }

@@ -2,6 +2,7 @@ public import EKeyProtocol
 public import EKeyStore
 public import EKeyServer
 public import Logging
+import Prometheus
 
 /// Step 5: one atomic store call refuses a replayed proof `jti`, creates the trace's
 /// counter on first use, refuses at the limit, and counts the use. A store failure
@@ -12,6 +13,8 @@ public struct UsageAccounting: Sendable {
     let proofWindow: Duration
     let clockSkew: Duration
     let metrics: MetricsRegistry
+    /// `ekey_store_seconds`, made once.
+    let storeSeconds: DurationHistogram
 
     /// Creates the step; `proofWindow` is how long a proof's `jti` is remembered, and
     /// `clockSkew` how long after `exp` a token is still accepted (its counter outlives that).
@@ -20,6 +23,7 @@ public struct UsageAccounting: Sendable {
         self.proofWindow = proofWindow
         self.clockSkew = clockSkew
         self.metrics = metrics
+        storeSeconds = metrics.latency("ekey_store_seconds")
     }
 
     /// Counts one use; returns `(used, limit)`.
@@ -34,12 +38,12 @@ public struct UsageAccounting: Sendable {
         do {
             outcome = try await store.consume(request)
         } catch {
-            metrics.record("ekey_store_seconds", ContinuousClock.now - started)
+            storeSeconds.record(ContinuousClock.now - started)
             throw Rejection(
                 EKeyError(.temporarilyUnavailable, "the usage store is unreachable, so the use cannot be counted; retry shortly"),
                 scheme: scheme, outcome: .storeUnavailable, token: claims)
         }
-        metrics.record("ekey_store_seconds", ContinuousClock.now - started)
+        storeSeconds.record(ContinuousClock.now - started)
         switch outcome {
         case .allowed(let used, let limit):
             return (used, limit)

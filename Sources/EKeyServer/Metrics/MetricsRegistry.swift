@@ -21,6 +21,9 @@ public final class MetricsRegistry: Sendable {
 
     /// Text added to each exposition by its owner (certificate expiry), read at scrape time.
     private let scrapeHooks = NIOLockedValueBox<[@Sendable () -> String]>([])
+    /// `ekey_request_seconds` by route, one histogram per status class (`1xx` … `5xx`),
+    /// made at a route's first request of that class instead of looked up per request.
+    private let requestHistograms = NIOLockedValueBox<[String: [DurationHistogram?]]>([:])
 
     /// Creates a registry holding `ekey_build_info{version}` (always 1).
     public init() {
@@ -36,7 +39,18 @@ public final class MetricsRegistry: Sendable {
     /// with `route` (a bounded label: the route or endpoint, never the raw path) and
     /// `status_class` (`2xx` … `5xx`).
     public func recordRequest(route: String, status: Int, _ duration: Duration) {
-        record("ekey_request_seconds", duration, labels: [("route", route), ("status_class", "\(status / 100)xx")])
+        let statusClass = status / 100
+        guard (1...5).contains(statusClass) else {
+            record("ekey_request_seconds", duration, labels: [("route", route), ("status_class", "\(statusClass)xx")])
+            return
+        }
+        let histogram = requestHistograms.withLockedValue { byRoute in
+            if let made = byRoute[route]?[statusClass - 1] { return made }
+            let made = latency("ekey_request_seconds", [("route", route), ("status_class", "\(statusClass)xx")])
+            byRoute[route, default: Array(repeating: nil, count: 5)][statusClass - 1] = made
+            return made
+        }
+        histogram.record(duration)
     }
 
     /// A counter, created on first use for each label set.

@@ -76,23 +76,31 @@ struct PacedHTTP2Load {
         let serverName = host.first?.isNumber == true ? nil : host
         // The HTTP/2 handler is in place before the handshake, so the server's SETTINGS,
         // which may arrive with the handshake's last bytes, are never read without it.
-        let channel = try await ClientBootstrap(group: loop)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                    try sync.addHandler(HandshakeWatcher(promise: handshake))
-                    multiplexerPromise.succeed(
-                        try sync.configureHTTP2Pipeline(mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
-                            stream.eventLoop.makeSucceededVoidFuture()
-                        })
+        do {
+            let channel = try await ClientBootstrap(group: loop)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                        try sync.addHandler(HandshakeWatcher(promise: handshake))
+                        multiplexerPromise.succeed(
+                            try sync.configureHTTP2Pipeline(mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
+                                stream.eventLoop.makeSucceededVoidFuture()
+                            })
+                    }
                 }
-            }
-            .connect(host: host, port: port).get()
-        try await handshake.futureResult.get()
-        let multiplexer = try await multiplexerPromise.futureResult.get()
-        return (channel, multiplexer)
+                .connect(host: host, port: port).get()
+            try await handshake.futureResult.get()
+            let multiplexer = try await multiplexerPromise.futureResult.get()
+            return (channel, multiplexer)
+        } catch {
+            // A connection that failed before its initializer ran, or in it, leaves these
+            // unfulfilled; a promise completed already keeps its first result.
+            handshake.fail(error)
+            multiplexerPromise.fail(error)
+            throw error
+        }
     }
 }
 
