@@ -8,6 +8,18 @@ struct VectorTests {
         let jwk = try JWK(parsing: vector["jwk"]!, context: .publicOnly)
         #expect(jwk.thumbprint == vector["thumbprint_sha256"]!.stringValue)
         #expect(throws: JWSError.self) { try jwk.publicKey() }
+
+        // A token request may not bind to it: an RSA key cannot sign DPoP proofs here.
+        let body = JSONValue.object([
+            "aud": "https://api.example.com", "cap": ["action": "POST:/payments", "limit": 1], "bind": "DPoP", "jwk": vector["jwk"]!,
+        ]).serializedBytes()
+        do {
+            _ = try TokenRequest(body: body)
+            Issue.record("a token request binding an RSA jwk was accepted")
+        } catch {
+            #expect(error.code == .invalidRequest)
+            #expect(error.description.contains("cannot verify"), "\(error)")
+        }
     }
 
     @Test func rfc8037Ed25519KeyThumbprintAndSignature() throws {

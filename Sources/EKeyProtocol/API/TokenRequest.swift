@@ -56,8 +56,11 @@ public struct TokenRequest: Sendable, Hashable {
         var jwk: JWK?
         if let value = members["jwk"], value != .null {
             do {
-                jwk = try JWK(parsing: value, context: .publicOnly)
-                _ = try jwk?.publicKey()
+                // Parsing checked an EC or OKP key's point; an RSA key parses (for
+                // thumbprints) but cannot sign the proofs this key is bound for.
+                let parsed = try JWK(parsing: value, context: .publicOnly)
+                if parsed.keyType == "RSA" { _ = try parsed.publicKey() }
+                jwk = parsed
             } catch {
                 throw EKeyError(.invalidRequest, "\"jwk\" is refused: \(error.reason)")
             }

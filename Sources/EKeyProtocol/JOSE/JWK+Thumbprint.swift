@@ -11,11 +11,16 @@ extension JWK {
     /// The RFC 7638 JWK SHA-256 thumbprint, base64url (the DPoP `jkt`).
     public var thumbprint: String {
         let names = Self.thumbprintMembers[keyType] ?? []
-        var required: [String: JSONValue] = [:]
+        // The members are written in the list's (lexicographic) order, as the tree would
+        // be serialized; parsing made every one of them a string.
+        var canonical = JSONObjectWriter(capacity: 160)
         for name in names {
-            required[name] = members[name]
+            switch members[name] {
+            case .string(let value)?: canonical.string(name, value)
+            case nil: continue
+            case let other?: canonical.value(name) { $0 += other.serializedBytes() }
+            }
         }
-        let canonical = JSONValue.object(required).serializedBytes()
-        return Base64URL.encode(SHA256.hash(data: canonical))
+        return Base64URL.encode(sha256(canonical.finish()))
     }
 }
