@@ -5,6 +5,7 @@ public import EKeyStore
 import Foundation
 public import Hummingbird
 public import HTTPTypes
+import NIOConcurrencyHelpers
 import NIOCore
 public import Logging
 import Prometheus
@@ -27,6 +28,14 @@ public struct GatewayResponder: HTTPResponder {
     /// `ekey_gateway_upstream_seconds` and `ekey_verify_success_total`, made once.
     let upstreamSeconds: DurationHistogram
     let verifySuccesses: Counter
+    /// A refusal's counters by outcome, made at the outcome's first refusal (a labelled
+    /// series appears at its first increment), not looked up per request.
+    private let outcomeCounters = NIOLockedValueBox<[VerificationOutcome: OutcomeCounters]>([:])
+
+    private struct OutcomeCounters {
+        let own: Counter?
+        let failures: Counter
+    }
 
     /// Creates the responder.
     public init(
@@ -239,10 +248,16 @@ public struct GatewayResponder: HTTPResponder {
     /// Counts a request that was not allowed: `ekey_verify_failure_total` by its outcome,
     /// and the outcome's own counter where it has one.
     func count(_ outcome: VerificationOutcome) {
-        if let counter = outcome.dedicatedCounter {
-            metrics.increment(counter)
+        let counters = outcomeCounters.withLockedValue { made in
+            if let counters = made[outcome] { return counters }
+            let counters = OutcomeCounters(
+                own: outcome.dedicatedCounter.map { metrics.counter($0) },
+                failures: metrics.counter("ekey_verify_failure_total", [("reason", outcome.rawValue)]))
+            made[outcome] = counters
+            return counters
         }
-        metrics.increment("ekey_verify_failure_total", [("reason", outcome.rawValue)])
+        counters.own?.increment()
+        counters.failures.increment()
     }
 
     /// Counts and audits a refused request.

@@ -91,6 +91,26 @@ struct JSONLogHandlerTests {
         #expect(quiet.lines.isEmpty, "audit events are info: a warning-level log leaves them out, as swift-log would")
     }
 
+    /// The members after `message` come in name order, extras merged in among the fields;
+    /// an extra named like a present field or like one of the line's own is left out, one
+    /// named like an absent field is written.
+    @Test func auditMembersAreWrittenInNameOrder() throws {
+        var event = AuditEvent(event: "verify", outcome: "denied")
+        event.capabilityAction = "POST:/p"
+        event.method = "POST"
+        event.path = "/p"
+        event.latencyMilliseconds = 1.5
+        event.extra = ["zzz": "9", "kid": "k", "aaa": "1", "client": "from-extra", "outcome": "allowed", "ts": "0"]
+        let sink = LogSink.memory()
+        AuditLog(sink: sink).record(event)
+        let line = try #require(sink.lines.first)
+        let members = try #require(line.range(of: "\"message\":\"verify denied\""))
+        #expect(
+            line[members.upperBound...]
+                == #","aaa":"1","cap_action":"POST:/p","client":"from-extra","event":"verify","kid":"k","latency_ms":1.5,"method":"POST","outcome":"denied","path":"/p","zzz":"9"}"#
+                + "\n", "\(line)")
+    }
+
     @Test func hostileStringsAreEscapedAndRoundTrip() throws {
         let hostile = [
             "plain ascii", "quote \" and backslash \\", "new\nline and \r return", "tab\tand NUL \u{0} and DEL \u{7F}",

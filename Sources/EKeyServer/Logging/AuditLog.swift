@@ -73,8 +73,6 @@ public struct AuditLog: Sendable {
             logger.info("\(event.event) \(event.outcome)", metadata: metadata)
         case .lines(let sink, let level):
             guard level <= .info else { return }
-            var members = Self.fields(of: event)
-            members.sort { $0.0 < $1.0 }
             sink.write { bytes in
                 JSONLogHandler.appendStart(to: &bytes, level: .info, label: "audit")
                 bytes.append(UInt8(ascii: "\""))
@@ -82,19 +80,62 @@ public struct AuditLog: Sendable {
                 bytes.append(UInt8(ascii: " "))
                 JSONValue.appendEscaped(event.outcome, to: &bytes)
                 bytes.append(UInt8(ascii: "\""))
-                for (name, value) in members {
-                    bytes.append(UInt8(ascii: ","))
-                    JSONValue.appendQuoted(name, to: &bytes)
-                    bytes.append(UInt8(ascii: ":"))
-                    switch value {
-                    case .text(let text): JSONValue.appendQuoted(text, to: &bytes)
-                    case .number(let number) where number.isFinite: bytes.append(contentsOf: number.description.utf8)
-                    case .number(let number): JSONValue.appendQuoted(number.description, to: &bytes)
-                    }
-                }
+                Self.appendMembers(of: event, to: &bytes)
                 bytes.append(contentsOf: "}\n".utf8)
             }
         }
+    }
+
+    /// The event's fields, in name order (the order ``fields(of:)`` sorted gives), each a
+    /// `,"name":value` member, with the extra members merged in by name: straight into the
+    /// line, with no array of fields and no sort per event.
+    private static func appendMembers(of event: AuditEvent, to bytes: inout [UInt8]) {
+        let sortedExtras = event.extra.isEmpty ? [] : event.extra.filter { !JSONLogHandler.isReserved($0.key) }.sorted { $0.key < $1.key }
+        var nextExtra = 0
+        func member(_ name: String, _ write: (inout [UInt8]) -> Void) {
+            bytes.append(UInt8(ascii: ","))
+            JSONValue.appendQuoted(name, to: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            write(&bytes)
+        }
+        /// The extras named before `name` (all that are left, for `nil`); one named `name`
+        /// itself is dropped when that field is present, as a field always wins.
+        func extras(before name: String?, fieldPresent: Bool = false) {
+            while nextExtra < sortedExtras.count {
+                let (extraName, value) = sortedExtras[nextExtra]
+                if let name, extraName >= name {
+                    if extraName == name, fieldPresent { nextExtra += 1 }
+                    return
+                }
+                member(extraName) { JSONValue.appendQuoted(value, to: &$0) }
+                nextExtra += 1
+            }
+        }
+        func text(_ name: String, _ value: String?) {
+            extras(before: name, fieldPresent: value != nil)
+            if let value { member(name) { JSONValue.appendQuoted(value, to: &$0) } }
+        }
+        text("cap_action", event.capabilityAction)
+        text("client", event.client)
+        text("event", event.event)
+        extras(before: "latency_ms", fieldPresent: event.latencyMilliseconds != nil)
+        if let latency = event.latencyMilliseconds {
+            let number = (latency * 1000).rounded() / 1000
+            member("latency_ms") { bytes in
+                if number.isFinite {
+                    bytes.append(contentsOf: number.description.utf8)
+                } else {
+                    JSONValue.appendQuoted(number.description, to: &bytes)
+                }
+            }
+        }
+        text("method", event.method)
+        text("outcome", event.outcome)
+        text("path", event.path)
+        text("reason", event.reason)
+        text("sub", event.subject)
+        text("trace", event.trace)
+        extras(before: nil)
     }
 
     private enum FieldValue {
