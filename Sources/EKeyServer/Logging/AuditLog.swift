@@ -64,7 +64,7 @@ public struct AuditLog: Sendable {
         case .logger(let logger):
             var metadata: Logger.Metadata = [:]
             metadata.reserveCapacity(10 + event.extra.count)
-            for (name, value) in Self.fields(of: event) {
+            Self.forEachMember(of: event) { name, value in
                 switch value {
                 case .text(let text): metadata[name] = .string(text)
                 case .number(let number): metadata[name] = .stringConvertible(number)
@@ -80,62 +80,19 @@ public struct AuditLog: Sendable {
                 bytes.append(UInt8(ascii: " "))
                 JSONValue.appendEscaped(event.outcome, to: &bytes)
                 bytes.append(UInt8(ascii: "\""))
-                Self.appendMembers(of: event, to: &bytes)
+                Self.forEachMember(of: event) { name, value in
+                    bytes.append(UInt8(ascii: ","))
+                    JSONValue.appendQuoted(name, to: &bytes)
+                    bytes.append(UInt8(ascii: ":"))
+                    switch value {
+                    case .text(let text): JSONValue.appendQuoted(text, to: &bytes)
+                    case .number(let number) where number.isFinite: bytes.append(contentsOf: number.description.utf8)
+                    case .number(let number): JSONValue.appendQuoted(number.description, to: &bytes)
+                    }
+                }
                 bytes.append(contentsOf: "}\n".utf8)
             }
         }
-    }
-
-    /// The event's fields, in name order (the order ``fields(of:)`` sorted gives), each a
-    /// `,"name":value` member, with the extra members merged in by name: straight into the
-    /// line, with no array of fields and no sort per event.
-    private static func appendMembers(of event: AuditEvent, to bytes: inout [UInt8]) {
-        let sortedExtras = event.extra.isEmpty ? [] : event.extra.filter { !JSONLogHandler.isReserved($0.key) }.sorted { $0.key < $1.key }
-        var nextExtra = 0
-        func member(_ name: String, _ write: (inout [UInt8]) -> Void) {
-            bytes.append(UInt8(ascii: ","))
-            JSONValue.appendQuoted(name, to: &bytes)
-            bytes.append(UInt8(ascii: ":"))
-            write(&bytes)
-        }
-        /// The extras named before `name` (all that are left, for `nil`); one named `name`
-        /// itself is dropped when that field is present, as a field always wins.
-        func extras(before name: String?, fieldPresent: Bool = false) {
-            while nextExtra < sortedExtras.count {
-                let (extraName, value) = sortedExtras[nextExtra]
-                if let name, extraName >= name {
-                    if extraName == name, fieldPresent { nextExtra += 1 }
-                    return
-                }
-                member(extraName) { JSONValue.appendQuoted(value, to: &$0) }
-                nextExtra += 1
-            }
-        }
-        func text(_ name: String, _ value: String?) {
-            extras(before: name, fieldPresent: value != nil)
-            if let value { member(name) { JSONValue.appendQuoted(value, to: &$0) } }
-        }
-        text("cap_action", event.capabilityAction)
-        text("client", event.client)
-        text("event", event.event)
-        extras(before: "latency_ms", fieldPresent: event.latencyMilliseconds != nil)
-        if let latency = event.latencyMilliseconds {
-            let number = (latency * 1000).rounded() / 1000
-            member("latency_ms") { bytes in
-                if number.isFinite {
-                    bytes.append(contentsOf: number.description.utf8)
-                } else {
-                    JSONValue.appendQuoted(number.description, to: &bytes)
-                }
-            }
-        }
-        text("method", event.method)
-        text("outcome", event.outcome)
-        text("path", event.path)
-        text("reason", event.reason)
-        text("sub", event.subject)
-        text("trace", event.trace)
-        extras(before: nil)
     }
 
     private enum FieldValue {
@@ -143,29 +100,39 @@ public struct AuditLog: Sendable {
         case number(Double)
     }
 
-    /// The event's members by name. An extra member never replaces a field, nor takes one of
-    /// the names every line has (`ts`, `level`, `label`, `message`).
-    private static func fields(of event: AuditEvent) -> [(String, FieldValue)] {
-        var fields: [(String, FieldValue)] = []
-        fields.reserveCapacity(10 + event.extra.count)
-        fields.append(("event", .text(event.event)))
-        fields.append(("outcome", .text(event.outcome)))
-        func add(_ name: String, _ value: String?) {
-            if let value { fields.append((name, .text(value))) }
+    /// The event's members in name order, the extra members merged in by name, with no
+    /// array of fields and no sort per event. An extra member never replaces a present
+    /// field, nor takes one of the names every line has (`ts`, `level`, `label`, `message`).
+    private static func forEachMember(of event: AuditEvent, _ body: (String, FieldValue) -> Void) {
+        let sortedExtras = event.extra.isEmpty ? [] : event.extra.filter { !JSONLogHandler.isReserved($0.key) }.sorted { $0.key < $1.key }
+        var nextExtra = 0
+        /// The extras named before `name` (all that are left, for `nil`); one named `name`
+        /// itself is dropped when that field is present.
+        func extras(before name: String?, fieldPresent: Bool) {
+            while nextExtra < sortedExtras.count {
+                let (extraName, value) = sortedExtras[nextExtra]
+                if let name, extraName >= name {
+                    if extraName == name, fieldPresent { nextExtra += 1 }
+                    return
+                }
+                body(extraName, .text(value))
+                nextExtra += 1
+            }
         }
-        add("sub", event.subject)
-        add("trace", event.trace)
-        add("cap_action", event.capabilityAction)
-        add("method", event.method)
-        add("path", event.path)
-        add("client", event.client)
-        add("reason", event.reason)
-        if let latency = event.latencyMilliseconds {
-            fields.append(("latency_ms", .number((latency * 1000).rounded() / 1000)))
+        func field(_ name: String, _ value: FieldValue?) {
+            extras(before: name, fieldPresent: value != nil)
+            if let value { body(name, value) }
         }
-        for (name, value) in event.extra where !JSONLogHandler.isReserved(name) && !fields.contains(where: { $0.0 == name }) {
-            fields.append((name, .text(value)))
-        }
-        return fields
+        field("cap_action", event.capabilityAction.map(FieldValue.text))
+        field("client", event.client.map(FieldValue.text))
+        field("event", .text(event.event))
+        field("latency_ms", event.latencyMilliseconds.map { .number(($0 * 1000).rounded() / 1000) })
+        field("method", event.method.map(FieldValue.text))
+        field("outcome", .text(event.outcome))
+        field("path", event.path.map(FieldValue.text))
+        field("reason", event.reason.map(FieldValue.text))
+        field("sub", event.subject.map(FieldValue.text))
+        field("trace", event.trace.map(FieldValue.text))
+        extras(before: nil, fieldPresent: false)
     }
 }
