@@ -12,7 +12,6 @@ public struct UsageAccounting: Sendable {
     let store: any UsageStore
     let proofWindow: Duration
     let clockSkew: Duration
-    let metrics: MetricsRegistry
     /// `ekey_store_seconds`, made once.
     let storeSeconds: DurationHistogram
 
@@ -22,7 +21,6 @@ public struct UsageAccounting: Sendable {
         self.store = store
         self.proofWindow = proofWindow
         self.clockSkew = clockSkew
-        self.metrics = metrics
         storeSeconds = metrics.latency("ekey_store_seconds")
     }
 

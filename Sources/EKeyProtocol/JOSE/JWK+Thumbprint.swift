@@ -15,11 +15,7 @@ extension JWK {
         // be serialized; parsing made every one of them a string.
         var canonical = JSONObjectWriter(capacity: 160)
         for name in names {
-            switch members[name] {
-            case .string(let value)?: canonical.string(name, value)
-            case nil: continue
-            case let other?: canonical.value(name) { $0 += other.serializedBytes() }
-            }
+            if case .string(let value)? = members[name] { canonical.string(name, value) }
         }
         return Base64URL.encode(sha256(canonical.finish()))
     }

@@ -142,6 +142,6 @@ public struct EKeyToken: Sendable {
 
     /// `base64url(SHA-256(token))`, the DPoP `ath` (RFC 9449 §4.2).
     public static func accessTokenHash(_ token: String) -> String {
-        Base64URL.encode(SHA256.hash(data: Array(token.utf8)))
+        Base64URL.encode(sha256(Array(token.utf8)))
     }
 }
